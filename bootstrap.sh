@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One entry point for people and CI. Idempotent: re-running reuses the virtualenv while the pinned
+# requirements are unchanged.
+#
+#   ./bootstrap.sh demo    set up, ingest the sample drive in data/, answer a question (offline)
+#   ./bootstrap.sh test    set up, lint (ruff), type-check (mypy) and run the whole test suite
+#   ./bootstrap.sh setup   only set up the virtualenv (.venv, or $MMRAG_VENV)
+set -euo pipefail
+cd "$(dirname "$0")"
+here=$(pwd)
+venv=${MMRAG_VENV:-$here/.venv}
+python=${PYTHON:-python3}
+
+say() { printf '\033[1m[mmrag]\033[0m %s\n' "$*" >&2; }
+
+setup() {
+  if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    say "Python 3.11 or newer is needed (found: $("$python" --version 2>&1)); set PYTHON=/path/to/python3.11"
+    exit 1
+  fi
+  local stamp
+  stamp=$(cat requirements/lock.txt requirements/nodeps.txt | sha256sum | cut -c1-16)
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.mmrag-stamp" 2>/dev/null)" != "$stamp" ]; then
+    say "setting up $venv (pinned packages from requirements/lock.txt; the first time takes a few minutes)"
+    [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+    # rapidocr-onnxruntime asks for opencv-python, which collides with opencv-python-headless (both
+    # write cv2/); everything else it needs is pinned in lock.txt.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/nodeps.txt
+    echo "$stamp" > "$venv/.mmrag-stamp"
+  fi
+  if ! "$venv/bin/python" -c "import mmrag.pipeline, sys, pathlib; p = pathlib.Path(mmrag.pipeline.__file__).resolve().parents[1]; sys.exit(p != pathlib.Path('$here').resolve())" 2>/dev/null; then
+    say "installing mmrag from $here (editable)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e "$here"
+  fi
+}
+
+demo() {
+  local index=${MMRAG_INDEX:-$here/.mmrag-demo-index}
+  local question=${1:-"When did IBM introduce the electric typewriter?"}
+  say "ingesting the sample drive in data/ into $index"
+  "$venv/bin/mmrag" ingest "$here/data/sample-drive" --index "$index"
+  say "asking: $question"
+  "$venv/bin/mmrag" ask "$question" --index "$index"
+}
+
+run_tests() {
+  say "ruff"
+  "$venv/bin/ruff" check .
+  say "mypy"
+  mkdir -p .typecheck && ln -sfn .. .typecheck/mmrag
+  "$venv/bin/mypy" -p mmrag.pipeline -p mmrag.ingest -p mmrag.retrieval -p mmrag.prompts
+  say "pytest (fast and slow tests)"
+  "$venv/bin/python" -m pytest "$@"
+}
+
+cmd=${1:-demo}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  demo) setup; demo "$@" ;;
+  test) setup; run_tests "$@" ;;
+  *) say "usage: ./bootstrap.sh demo [QUESTION] | test [PYTEST ARGS] | setup"; exit 2 ;;
+esac

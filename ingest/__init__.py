@@ -1,0 +1,1 @@
+"""mmrag.ingest: turning files into typed chunks with exact locators."""

@@ -1,0 +1,106 @@
+"""The Python API: the same operations as the command line, returning typed results.
+
+from mmrag.pipeline.api import ingest, search, ask
+from mmrag.pipeline.config import load_config
+cfg = load_config(index_dir=Path("my-index"))
+report = ingest([Path("~/drive")], cfg)
+hits = search("carbon intensity 2022", cfg, k=5)
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from mmrag.ingest.chunk import Modality
+from mmrag.pipeline.answer import Answer, extractive_answer
+from mmrag.pipeline.config import Config
+from mmrag.pipeline.index import Index, open_index
+from mmrag.pipeline.ingest_run import IngestReport, ProgressSink, run_ingest
+from mmrag.retrieval.embed import TextEmbedder
+from mmrag.retrieval.manifest import OK, Manifest
+from mmrag.retrieval.store import Hit, SearchFilter
+
+ANSWER_HITS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a user may restrict a search to. Folder and glob patterns match sources (relative paths)."""
+
+    modalities: frozenset[Modality] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    folders: tuple[str, ...] = ()
+    globs: tuple[str, ...] = ()
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+    extra_sources: frozenset[str] | None = field(default=None)
+
+
+def resolve_filter(filters: Filters, manifest: Manifest) -> SearchFilter:
+    """Turn user filters into a store filter; folder/glob patterns are resolved to sources via the manifest."""
+    sources: frozenset[str] | None = None
+    if filters.folders or filters.globs:
+        folders = [f.strip("/") + "/" for f in filters.folders]
+        sources = frozenset(
+            r.source
+            for r in manifest.files()
+            if r.status == OK
+            and (not folders or any(r.source.startswith(f) for f in folders))
+            and (not filters.globs or any(fnmatch.fnmatch(r.source, g) for g in filters.globs))
+        )
+    return SearchFilter(
+        modalities=filters.modalities,
+        kinds=filters.kinds,
+        sources=sources,
+        modified_after=filters.modified_after,
+        modified_before=filters.modified_before,
+    )
+
+
+def ingest(
+    paths: Sequence[Path],
+    cfg: Config,
+    *,
+    progress: ProgressSink | None = None,
+    reindex: bool = False,
+    embedder: TextEmbedder | None = None,
+) -> IngestReport:
+    index = open_index(cfg, create=True, embedder=embedder, reindex=reindex)
+    try:
+        return run_ingest(paths, index, cfg, progress)
+    finally:
+        index.close()
+
+
+def search_index(
+    index: Index, query: str, k: int = 10, filters: Filters | None = None, keyword: bool = True
+) -> list[Hit]:
+    flt = resolve_filter(filters or Filters(), index.manifest)
+    return index.searcher().search(query, k, flt, keyword=keyword)
+
+
+def ask_index(index: Index, question: str, filters: Filters | None = None) -> tuple[Answer, list[Hit]]:
+    hits = search_index(index, question, ANSWER_HITS, filters)
+    return extractive_answer(question, hits, index.vectorizer), hits
+
+
+def search(
+    query: str, cfg: Config, k: int = 10, filters: Filters | None = None, *, embedder: TextEmbedder | None = None
+) -> list[Hit]:
+    index = open_index(cfg, create=False, embedder=embedder)
+    try:
+        return search_index(index, query, k, filters)
+    finally:
+        index.close()
+
+
+def ask(question: str, cfg: Config, filters: Filters | None = None, *, embedder: TextEmbedder | None = None) -> Answer:
+    index = open_index(cfg, create=False, embedder=embedder)
+    try:
+        return ask_index(index, question, filters)[0]
+    finally:
+        index.close()

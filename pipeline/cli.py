@@ -1,0 +1,256 @@
+"""The ``mmrag`` command: parse, load config, call one library function, render the result.
+
+Heavy libraries (torch, chromadb, unstructured) are imported only inside the commands that need
+them, so ``mmrag --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mmrag.ingest.chunk import Modality
+from mmrag.pipeline.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from mmrag.pipeline.api import Filters
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", type=Path, help="index folder (default: $MMRAG_INDEX or ~/.local/share/mmrag/index)")
+    parser.add_argument(
+        "--config", type=Path, help="config file (default: $MMRAG_CONFIG or ~/.config/mmrag/config.toml)"
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters")
+    group.add_argument("--modality", action="append", default=[], help="text, table, image, frame, speech, moment")
+    group.add_argument("--type", action="append", default=[], dest="kinds", help="file type: pdf, docx, html, ...")
+    group.add_argument("--folder", action="append", default=[], help="only files under this folder (relative)")
+    group.add_argument("--glob", action="append", default=[], help="only files matching this pattern, e.g. '*.pdf'")
+    group.add_argument("--after", help="only files modified on or after this date (YYYY-MM-DD)")
+    group.add_argument("--before", help="only files modified on or before this date (YYYY-MM-DD)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmrag",
+        description="Search and ask a drive of documents, slides, tables, images, audio and video; "
+        "answers cite the page, slide, rows or seconds.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="index files and folders (re-runs are incremental)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--reindex", action="store_true", help="rebuild this index from scratch (after changing models)")
+    _common(p)
+
+    p = sub.add_parser("search", help="ranked evidence for a query")
+    p.add_argument("query")
+    p.add_argument("--k", type=int, default=10, help="number of hits (default 10)")
+    p.add_argument("--no-keyword", action="store_true", help="vector search only (for comparison)")
+    _common(p)
+    _filters(p)
+
+    p = sub.add_parser("ask", help="answer a question from the indexed files, with citations")
+    p.add_argument("question")
+    _common(p)
+    _filters(p)
+
+    p = sub.add_parser("models", help="which model plays each role, where it was found, or how to provide it")
+    _common(p)
+
+    p = sub.add_parser("status", help="what the index holds")
+    _common(p)
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    cfg = load_config(config_file=args.config, index_dir=args.index)
+    return cfg
+
+
+def _date(text: str | None, flag: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as e:
+        raise UsageError(f"{flag} takes a date like 2024-01-31, got {text!r}") from e
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parse_filters(args: argparse.Namespace) -> Filters:
+    from mmrag.pipeline.api import Filters
+
+    modalities = set()
+    for value in args.modality:
+        for name in value.split(","):
+            try:
+                modalities.add(Modality(name.strip().lower()))
+            except ValueError as e:
+                known = ", ".join(m.value for m in Modality)
+                raise UsageError(f"unknown modality {name!r} (known: {known})") from e
+    kinds = {k.strip().lower().lstrip(".") for value in args.kinds for k in value.split(",")}
+    return Filters(
+        modalities=frozenset(modalities),
+        kinds=frozenset(kinds),
+        folders=tuple(args.folder),
+        globs=tuple(args.glob),
+        modified_after=_date(args.after, "--after"),
+        modified_before=_date(args.before, "--before"),
+    )
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import render
+    from mmrag.pipeline.api import ingest
+    from mmrag.pipeline.models import resolve_clip
+
+    notices = []
+    clip = resolve_clip(cfg.models)
+    if not clip.available:
+        notices.append(clip.remedy)
+    for note in notices:
+        render.notice(note)
+    with render.IngestProgress(enabled=not args.verbose) as progress:
+        report = ingest(args.paths, cfg, progress=progress, reindex=args.reindex)
+    if args.json:
+        _emit_json({**report.to_json(), "index": str(cfg.index_dir), "notices": notices})
+    else:
+        render.ingest_report(report, cfg.index_dir)
+    return EXIT_OK
+
+
+def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import render
+    from mmrag.pipeline.api import search_index
+    from mmrag.pipeline.index import open_index
+
+    if args.k < 1:
+        raise UsageError("--k must be at least 1")
+    filters = _parse_filters(args)
+    index = open_index(cfg, create=False)
+    try:
+        hits = search_index(index, args.query, args.k, filters, keyword=not args.no_keyword)
+    finally:
+        index.close()
+    if args.json:
+        _emit_json({"query": args.query, "hits": [h.to_json() for h in hits]})
+    else:
+        render.hits(args.query, hits)
+    return EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import render
+    from mmrag.pipeline.api import ask_index
+    from mmrag.pipeline.index import open_index
+
+    filters = _parse_filters(args)
+    index = open_index(cfg, create=False)
+    try:
+        answer, hits = ask_index(index, args.question, filters)
+    finally:
+        index.close()
+    if args.json:
+        _emit_json({"question": args.question, **answer.to_json(), "hits": [h.to_json() for h in hits]})
+    else:
+        render.answer(args.question, answer)
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import render
+    from mmrag.pipeline.models import resolve_all
+
+    found = resolve_all(cfg.models)
+    if args.json:
+        _emit_json({"models": [r.to_json() for r in found], "allow_downloads": cfg.models.allow_downloads})
+    else:
+        render.models(found, cfg.models.allow_downloads)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import render
+    from mmrag.pipeline.index import open_index
+
+    index = open_index(cfg, create=False)
+    try:
+        data = {
+            "index": str(cfg.index_dir),
+            "layout": index.store.layout.describe(),
+            "chunks": index.store.count(),
+            "roots": index.manifest.roots(),
+            "files": index.manifest.counts(),
+        }
+    finally:
+        index.close()
+    if args.json:
+        _emit_json(data)
+    else:
+        render.status(data)
+    return EXIT_OK
+
+
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "search": cmd_search,
+    "ask": cmd_ask,
+    "models": cmd_models,
+    "status": cmd_status,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        cfg = _config(args)
+        return COMMANDS[args.command](args, cfg)
+    except UsageError as e:
+        parser.print_usage(sys.stderr)
+        print(f"mmrag {args.command}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as e:
+        print(f"mmrag: configuration error: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("mmrag: interrupted; re-run the same command to continue where it stopped", file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as e:
+        from mmrag.pipeline.errors import user_message
+
+        message = user_message(e)
+        if message is None:
+            raise
+        print(f"mmrag {args.command}: {message}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The one place that reads configuration files and the environment.
+
+Precedence, lowest first: built-in defaults, the TOML file (``--config``, ``$MMRAG_CONFIG`` or
+``~/.config/mmrag/config.toml``), environment variables, then command-line flags (applied by the CLI
+with ``dataclasses.replace``). Everything downstream receives frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from mmrag.ingest.base import ChunkingConfig
+
+
+class ConfigError(Exception):
+    """A configuration value that cannot be used; the message names the file or variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelsConfig:
+    """Which model plays each role, and where its weights may come from.
+
+    A ``*_path`` is an explicit local file or folder and wins over everything. ``allow_downloads``
+    lets a role fetch standard weights from their hub when nothing local is found; it is off by
+    default so that nothing ever downloads behind a user's back (``mmrag models`` says what is missing).
+    """
+
+    text_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    text_path: str = ""
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str = "laion2b_s34b_b79k"
+    clip_path: str = ""
+    speech_backend: str = "faster-whisper"
+    speech_model: str = "tiny.en"
+    speech_path: str = ""
+    ocr_engine: str = "rapidocr"
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    allow_downloads: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Guards against files that would stall or exhaust an ingest run."""
+
+    max_file_mb: float = 512.0
+    file_seconds: float = 600.0
+    max_image_pixels: int = 120_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    index_dir: Path
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    batch_size: int = 64
+
+
+def default_index_dir(env: Mapping[str, str]) -> Path:
+    if env.get("MMRAG_INDEX"):
+        return Path(env["MMRAG_INDEX"]).expanduser()
+    data_home = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "mmrag" / "index"
+
+
+def _config_file(explicit: Path | None, env: Mapping[str, str]) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    if env.get("MMRAG_CONFIG"):
+        path = Path(env["MMRAG_CONFIG"]).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"MMRAG_CONFIG points to {path}, which does not exist")
+        return path
+    home = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = home / "mmrag" / "config.toml"
+    return path if path.is_file() else None
+
+
+def _section(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
+        default = getattr(cls(), key) if key != "index_dir" else None
+        if (
+            default is not None
+            and not isinstance(value, type(default))
+            and not (isinstance(default, float) and isinstance(value, int))
+        ):
+            raise ConfigError(f"{where}: {key} must be {type(default).__name__}, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+ENV_MODELS = {
+    "MMRAG_TEXT_MODEL_PATH": "text_path",
+    "MMRAG_CLIP_WEIGHTS": "clip_path",
+    "MMRAG_SPEECH_MODEL_PATH": "speech_path",
+    "MMRAG_SPEECH_BACKEND": "speech_backend",
+    "MMRAG_LLM_BASE_URL": "llm_base_url",
+    "MMRAG_LLM_MODEL": "llm_model",
+    "MMRAG_LLM_API_KEY": "llm_api_key",
+}
+
+
+def load_config(
+    config_file: Path | None = None,
+    index_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the configuration from defaults, the config file and the environment."""
+    env = os.environ if env is None else env
+    path = _config_file(config_file, env)
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid TOML ({e})") from e
+    where = str(path) if path else "config"
+    models = _section(ModelsConfig, data.pop("models", {}), f"{where} [models]")
+    limits = _section(LimitsConfig, data.pop("limits", {}), f"{where} [limits]")
+    chunking = _section(ChunkingConfig, data.pop("chunking", {}), f"{where} [chunking]")
+    top_index = data.pop("index_dir", None)
+    batch_size = data.pop("batch_size", 64)
+    if data:
+        raise ConfigError(f"{where}: unknown settings {sorted(data)}")
+
+    overrides = {attr: env[var] for var, attr in ENV_MODELS.items() if env.get(var)}
+    if env.get("OPENAI_API_KEY") and "llm_api_key" not in overrides and not models.llm_api_key:
+        overrides["llm_api_key"] = env["OPENAI_API_KEY"]
+    if env.get("MMRAG_ALLOW_DOWNLOADS"):
+        overrides["allow_downloads"] = env["MMRAG_ALLOW_DOWNLOADS"].lower() in ("1", "true", "yes")
+    models = replace(models, **overrides)
+
+    if index_dir is None:
+        index_dir = Path(top_index).expanduser() if top_index and not env.get("MMRAG_INDEX") else None
+    return Config(
+        index_dir=(index_dir or default_index_dir(env)).expanduser(),
+        models=models,
+        limits=limits,
+        chunking=chunking,
+        batch_size=int(batch_size),
+    )

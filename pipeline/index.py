@@ -1,0 +1,87 @@
+"""Open an index folder: its Chroma collection, its manifest and the encoders that built it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmrag.ingest.chunk import Chunk
+from mmrag.pipeline.config import Config
+from mmrag.pipeline.models import resolve_text
+from mmrag.pipeline.offline import apply_offline_env
+from mmrag.retrieval.embed import SentenceTransformerEmbedder, TextEmbedder
+from mmrag.retrieval.keyword import KeywordIndex
+from mmrag.retrieval.manifest import Manifest
+from mmrag.retrieval.search import Searcher
+from mmrag.retrieval.store import ChunkStore, FileInfo, IndexMismatch
+from mmrag.retrieval.vectorize import Vectorizer
+
+CHROMA_DIR = "chroma"
+MANIFEST_FILE = "manifest.sqlite"
+KEYWORD_FILE = "keyword.sqlite"
+
+# Dimensions of known text models, so that opening an index need not load the model to check its layout.
+KNOWN_DIMS = {"sentence-transformers/all-MiniLM-L6-v2": 384, "sentence-transformers/all-mpnet-base-v2": 768}
+
+
+class ModelMissing(Exception):
+    """A model a command needs is not on this machine; the message says how to provide it."""
+
+
+@dataclass
+class Index:
+    """Everything a command needs to read or write one index folder."""
+
+    path: Path
+    store: ChunkStore
+    keyword: KeywordIndex
+    manifest: Manifest
+    vectorizer: Vectorizer
+
+    def replace_file(self, root: str, source: str, chunks: Sequence[Chunk], info: FileInfo | None) -> None:
+        """Swap a file's chunks in every part of the index (vectors and keywords) for new ones, or none."""
+        self.store.delete_source(root, source)
+        self.keyword.delete_source(root, source)
+        if chunks and info is not None:
+            self.store.upsert(chunks, self.vectorizer.chunks(chunks), info)
+            self.keyword.upsert(chunks, info)
+
+    def searcher(self) -> Searcher:
+        return Searcher(self.store, self.keyword, self.vectorizer)
+
+    def close(self) -> None:
+        self.manifest.close()
+        self.keyword.close()
+
+
+def text_embedder(cfg: Config) -> TextEmbedder:
+    found = resolve_text(cfg.models)
+    if not found.available:
+        raise ModelMissing(f"no text embedding model: {found.remedy}")
+    return SentenceTransformerEmbedder(
+        cfg.models.text_model, found.location, KNOWN_DIMS.get(cfg.models.text_model), cfg.batch_size
+    )
+
+
+def open_index(cfg: Config, *, create: bool, embedder: TextEmbedder | None = None, reindex: bool = False) -> Index:
+    """Open (or create) the index at ``cfg.index_dir``.
+
+    Raises ``IndexMismatch`` when the index was built with other models, ``ModelMissing`` when the
+    configured text model cannot be found. ``reindex`` wipes the folder's chunks and manifest first.
+    """
+    apply_offline_env(cfg.models.allow_downloads)
+    from mmrag.retrieval.chroma_store import ChromaStore
+
+    path = cfg.index_dir
+    if not create and not (path / MANIFEST_FILE).exists():
+        raise IndexMismatch(f"no index at {path}: run `mmrag ingest PATH --index {path}` first")
+    if reindex and path.exists():
+        shutil.rmtree(path / CHROMA_DIR, ignore_errors=True)
+        for name in (MANIFEST_FILE, KEYWORD_FILE):
+            for suffix in ("", "-wal", "-shm"):
+                (path / (name + suffix)).unlink(missing_ok=True)
+    vectorizer = Vectorizer(embedder or text_embedder(cfg))
+    store = ChromaStore(path / CHROMA_DIR, vectorizer.layout, create=create)
+    return Index(path, store, KeywordIndex(path / KEYWORD_FILE), Manifest(path / MANIFEST_FILE), vectorizer)

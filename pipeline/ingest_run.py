@@ -1,0 +1,253 @@
+"""One ingest run: walk, detect, skip what is unchanged, ingest what is new, drop what is gone.
+
+Bad input never stops the run: each file's failure is recorded with a reason and the run goes on.
+A file's manifest row is written only after its chunks are stored (see ``retrieval.manifest``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from mmrag.ingest.chunk import Chunk, IngestError
+from mmrag.ingest.detect import FileKind, detect
+from mmrag.ingest.registry import ingestor_for
+from mmrag.pipeline.config import Config
+from mmrag.pipeline.index import Index
+from mmrag.pipeline.walk import Found, Target, target_for, walk
+from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
+from mmrag.retrieval.store import FileInfo
+
+log = logging.getLogger(__name__)
+
+UNSUPPORTED = "unsupported"
+HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    file: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"file": self.file, "reason": self.reason}
+
+
+@dataclass
+class IngestReport:
+    ingested: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    removed: list[str] = field(default_factory=list)
+    chunks: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    unsupported: list[Skipped] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ingested": len(self.ingested),
+            "unchanged": self.unchanged,
+            "removed": len(self.removed),
+            "chunks": self.chunks,
+            "skipped": [s.to_json() for s in self.skipped],
+            "unsupported": [s.to_json() for s in self.unsupported],
+            "ingested_files": self.ingested,
+            "removed_files": self.removed,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+class ProgressSink(Protocol):
+    """Receives progress events; the CLI draws a bar, the API may ignore them."""
+
+    def files_found(self, total: int) -> None: ...
+
+    def file_done(self, source: str, outcome: str, chunks: int) -> None: ...
+
+
+class _NoProgress:
+    def files_found(self, total: int) -> None:
+        pass
+
+    def file_done(self, source: str, outcome: str, chunks: int) -> None:
+        pass
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _label(target: Target, found: Found) -> str:
+    return found.source if target.is_folder else str(found.path)
+
+
+class _Run:
+    def __init__(self, index: Index, cfg: Config, progress: ProgressSink) -> None:
+        self.index = index
+        self.cfg = cfg
+        self.progress = progress
+        self.report = IngestReport()
+
+    def file(self, target: Target, found: Found) -> None:
+        root = str(target.root)
+        label = _label(target, found)
+        try:
+            st = found.path.stat()
+        except OSError as e:
+            self._skip(label, f"cannot read the file ({e.strerror or e})")
+            return
+        limit = self.cfg.limits.max_file_mb * 1024 * 1024
+        if st.st_size > limit:
+            self._forget(root, found.source)
+            self._skip(
+                label,
+                f"file is {st.st_size / 1e6:.0f} MB, over the {self.cfg.limits.max_file_mb:.0f} MB limit "
+                "(raise [limits] max_file_mb to include it)",
+            )
+            return
+        old = self.index.manifest.get(root, found.source)
+        if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            self._unchanged(label, old)
+            return
+        try:
+            digest = sha256_file(found.path)
+        except OSError as e:
+            self._skip(label, f"cannot read the file ({e.strerror or e})")
+            return
+        if old and old.sha256 == digest:
+            self.index.manifest.touch(root, found.source, st.st_size, st.st_mtime_ns)
+            self._unchanged(label, old)
+            return
+        record = FileRecord(root, found.source, st.st_size, st.st_mtime_ns, digest, FileKind.UNKNOWN.value, SKIPPED)
+        self._ingest(target, found, label, record, st.st_mtime)
+
+    def _ingest(self, target: Target, found: Found, label: str, record: FileRecord, mtime: float) -> None:
+        root = record.root
+        try:
+            detection = detect(found.path)
+        except OSError as e:
+            self._skip(label, f"cannot read the file ({e.strerror or e})")
+            return
+        kind = detection.kind
+        record = FileRecord(**{**_fields(record), "kind": kind.value})
+        if detection.problem:
+            self._replace(root, found.source, [], record, label, detection.problem)
+            return
+        ingestor = ingestor_for(kind, self.cfg.chunking)
+        if ingestor is None:
+            self._forget(root, found.source)
+            self.index.manifest.put(FileRecord(**{**_fields(record), "status": UNSUPPORTED, "reason": kind.value}))
+            self.report.unsupported.append(Skipped(label, f"{kind.value} files are not indexed yet"))
+            self.progress.file_done(label, UNSUPPORTED, 0)
+            return
+        try:
+            chunks = list(
+                _within_budget(ingestor.ingest(found.path, found.source), self.cfg.limits.file_seconds, found)
+            )
+        except IngestError as e:
+            self._replace(root, found.source, [], record, label, e.reason)
+            return
+        except Exception as e:  # a bug in an ingestor or a library: record it and go on with the drive
+            log.exception("internal error while ingesting %s", found.path)
+            self._replace(root, found.source, [], record, label, f"internal error: {type(e).__name__}: {e}")
+            return
+        if not chunks:
+            self._replace(root, found.source, [], record, label, "no content found in the file")
+            return
+        info = FileInfo(root=root, kind=kind.value, modified=mtime)
+        self._replace(root, found.source, chunks, record, label, "", info)
+
+    def _replace(
+        self,
+        root: str,
+        source: str,
+        chunks: Sequence[Chunk],
+        record: FileRecord,
+        label: str,
+        reason: str,
+        info: FileInfo | None = None,
+    ) -> None:
+        """Swap a file's old chunks for new ones (or none), then record the outcome in the manifest."""
+        self.index.replace_file(root, source, chunks, info)
+        if chunks and info is not None:
+            self.index.manifest.put(FileRecord(**{**_fields(record), "status": OK, "chunks": len(chunks)}))
+            self.report.ingested.append(label)
+            self.report.chunks += len(chunks)
+            self.progress.file_done(label, OK, len(chunks))
+        else:
+            self.index.manifest.put(FileRecord(**{**_fields(record), "status": SKIPPED, "reason": reason}))
+            self._skip(label, reason)
+
+    def _unchanged(self, label: str, old: FileRecord) -> None:
+        if old.status == SKIPPED:
+            self._skip(label, old.reason)
+        elif old.status == UNSUPPORTED:
+            self.report.unsupported.append(Skipped(label, f"{old.reason} files are not indexed yet"))
+            self.progress.file_done(label, UNSUPPORTED, 0)
+        else:
+            self.report.unchanged += 1
+            self.progress.file_done(label, "unchanged", 0)
+
+    def _skip(self, label: str, reason: str) -> None:
+        log.warning("skipped %s: %s", label, reason)
+        self.report.skipped.append(Skipped(label, reason))
+        self.progress.file_done(label, SKIPPED, 0)
+
+    def _forget(self, root: str, source: str) -> None:
+        old = self.index.manifest.get(root, source)
+        if old is not None and old.status == OK:
+            self.index.replace_file(root, source, [], None)
+
+    def remove_missing(self, target: Target, seen: set[str]) -> None:
+        root = str(target.root)
+        for record in list(self.index.manifest.files(root)):
+            if record.source not in seen:
+                self.index.replace_file(root, record.source, [], None)
+                self.index.manifest.remove(root, record.source)
+                if record.status == OK:
+                    self.report.removed.append(record.source)
+
+
+def _fields(record: FileRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]
+
+
+def _within_budget(chunks: Iterator[Chunk], seconds: float, found: Found) -> Iterator[Chunk]:
+    start = time.monotonic()
+    for chunk in chunks:
+        if time.monotonic() - start > seconds:
+            raise IngestError(
+                found.path, f"took longer than the {seconds:.0f} s per-file budget (raise [limits] file_seconds)"
+            )
+        yield chunk
+
+
+def run_ingest(paths: Sequence[Path], index: Index, cfg: Config, progress: ProgressSink | None = None) -> IngestReport:
+    """Ingest files and folders into ``index``; folders are synced (files gone from them are removed)."""
+    sink = progress or _NoProgress()
+    run = _Run(index, cfg, sink)
+    started = time.monotonic()
+    targets = [target_for(p) for p in paths]
+    for target in targets:
+        if not target.root.exists() or (target.only is not None and not target.only.exists()):
+            raise FileNotFoundError(f"{target.only or target.root} does not exist")
+    plan = [(t, list(walk(t))) for t in targets]
+    sink.files_found(sum(len(files) for _, files in plan))
+    for target, files in plan:
+        if target.is_folder:
+            index.manifest.add_root(str(target.root))
+        for found in files:
+            run.file(target, found)
+        if target.is_folder:
+            run.remove_missing(target, {f.source for f in files})
+    run.report.seconds = time.monotonic() - started
+    return run.report

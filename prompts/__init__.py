@@ -1,0 +1,1 @@
+"""mmrag.prompts: prompt templates as files, loaded with importlib.resources."""

@@ -1,0 +1,1 @@
+"""mmrag.retrieval: the index (one Chroma collection), embedders and ranking."""

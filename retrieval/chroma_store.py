@@ -1,0 +1,122 @@
+"""The Chroma adapter: the only module that imports chromadb.
+
+It flattens typed locators into scalar metadata on the way in and rebuilds them on the way out. It
+always passes embeddings explicitly: Chroma's default embedding function downloads a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrag.ingest.chunk import Chunk
+from mmrag.retrieval.records import chunk_from_record, chunk_metadata, record_id
+from mmrag.retrieval.store import EmbeddingLayout, FileInfo, Hit, IndexMismatch, SearchFilter, Vectors
+
+COLLECTION = "mmrag_chunks"
+LAYOUT_KEY = "mmrag_layout"
+WRITE_BATCH = 2000
+
+
+def where_clause(flt: SearchFilter) -> dict[str, Any] | None:
+    """Translate a filter into Chroma's ``where`` syntax (``None`` when it restricts nothing)."""
+    terms: list[dict[str, Any]] = []
+    if flt.modalities:
+        terms.append({"modality": {"$in": sorted(m.value for m in flt.modalities)}})
+    if flt.kinds:
+        terms.append({"kind": {"$in": sorted(flt.kinds)}})
+    if flt.sources is not None:
+        terms.append({"source": {"$in": sorted(flt.sources) or ["\x00none"]}})
+    if flt.modified_after is not None:
+        terms.append({"modified": {"$gte": flt.modified_after.timestamp()}})
+    if flt.modified_before is not None:
+        terms.append({"modified": {"$lte": flt.modified_before.timestamp()}})
+    if not terms:
+        return None
+    return terms[0] if len(terms) == 1 else {"$and": terms}
+
+
+class ChromaStore:
+    """One persistent Chroma collection for every chunk of every modality."""
+
+    def __init__(self, path: Path, layout: EmbeddingLayout, *, create: bool = True) -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        path.mkdir(parents=True, exist_ok=True)
+        self._client = chromadb.PersistentClient(
+            path=str(path), settings=Settings(anonymized_telemetry=False, allow_reset=False)
+        )
+        self._collection = self._open(layout, create)
+        self._layout = layout
+
+    def _open(self, layout: EmbeddingLayout, create: bool) -> Any:
+        existing = {c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()}
+        if COLLECTION in existing:
+            collection = self._client.get_collection(COLLECTION, embedding_function=None)
+            recorded = (collection.metadata or {}).get(LAYOUT_KEY)
+            if recorded is None:
+                raise IndexMismatch("the index has no recorded embedding layout; re-index into a new --index folder")
+            built = EmbeddingLayout.from_json(str(recorded))
+            if built != layout:
+                raise IndexMismatch(
+                    f"this index was built with {built.describe()}, but the configured models give "
+                    f"{layout.describe()}. Re-index with `mmrag ingest PATH --reindex` (rebuilds this index), "
+                    "or use another --index folder, or configure the models it was built with."
+                )
+            return collection
+        if not create:
+            raise IndexMismatch("no index here yet: run `mmrag ingest PATH` first")
+        return self._client.create_collection(
+            COLLECTION,
+            embedding_function=None,
+            metadata={LAYOUT_KEY: layout.to_json(), "hnsw:space": "cosine"},
+        )
+
+    @property
+    def layout(self) -> EmbeddingLayout:
+        return self._layout
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Vectors, info: FileInfo) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        for start in range(0, len(chunks), WRITE_BATCH):
+            part = chunks[start : start + WRITE_BATCH]
+            self._collection.upsert(
+                ids=[record_id(info.root, c) for c in part],
+                embeddings=np.asarray(vectors[start : start + WRITE_BATCH], dtype=np.float32),
+                documents=[c.text for c in part],
+                metadatas=[chunk_metadata(c, info) for c in part],  # type: ignore[misc]
+            )
+
+    def delete_source(self, root: str, source: str) -> None:
+        self._collection.delete(where={"$and": [{"root": root}, {"source": source}]})
+
+    def query(self, vector: Vectors, k: int, flt: SearchFilter) -> list[Hit]:
+        if k <= 0:
+            return []
+        result = self._collection.query(
+            query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
+            n_results=k,
+            where=where_clause(flt),
+            include=["documents", "metadatas", "distances"],
+        )
+        hits: list[Hit] = []
+        docs = (result.get("documents") or [[]])[0]
+        metas = (result.get("metadatas") or [[]])[0]
+        dists = (result.get("distances") or [[]])[0]
+        for doc, meta, dist in zip(docs, metas, dists, strict=True):
+            record = dict(meta or {})
+            hits.append(Hit(chunk_from_record(doc or "", record), 1.0 - float(dist), str(record.get("root", ""))))
+        return hits
+
+    def count(self) -> int:
+        return int(self._collection.count())
+
+    def reset(self) -> None:
+        """Drop every chunk (used by ``--reindex``); the collection is recreated with the current layout."""
+        self._client.delete_collection(COLLECTION)
+        self._collection = self._open(self._layout, True)

@@ -1,0 +1,136 @@
+"""The manifest: what the index holds, file by file, so that re-runs are incremental and safe.
+
+A SQLite database beside the Chroma folder. A file's row is written only after its chunks are in the
+store, so a run that crashes half way leaves rows that no longer match the files on disk, and the
+next run redoes exactly those files. Rows are keyed by (root, source): a root is one ingested folder
+today and one connector location (an S3 prefix, a share) tomorrow.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    root TEXT NOT NULL,
+    source TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,          -- 'ok' (chunks in the index) or 'skipped' (reason says why)
+    reason TEXT NOT NULL DEFAULT '',
+    chunks INTEGER NOT NULL DEFAULT 0,
+    ingested_at REAL NOT NULL,
+    PRIMARY KEY (root, source)
+);
+CREATE TABLE IF NOT EXISTS roots (
+    root TEXT PRIMARY KEY,
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+OK = "ok"
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    root: str
+    source: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    kind: str
+    status: str
+    reason: str = ""
+    chunks: int = 0
+
+
+class Manifest:
+    """Per-file bookkeeping of one index. Not shared across threads; one writer at a time."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add_root(self, root: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO roots(root, added_at) VALUES (?, ?)", (root, time.time()))
+
+    def roots(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT root FROM roots ORDER BY root")]
+
+    def get(self, root: str, source: str) -> FileRecord | None:
+        row = self._db.execute(
+            "SELECT root, source, size, mtime_ns, sha256, kind, status, reason, chunks FROM files "
+            "WHERE root = ? AND source = ?",
+            (root, source),
+        ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def files(self, root: str | None = None) -> Iterator[FileRecord]:
+        query = "SELECT root, source, size, mtime_ns, sha256, kind, status, reason, chunks FROM files"
+        args: tuple[str, ...] = ()
+        if root is not None:
+            query += " WHERE root = ?"
+            args = (root,)
+        for row in self._db.execute(query + " ORDER BY root, source", args):
+            yield FileRecord(*row)
+
+    def put(self, record: FileRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO files(root, source, size, mtime_ns, sha256, kind, status, reason, chunks, "
+            "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.root,
+                record.source,
+                record.size,
+                record.mtime_ns,
+                record.sha256,
+                record.kind,
+                record.status,
+                record.reason,
+                record.chunks,
+                time.time(),
+            ),
+        )
+
+    def touch(self, root: str, source: str, size: int, mtime_ns: int) -> None:
+        """Record new stat data for a file whose content hash did not change."""
+        self._db.execute(
+            "UPDATE files SET size = ?, mtime_ns = ? WHERE root = ? AND source = ?", (size, mtime_ns, root, source)
+        )
+
+    def remove(self, root: str, source: str) -> None:
+        self._db.execute("DELETE FROM files WHERE root = ? AND source = ?", (root, source))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def clear(self) -> None:
+        self._db.execute("DELETE FROM files")
+
+    def counts(self) -> dict[str, int]:
+        out = {OK: 0, SKIPPED: 0, "chunks": 0}
+        for status, n, chunks in self._db.execute("SELECT status, COUNT(*), SUM(chunks) FROM files GROUP BY status"):
+            out[str(status)] = int(n)
+            out["chunks"] += int(chunks or 0)
+        return out

@@ -1,0 +1,66 @@
+"""How a chunk is written down in a store: a stable record id and flat scalar metadata.
+
+Shared by every store that keeps chunks (Chroma, the keyword index), so they agree on ids and on how
+typed locators are flattened and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from mmrag.ingest.chunk import Chunk, Modality, locator_from_json
+from mmrag.retrieval.store import FileInfo
+
+
+def root_key(root: str) -> str:
+    return hashlib.sha1(root.encode("utf-8")).hexdigest()[:10]
+
+
+def record_id(root: str, chunk: Chunk) -> str:
+    """The stored id: the chunk's own id qualified by its root, so two roots never collide."""
+    return f"{root_key(root)}:{chunk.id}"
+
+
+def chunk_metadata(chunk: Chunk, info: FileInfo) -> dict[str, str | int | float | bool]:
+    meta: dict[str, str | int | float | bool] = {
+        "source": chunk.source,
+        "root": info.root,
+        "modality": chunk.modality.value,
+        "kind": info.kind,
+        "modified": info.modified,
+        "part": chunk.part,
+        "title": chunk.title,
+        "locator": json.dumps(chunk.locator.to_json(), sort_keys=True),
+    }
+    loc = chunk.locator.to_json()
+    for key in ("page", "slide", "sheet"):
+        if key in loc:
+            meta[f"loc_{key}"] = loc[key]  # type: ignore[assignment]
+    if "start" in loc:
+        meta["loc_start"] = float(loc["start"])  # type: ignore[arg-type]
+        meta["loc_end"] = float(loc["end"])  # type: ignore[arg-type]
+    if chunk.image is not None:
+        meta["image"] = str(chunk.image)
+    if info.principals:
+        meta["principals"] = "\x1f".join(info.principals)
+    for key, value in chunk.extra:
+        meta[f"x_{key}"] = value
+    return meta
+
+
+def chunk_from_record(document: str, meta: dict[str, Any]) -> Chunk:
+    extra = tuple(sorted((k[2:], str(v)) for k, v in meta.items() if k.startswith("x_")))
+    image = meta.get("image")
+    return Chunk(
+        source=str(meta["source"]),
+        modality=Modality(str(meta["modality"])),
+        locator=locator_from_json(json.loads(str(meta["locator"]))),
+        text=document,
+        part=int(meta.get("part", 0)),
+        title=str(meta.get("title", "")),
+        image=Path(str(image)) if image else None,
+        extra=extra,
+    )

@@ -1,0 +1,145 @@
+"""The index's storage interface: what the pipeline needs from a vector store, and nothing more.
+
+One collection holds every chunk of every modality. The store knows which embedding layout built it
+and refuses to mix layouts. The Chroma adapter (``chroma_store``) is the only implementation today;
+a client/server Chroma or another store slots in behind the same protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from mmrag.ingest.chunk import Chunk, Modality
+
+LAYOUT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingLayout:
+    """How a chunk's vector is made: which models fill which part of it, and their dimensions.
+
+    Recorded in the collection when it is created; an index opened with a different layout is
+    refused, because vectors from different models are not comparable.
+    """
+
+    text_model: str
+    text_dim: int
+    image_model: str = ""
+    image_dim: int = 0
+    version: int = LAYOUT_VERSION
+
+    @property
+    def dim(self) -> int:
+        return self.text_dim + self.image_dim
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "text_model": self.text_model,
+                "text_dim": self.text_dim,
+                "image_model": self.image_model,
+                "image_dim": self.image_dim,
+                "version": self.version,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, raw: str) -> EmbeddingLayout:
+        data = json.loads(raw)
+        return cls(
+            text_model=str(data["text_model"]),
+            text_dim=int(data["text_dim"]),
+            image_model=str(data.get("image_model", "")),
+            image_dim=int(data.get("image_dim", 0)),
+            version=int(data.get("version", 1)),
+        )
+
+    def describe(self) -> str:
+        image = f" + {self.image_model} ({self.image_dim}-d)" if self.image_model else ", no image part"
+        return f"{self.text_model} ({self.text_dim}-d){image}, layout v{self.version}"
+
+
+class IndexMismatch(Exception):
+    """The index was built with other models than the ones configured now."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    """Per-file facts stored with each of its chunks, so filters need no join."""
+
+    root: str
+    kind: str
+    modified: float  # POSIX seconds
+    principals: tuple[str, ...] = ()  # reserved for document-level permissions
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """Restricts every candidate search. Empty fields mean no restriction.
+
+    ``sources`` is resolved by the caller (from folder/glob patterns, through the manifest) into the
+    exact set of sources allowed; ``None`` means all.
+    """
+
+    modalities: frozenset[Modality] = frozenset()
+    kinds: frozenset[str] = frozenset()
+    sources: frozenset[str] | None = None
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+
+    @property
+    def empty(self) -> bool:
+        return (
+            not self.modalities
+            and not self.kinds
+            and self.sources is None
+            and self.modified_after is None
+            and self.modified_before is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A chunk found by a search, with a score where higher is better (meaning depends on the search)."""
+
+    chunk: Chunk
+    score: float
+    root: str = ""
+    signals: tuple[tuple[str, float], ...] = field(default=())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source": self.chunk.source,
+            "modality": self.chunk.modality.value,
+            "locator": self.chunk.locator.to_json(),
+            "cite": self.chunk.locator.cite(),
+            "score": round(self.score, 4),
+            "text": self.chunk.text,
+            "title": self.chunk.title,
+        }
+
+
+Vectors = npt.NDArray[np.float32]
+
+
+class ChunkStore(Protocol):
+    """What the pipeline needs from the vector store."""
+
+    @property
+    def layout(self) -> EmbeddingLayout: ...
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Vectors, info: FileInfo) -> None: ...
+
+    def delete_source(self, root: str, source: str) -> None: ...
+
+    def query(self, vector: Vectors, k: int, flt: SearchFilter) -> list[Hit]: ...
+
+    def count(self) -> int: ...

@@ -1,0 +1,58 @@
+"""Shared fixtures: where the shared corpus is, a network guard, and small index configs."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mmrag.pipeline.config import Config, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+SAMPLE_DRIVE = REPO / "data" / "sample-drive"
+
+_guard = {"on": False, "attempts": []}
+NETWORK_EVENTS = ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.sendto")
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if not _guard["on"] or event not in NETWORK_EVENTS:
+        return
+    if event == "socket.connect":
+        sock = args[0]
+        if isinstance(sock, socket.socket) and sock.family == socket.AF_UNIX:
+            return
+    _guard["attempts"].append(f"{event} {args[1:]!r}"[:300])  # type: ignore[union-attr]
+    raise ConnectionRefusedError(f"mmrag test network guard blocked {event} {args[1:]!r}")
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def no_network() -> Iterator[list[str]]:
+    """Blocks and records every network attempt made in this process (any thread) during the test."""
+    _guard["attempts"] = []
+    _guard["on"] = True
+    try:
+        yield _guard["attempts"]  # type: ignore[misc]
+    finally:
+        _guard["on"] = False
+    assert _guard["attempts"] == [], f"network access attempted: {_guard['attempts']}"
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not (CORPUS / "drive").is_dir():
+        pytest.skip(f"shared corpus not found at {CORPUS}")
+    return CORPUS
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Config:
+    """A config with its own index folder and no user config file."""
+    return load_config(index_dir=tmp_path / "index", env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
