@@ -1,13 +1,13 @@
-"""The one protocol every ingestor follows, and the small config they share."""
+"""The one protocol every ingestor follows, and the small frozen configs they share."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mmrag.ingest.chunk import Chunk
+from mmrag.ingest.chunk import Chunk, Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,12 +19,40 @@ class ChunkingConfig:
     overlap_chars: int = 150
 
 
+@dataclass(frozen=True, slots=True)
+class MediaConfig:
+    """What media ingestors need beyond chunking: where to write derived images, which models to use.
+
+    ``media_dir`` is a folder inside the index where thumbnails and video frames are written (chunk
+    ``image`` paths point there); ``None`` means do not write any. Model locations are resolved by
+    the pipeline (``mmrag models``); an empty location means the role is unavailable and the
+    ingestor must still produce what it can without it.
+    """
+
+    media_dir: Path | None = None
+    ocr_engine: str = "rapidocr"  # "rapidocr", "tesseract" or "" (no OCR)
+    speech_backend: str = "faster-whisper"  # or "openai-whisper"
+    speech_location: str = ""  # a model folder/file; "" = no speech model available
+    max_image_pixels: int = 120_000_000
+    thumbnail_px: int = 384
+    keyframe_max_interval: float = 10.0  # seconds between keyframes even without a scene change
+    speech_window: tuple[float, float] = (30.0, 60.0)  # transcript chunk length, min and max seconds
+    cpu_threads: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+
+
 class Ingestor(Protocol):
     """Turns one file into chunks.
 
     ``path`` is the file on disk; ``source`` is its path relative to the ingest root, which every
     chunk carries. Raises ``IngestError`` for input it cannot use (corrupt, encrypted, empty...).
-    Constructing an ingestor is cheap; anything heavy loads lazily on first use.
+    Constructing an ingestor is cheap; anything heavy loads lazily on first use. Ingestors of
+    tabular content also yield ``Table`` items, which the pipeline loads into the SQL table store.
     """
 
-    def ingest(self, path: Path, source: str) -> Iterator[Chunk]: ...
+    def ingest(self, path: Path, source: str) -> Iterator[Chunk | Table]: ...

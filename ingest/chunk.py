@@ -166,6 +166,23 @@ class Chunk:
         return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table found in a file, as structured data for exact lookups and aggregations (SQL).
+
+    Ingestors yield it next to the table's chunks. ``first_row`` is the 1-based data-row number of
+    ``rows[0]`` in the source (so a row's locator is ``Rows(first_row + i, ...)``); ``locator`` says
+    where the whole table is (a sheet, a page, a slide, a section).
+    """
+
+    source: str
+    name: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    locator: Locator
+    first_row: int = 1
+
+
 class IngestError(Exception):
     """A file that cannot be ingested, with a reason a person can act on."""
 
