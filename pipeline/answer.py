@@ -20,7 +20,9 @@ from mmrag.retrieval.vectorize import Vectorizer
 
 DECLINE_TEXT = "Not found in the indexed files."
 EXTRACTIVE_NOTE = "Extractive answer (quoted from the indexed files; no LLM is configured):"
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[•])|\n{2,}|\n(?=\s*(?:[•\-*–]|\d+[.)]\s|[A-Z][^a-z\n]{0,60}$))")
+_LINE_BREAK = re.compile(r"[ \t]*\n[ \t]*")
+_TABLE_ROW = re.compile(r"^\s*\|")
 _WORD = re.compile(r"\w+", re.UNICODE)
 MIN_SENTENCE_CHARS = 12
 MAX_QUOTE_CHARS = 400
@@ -79,7 +81,17 @@ def content_words(text: str) -> set[str]:
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if len(s.strip()) >= MIN_SENTENCE_CHARS]
+    """Sentences of prose (line wraps inside a sentence joined), and table rows kept one per line."""
+    out: list[str] = []
+    for block in re.split(r"\n{2,}", text):
+        if _TABLE_ROW.match(block):
+            out.extend(line.strip() for line in block.splitlines())
+            continue
+        for piece in _SENTENCE.split(block):
+            sentence = _LINE_BREAK.sub(" ", piece).strip()
+            if len(sentence) >= MIN_SENTENCE_CHARS:
+                out.append(sentence)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +153,15 @@ def extractive_answer(
         per_hit[cand.hit_index] = per_hit.get(cand.hit_index, 0) + 1
         if len(chosen) >= max_quotes:
             break
-    numbers: dict[int, int] = {}
+    numbers: dict[tuple[str, str, str], int] = {}
     citations: list[Citation] = []
     lines = [EXTRACTIVE_NOTE]
     for cand in chosen:
-        if cand.hit_index not in numbers:
-            numbers[cand.hit_index] = len(numbers) + 1
-            hit = hits[cand.hit_index]
-            citations.append(Citation(numbers[cand.hit_index], hit, link_for(hit), cand.sentence[:MAX_QUOTE_CHARS]))
+        hit = hits[cand.hit_index]
+        place = (hit.root, hit.chunk.source, repr(hit.chunk.locator))
+        if place not in numbers:
+            numbers[place] = len(numbers) + 1
+            citations.append(Citation(numbers[place], hit, link_for(hit), cand.sentence[:MAX_QUOTE_CHARS]))
         quote = cand.sentence if len(cand.sentence) <= MAX_QUOTE_CHARS else cand.sentence[:MAX_QUOTE_CHARS] + "…"
-        lines.append(f"- \u201c{quote}\u201d [{numbers[cand.hit_index]}]")
+        lines.append(f"- \u201c{quote}\u201d [{numbers[place]}]")
     return Answer("\n".join(lines), tuple(citations), declined=False)

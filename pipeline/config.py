@@ -136,7 +136,7 @@ def load_config(
     if data:
         raise ConfigError(f"{where}: unknown settings {sorted(data)}")
 
-    overrides = {attr: env[var] for var, attr in ENV_MODELS.items() if env.get(var)}
+    overrides: dict[str, Any] = {attr: env[var] for var, attr in ENV_MODELS.items() if env.get(var)}
     if env.get("OPENAI_API_KEY") and "llm_api_key" not in overrides and not models.llm_api_key:
         overrides["llm_api_key"] = env["OPENAI_API_KEY"]
     if env.get("MMRAG_ALLOW_DOWNLOADS"):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmrag.ingest.chunk import Chunk
+from mmrag.ingest.chunk import Chunk, Table
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.models import resolve_text
 from mmrag.pipeline.offline import apply_offline_env
@@ -40,8 +40,10 @@ class Index:
     manifest: Manifest
     vectorizer: Vectorizer
 
-    def replace_file(self, root: str, source: str, chunks: Sequence[Chunk], info: FileInfo | None) -> None:
-        """Swap a file's chunks in every part of the index (vectors and keywords) for new ones, or none."""
+    def replace_file(
+        self, root: str, source: str, chunks: Sequence[Chunk], info: FileInfo | None, tables: Sequence[Table] = ()
+    ) -> None:
+        """Swap a file's chunks in every part of the index (vectors, keywords, tables) for new ones, or none."""
         self.store.delete_source(root, source)
         self.keyword.delete_source(root, source)
         if chunks and info is not None:

@@ -10,11 +10,11 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from mmrag.ingest.chunk import Chunk, IngestError
+from mmrag.ingest.chunk import Chunk, IngestError, Table
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.registry import ingestor_for
 from mmrag.pipeline.config import Config
@@ -138,19 +138,19 @@ class _Run:
             self._skip(label, f"cannot read the file ({e.strerror or e})")
             return
         kind = detection.kind
-        record = FileRecord(**{**_fields(record), "kind": kind.value})
+        record = replace(record, kind=kind.value)
         if detection.problem:
             self._replace(root, found.source, [], record, label, detection.problem)
             return
         ingestor = ingestor_for(kind, self.cfg.chunking)
         if ingestor is None:
             self._forget(root, found.source)
-            self.index.manifest.put(FileRecord(**{**_fields(record), "status": UNSUPPORTED, "reason": kind.value}))
+            self.index.manifest.put(replace(record, status=UNSUPPORTED, reason=kind.value))
             self.report.unsupported.append(Skipped(label, f"{kind.value} files are not indexed yet"))
             self.progress.file_done(label, UNSUPPORTED, 0)
             return
         try:
-            chunks = list(
+            items = list(
                 _within_budget(ingestor.ingest(found.path, found.source), self.cfg.limits.file_seconds, found)
             )
         except IngestError as e:
@@ -160,11 +160,13 @@ class _Run:
             log.exception("internal error while ingesting %s", found.path)
             self._replace(root, found.source, [], record, label, f"internal error: {type(e).__name__}: {e}")
             return
+        chunks = [item for item in items if isinstance(item, Chunk)]
+        tables = [item for item in items if isinstance(item, Table)]
         if not chunks:
             self._replace(root, found.source, [], record, label, "no content found in the file")
             return
         info = FileInfo(root=root, kind=kind.value, modified=mtime)
-        self._replace(root, found.source, chunks, record, label, "", info)
+        self._replace(root, found.source, chunks, record, label, "", info, tables)
 
     def _replace(
         self,
@@ -175,16 +177,17 @@ class _Run:
         label: str,
         reason: str,
         info: FileInfo | None = None,
+        tables: Sequence[Table] = (),
     ) -> None:
         """Swap a file's old chunks for new ones (or none), then record the outcome in the manifest."""
-        self.index.replace_file(root, source, chunks, info)
+        self.index.replace_file(root, source, chunks, info, tables)
         if chunks and info is not None:
-            self.index.manifest.put(FileRecord(**{**_fields(record), "status": OK, "chunks": len(chunks)}))
+            self.index.manifest.put(replace(record, status=OK, chunks=len(chunks)))
             self.report.ingested.append(label)
             self.report.chunks += len(chunks)
             self.progress.file_done(label, OK, len(chunks))
         else:
-            self.index.manifest.put(FileRecord(**{**_fields(record), "status": SKIPPED, "reason": reason}))
+            self.index.manifest.put(replace(record, status=SKIPPED, reason=reason))
             self._skip(label, reason)
 
     def _unchanged(self, label: str, old: FileRecord) -> None:
@@ -217,18 +220,14 @@ class _Run:
                     self.report.removed.append(record.source)
 
 
-def _fields(record: FileRecord) -> dict[str, object]:
-    return {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]
-
-
-def _within_budget(chunks: Iterator[Chunk], seconds: float, found: Found) -> Iterator[Chunk]:
+def _within_budget(items: Iterator[Chunk | Table], seconds: float, found: Found) -> Iterator[Chunk | Table]:
     start = time.monotonic()
-    for chunk in chunks:
+    for item in items:
         if time.monotonic() - start > seconds:
             raise IngestError(
                 found.path, f"took longer than the {seconds:.0f} s per-file budget (raise [limits] file_seconds)"
             )
-        yield chunk
+        yield item
 
 
 def run_ingest(paths: Sequence[Path], index: Index, cfg: Config, progress: ProgressSink | None = None) -> IngestReport:

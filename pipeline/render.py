@@ -18,12 +18,12 @@ if TYPE_CHECKING:
     from mmrag.pipeline.models import Resolution
     from mmrag.retrieval.store import Hit
 
-out = Console(soft_wrap=False)
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 
 def notice(text: str) -> None:
-    err.print(f"[yellow]note:[/yellow] {escape(text)}")
+    err.print(f"[yellow]note:[/yellow] {escape(text)}", soft_wrap=True)
 
 
 class IngestProgress:

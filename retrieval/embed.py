@@ -48,7 +48,10 @@ class SentenceTransformerEmbedder:
                 from sentence_transformers import SentenceTransformer
 
                 self._model = SentenceTransformer(self._location, device="cpu")
-                self._dim = int(self._model.get_sentence_embedding_dimension())
+                dimension = getattr(self._model, "get_embedding_dimension", None) or (
+                    self._model.get_sentence_embedding_dimension
+                )
+                self._dim = int(dimension())
         return self._model
 
     @property

@@ -40,4 +40,5 @@ class Vectorizer:
         return self._text.embed(list(texts))
 
     def query(self, text: str) -> Vectors:
-        return self._text.embed([text])[0]
+        vector: Vectors = self._text.embed([text])[0]
+        return vector

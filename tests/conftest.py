@@ -16,7 +16,13 @@ CORPUS = REPO.parent / "shared" / "corpus"
 SAMPLE_DRIVE = REPO / "data" / "sample-drive"
 
 _guard = {"on": False, "attempts": []}
-NETWORK_EVENTS = ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr", "socket.sendto")
+NETWORK_EVENTS = (
+    "socket.connect",
+    "socket.getaddrinfo",
+    "socket.gethostbyname",
+    "socket.gethostbyaddr",
+    "socket.sendto",
+)
 
 
 def _audit(event: str, args: tuple[object, ...]) -> None:

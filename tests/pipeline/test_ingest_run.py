@@ -1,0 +1,137 @@
+"""End-to-end ingest behaviour on a small generated drive: incremental runs and bad input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import docx
+import pytest
+
+from mmrag.pipeline.api import Filters, ingest, search
+from mmrag.pipeline.config import Config
+from mmrag.retrieval.embed import HashEmbedder, Vectors
+
+SAMPLE_PDF = Path(__file__).resolve().parents[2] / "data" / "sample-drive" / "reports" / "multi_page.pdf"
+
+
+class CountingEmbedder(HashEmbedder):
+    """A real (hashing) embedder that counts how many texts it embedded."""
+
+    def __init__(self) -> None:
+        super().__init__(128)
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        self.texts += len(texts)
+        return super().embed(texts)
+
+
+def make_drive(root: Path) -> Path:
+    (root / "finance").mkdir(parents=True)
+    (root / "hr").mkdir()
+    (root / "notes").mkdir()
+    (root / "finance" / "budget.txt").write_text("The travel budget for 2025 is 48,000 euros, approved in March.\n")
+    (root / "notes" / "plan.md").write_text("# Roadmap\n\n## Q4\n\nShip the quantum widget by December.\n")
+    (root / "notes" / "page.html").write_text(
+        "<html><head><title>Wiki</title></head><body><h1>Ducks</h1><p>A male duck is called a drake.</p></body></html>"
+    )
+    document = docx.Document()
+    document.add_heading("Leave policy", level=1)
+    document.add_paragraph("Employees receive 27 days of annual leave.")
+    document.save(str(root / "hr" / "leave.docx"))
+    shutil.copy(SAMPLE_PDF, root / "finance" / "history.pdf")
+    return root
+
+
+def test_incremental_runs_reembed_only_what_changed(tmp_path: Path, cfg: Config) -> None:
+    drive = make_drive(tmp_path / "drive")
+    embedder = CountingEmbedder()
+    first = ingest([drive], cfg, embedder=embedder)
+    assert sorted(first.ingested) == [
+        "finance/budget.txt",
+        "finance/history.pdf",
+        "hr/leave.docx",
+        "notes/page.html",
+        "notes/plan.md",
+    ]
+    assert first.skipped == [] and first.chunks > 5
+
+    embedder.texts = 0
+    second = ingest([drive], cfg, embedder=embedder)
+    assert second.ingested == [] and second.unchanged == 5 and embedder.texts == 0
+
+    # Same content, new mtime: recognised by content hash, nothing re-embedded.
+    os.utime(drive / "notes" / "plan.md", (1e9, 1e9))
+    assert ingest([drive], cfg, embedder=embedder).unchanged == 5 and embedder.texts == 0
+
+    (drive / "finance" / "budget.txt").write_text("The travel budget for 2026 is 51,000 euros.\n")
+    third = ingest([drive], cfg, embedder=embedder)
+    assert third.ingested == ["finance/budget.txt"] and third.unchanged == 4
+    hits = search("travel budget euros", cfg, k=3, embedder=embedder)
+    assert hits[0].chunk.source == "finance/budget.txt" and "51,000" in hits[0].chunk.text
+    assert not any("48,000" in h.chunk.text for h in search("48,000", cfg, k=10, embedder=embedder))
+
+    (drive / "hr" / "leave.docx").unlink()
+    fourth = ingest([drive], cfg, embedder=embedder)
+    assert fourth.removed == ["hr/leave.docx"]
+    assert all(h.chunk.source != "hr/leave.docx" for h in search("annual leave days", cfg, k=10, embedder=embedder))
+
+
+def test_bad_files_are_reported_and_the_rest_is_searchable(tmp_path: Path, cfg: Config) -> None:
+    drive = make_drive(tmp_path / "drive")
+    data = SAMPLE_PDF.read_bytes()
+    (drive / "finance" / "corrupt.pdf").write_bytes(data[: len(data) // 3])
+    (drive / "hr" / "empty.docx").write_bytes(b"")
+    (drive / "finance" / "blob.pdf").write_bytes(os.urandom(4096).replace(b"%PDF", b"0000"))
+    (drive / "archive.zip").write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    embedder = CountingEmbedder()
+    report = ingest([drive], cfg, embedder=embedder)
+    reasons = {s.file: s.reason for s in report.skipped}
+    assert set(reasons) == {"finance/corrupt.pdf", "hr/empty.docx", "finance/blob.pdf", "archive.zip"}
+    assert reasons["hr/empty.docx"] == "empty file (0 bytes)"
+    assert "named .pdf but its content is not a PDF" in reasons["finance/blob.pdf"]
+    assert "PDF" in reasons["finance/corrupt.pdf"] or "damaged" in reasons["finance/corrupt.pdf"]
+    assert len(report.ingested) == 5
+    for source, query in [
+        ("finance/budget.txt", "travel budget"),
+        ("notes/plan.md", "quantum widget"),
+        ("notes/page.html", "male duck drake"),
+        ("hr/leave.docx", "annual leave"),
+        ("finance/history.pdf", "typewriter patented Sholes"),
+    ]:
+        assert search(query, cfg, k=3, embedder=embedder)[0].chunk.source == source, query
+
+    # A second run reports the same bad files again (they are still not indexed) without re-reading them.
+    again = ingest([drive], cfg, embedder=embedder)
+    assert {s.file for s in again.skipped} == set(reasons) and again.unchanged == 5
+
+
+def test_pdf_hits_carry_their_page(tmp_path: Path, cfg: Config) -> None:
+    drive = make_drive(tmp_path / "drive")
+    embedder = CountingEmbedder()
+    ingest([drive], cfg, embedder=embedder)
+    hit = search("Google Docs 2006 cloud-based collaboration", cfg, k=1, embedder=embedder)[0]
+    assert hit.chunk.source == "finance/history.pdf"
+    assert hit.to_json()["locator"] == {"page": 2}
+
+
+def test_filters_by_folder_glob_and_type(tmp_path: Path, cfg: Config) -> None:
+    drive = make_drive(tmp_path / "drive")
+    embedder = CountingEmbedder()
+    ingest([drive], cfg, embedder=embedder)
+    in_notes = search("budget duck leave widget", cfg, k=20, filters=Filters(folders=("notes",)), embedder=embedder)
+    assert {h.chunk.source for h in in_notes} == {"notes/plan.md", "notes/page.html"}
+    only_md = search("budget duck leave widget", cfg, k=20, filters=Filters(globs=("*.md",)), embedder=embedder)
+    assert {h.chunk.source for h in only_md} == {"notes/plan.md"}
+    only_docx = search(
+        "budget duck leave widget", cfg, k=20, filters=Filters(kinds=frozenset({"docx"})), embedder=embedder
+    )
+    assert {h.chunk.source for h in only_docx} == {"hr/leave.docx"}
+
+
+def test_missing_path_is_an_error(tmp_path: Path, cfg: Config) -> None:
+    with pytest.raises(FileNotFoundError):
+        ingest([tmp_path / "nope"], cfg, embedder=CountingEmbedder())
