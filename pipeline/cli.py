@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _filters(p)
 
+    p = sub.add_parser("eval", help="retrieval and answer quality on a question set (hit@1, hit@5, MRR@10)")
+    p.add_argument("questions", type=Path, metavar="QUESTIONS.jsonl")
+    p.add_argument("--k", type=int, default=10, help="hits retrieved per question (default 10)")
+    p.add_argument("--no-answer", action="store_true", help="score retrieval only; skip the answer stage")
+    p.add_argument("--no-keyword", action="store_true", help="vector search only (for comparison)")
+    _common(p)
+
     p = sub.add_parser("models", help="which model plays each role, where it was found, or how to provide it")
     _common(p)
 
@@ -178,6 +185,34 @@ def cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import render
+    from mmrag.pipeline.answer import extractive_answer
+    from mmrag.pipeline.api import ANSWER_HITS, search_index
+    from mmrag.pipeline.evaluate import EvalReport, load_questions, record
+    from mmrag.pipeline.index import open_index
+
+    if args.k < 1:
+        raise UsageError("--k must be at least 1")
+    questions = load_questions(args.questions)
+    report = EvalReport()
+    index = open_index(cfg, create=False)
+    try:
+        for q in questions:
+            hits = search_index(index, q.question, max(args.k, ANSWER_HITS), keyword=not args.no_keyword)
+            answer = None
+            if not args.no_answer:
+                answer = extractive_answer(q.question, hits[:ANSWER_HITS], index.vectorizer).to_json()
+            record(report, q, hits[: args.k], answer)
+    finally:
+        index.close()
+    if args.json:
+        _emit_json(report.to_json())
+    else:
+        render.evaluation(report.to_json())
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
     from mmrag.pipeline.models import resolve_all
@@ -216,6 +251,7 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "search": cmd_search,
     "ask": cmd_ask,
+    "eval": cmd_eval,
     "models": cmd_models,
     "status": cmd_status,
 }

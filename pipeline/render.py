@@ -122,3 +122,15 @@ def models(found: Sequence[Resolution], allow_downloads: bool) -> None:
 def status(data: dict[str, Any]) -> None:
     for key, value in data.items():
         out.print(f"[bold]{key}[/bold]: {escape(str(value))}")
+
+
+def evaluation(data: dict[str, Any]) -> None:
+    columns = ("questions", "hit@1", "hit@5", "mrr@10", "answer_contains", "declined")
+    out.print(f"{'kind':<10}" + "".join(f"{c:>16}" for c in columns))
+    rows = [("overall", data["overall"]), *data["by_kind"].items()]
+    for name, tally in rows:
+        cells = "".join(f"{tally.get(c, ''):>16}" for c in columns)
+        out.print(f"{name:<10}{cells}", highlight=False)
+    missed = [q for q in data["questions"] if q.get("rank") is None and q.get("kind") != "none"]
+    if missed:
+        out.print("not found in the top hits: " + ", ".join(str(q["id"]) for q in missed))
