@@ -150,9 +150,7 @@ class _Run:
             self.progress.file_done(label, UNSUPPORTED, 0)
             return
         try:
-            items = list(
-                _within_budget(ingestor.ingest(found.path, found.source), self.cfg.limits.file_seconds, found)
-            )
+            items = list(_within_budget(ingestor.ingest(found.path, found.source), self.cfg.limits.file_seconds, found))
         except IngestError as e:
             self._replace(root, found.source, [], record, label, e.reason)
             return
