@@ -1,7 +1,7 @@
 """Which ingestor handles which kind of file: one table, extended by adding a line to it.
 
 Constructing an ingestor is cheap (heavy libraries load on first use), and instances are cached
-per kind and chunking config, so everything they load lazily is shared across files.
+per kind and settings, so everything they load lazily is shared across files.
 """
 
 from __future__ import annotations
@@ -9,32 +9,46 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from mmrag.ingest.base import ChunkingConfig, Ingestor
+from mmrag.ingest.audio import AudioIngestor
+from mmrag.ingest.base import Ingestor, IngestSettings
 from mmrag.ingest.detect import FileKind
 from mmrag.ingest.documents import DocxIngestor, HtmlIngestor, MarkdownIngestor, TextIngestor
+from mmrag.ingest.images import ImagesIngestor
 from mmrag.ingest.mail import EmailIngestor
+from mmrag.ingest.odp import OdpIngestor
 from mmrag.ingest.pdf import PdfIngestor
+from mmrag.ingest.slides import SlidesIngestor
+from mmrag.ingest.tables import TablesIngestor
+from mmrag.ingest.video import VideoIngestor
 
-INGESTORS: dict[FileKind, Callable[[ChunkingConfig], Ingestor]] = {
-    FileKind.PDF: PdfIngestor,
-    FileKind.DOCX: DocxIngestor,
-    FileKind.HTML: HtmlIngestor,
-    FileKind.MD: MarkdownIngestor,
-    FileKind.TXT: TextIngestor,
-    FileKind.EML: EmailIngestor,
+INGESTORS: dict[FileKind, Callable[[IngestSettings], Ingestor]] = {
+    FileKind.PDF: lambda s: PdfIngestor(s.chunking),
+    FileKind.DOCX: lambda s: DocxIngestor(s.chunking),
+    FileKind.HTML: lambda s: HtmlIngestor(s.chunking),
+    FileKind.MD: lambda s: MarkdownIngestor(s.chunking),
+    FileKind.TXT: lambda s: TextIngestor(s.chunking),
+    FileKind.EML: lambda s: EmailIngestor(s.chunking),
+    FileKind.PPTX: SlidesIngestor,
+    FileKind.ODP: OdpIngestor,
+    FileKind.XLSX: TablesIngestor,
+    FileKind.CSV: TablesIngestor,
+    FileKind.TSV: TablesIngestor,
+    FileKind.IMAGE: ImagesIngestor,
+    FileKind.AUDIO: AudioIngestor,
+    FileKind.VIDEO: VideoIngestor,
 }
 
-_cache: dict[tuple[FileKind, ChunkingConfig], Ingestor] = {}
+_cache: dict[tuple[FileKind, IngestSettings], Ingestor] = {}
 _lock = threading.Lock()
 
 
-def ingestor_for(kind: FileKind, chunking: ChunkingConfig) -> Ingestor | None:
-    """The (shared) ingestor for ``kind``, or ``None`` when that kind is not indexed yet."""
+def ingestor_for(kind: FileKind, settings: IngestSettings) -> Ingestor | None:
+    """The (shared) ingestor for ``kind``, or ``None`` when that kind is not indexed."""
     factory = INGESTORS.get(kind)
     if factory is None:
         return None
     with _lock:
-        ingestor = _cache.get((kind, chunking))
+        ingestor = _cache.get((kind, settings))
         if ingestor is None:
-            ingestor = _cache[(kind, chunking)] = factory(chunking)
+            ingestor = _cache[(kind, settings)] = factory(settings)
         return ingestor

@@ -1,8 +1,8 @@
 """Ingestor for spreadsheets and delimited text: XLSX (every sheet), CSV and TSV.
 
 Each table (a sheet, or the whole CSV) gives TABLE chunks of consecutive data rows cited as
-``Rows(first, last, sheet)``, one or more summary chunks cited as ``Sheet(name)`` (``Rows(1, n)`` for
-a CSV), and one ``Table`` item with every cell as the sheet displays it, for the SQL table store.
+``Rows(first, last, sheet)``, one or more summary chunks cited as ``Sheet(name)`` (the whole file,
+``Section()``, for a CSV: a summary is not evidence for any particular row), and one ``Table`` item with every cell as the sheet displays it, for the SQL table store.
 
 Rows are numbered as data rows: row 1 is the first row after the header, so row n of a CSV is
 line n + 1 of the file (the convention people and the evaluation questions use). The header of a
@@ -28,7 +28,7 @@ from typing import Any
 
 from mmrag.ingest.base import IngestSettings
 from mmrag.ingest.cellformat import format_cell
-from mmrag.ingest.chunk import Chunk, IngestError, Locator, Rows, Sheet, Table
+from mmrag.ingest.chunk import Chunk, IngestError, Locator, Rows, Section, Sheet, Table
 from mmrag.ingest.tablechunks import clean_cell, header_names, looks_numeric, summary_chunks, table_chunks
 
 MAX_ROWS = 200_000
@@ -79,8 +79,7 @@ def table_items(
     """The chunks and the ``Table`` item of one table read from ``source``."""
     sheet = table.name
     context = f"{stem} — sheet {sheet}" if sheet is not None else stem
-    last = len(table.rows)
-    whole: Locator = Sheet(sheet) if sheet is not None else Rows(1, last)
+    whole: Locator = Sheet(sheet) if sheet is not None else Section()
 
     def rows_at(first: int, last_row: int) -> Locator:
         return Rows(first, last_row, sheet)

@@ -7,25 +7,20 @@ retrieved is relevant enough it declines instead of guessing.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from mmrag.retrieval.keyword import STOPWORDS
+from mmrag.ingest.chunk import Modality
+from mmrag.pipeline.extractive import Scored, score_units, terms
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.vectorize import Vectorizer
 
 DECLINE_TEXT = "Not found in the indexed files."
 EXTRACTIVE_NOTE = "Extractive answer (quoted from the indexed files; no LLM is configured):"
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[•])|\n{2,}|\n(?=\s*(?:[•\-*–]|\d+[.)]\s|[A-Z][^a-z\n]{0,60}$))")
-_LINE_BREAK = re.compile(r"[ \t]*\n[ \t]*")
-_TABLE_ROW = re.compile(r"^\s*\|")
-_WORD = re.compile(r"\w+", re.UNICODE)
-MIN_SENTENCE_CHARS = 12
 MAX_QUOTE_CHARS = 400
+_PICTURED = frozenset({Modality.IMAGE, Modality.FRAME, Modality.MOMENT})
+QUOTE_FLOOR = 0.6  # quote only units scoring at least this share of the best one
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +29,12 @@ class Citation:
     hit: Hit
     link: str
     quote: str = ""
+
+    @property
+    def thumbnail(self) -> str:
+        """The picture to show next to an image, frame or moment citation ("" for other evidence)."""
+        chunk = self.hit.chunk
+        return str(chunk.image) if chunk.image is not None and chunk.modality in _PICTURED else ""
 
     def to_json(self) -> dict[str, object]:
         chunk = self.hit.chunk
@@ -45,6 +46,7 @@ class Citation:
             "cite": chunk.locator.cite(),
             "link": self.link,
             "quote": self.quote,
+            "thumbnail": self.thumbnail,
         }
 
 
@@ -54,6 +56,8 @@ class Answer:
     citations: tuple[Citation, ...]
     declined: bool
     extractive: bool = True
+    flagged: tuple[str, ...] = ()  # sentences the citation check could not match to their evidence
+    removed_citations: tuple[int, ...] = ()  # markers to evidence that was never given, removed
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -61,6 +65,8 @@ class Answer:
             "citations": [c.to_json() for c in self.citations],
             "declined": self.declined,
             "extractive": self.extractive,
+            "flagged": list(self.flagged),
+            "removed_citations": list(self.removed_citations),
         }
 
 
@@ -77,55 +83,28 @@ def link_for(hit: Hit) -> str:
 
 
 def content_words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text) if w.lower() not in STOPWORDS and len(w) > 1}
+    """Stemmed meaningful words (shared with the unit scorer, so both agree on what matches)."""
+    return terms(text)
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of prose (line wraps inside a sentence joined), and table rows kept one per line."""
-    out: list[str] = []
-    for block in re.split(r"\n{2,}", text):
-        if _TABLE_ROW.match(block):
-            out.extend(line.strip() for line in block.splitlines())
-            continue
-        for piece in _SENTENCE.split(block):
-            sentence = _LINE_BREAK.sub(" ", piece).strip()
-            if len(sentence) >= MIN_SENTENCE_CHARS:
-                out.append(sentence)
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    sentence: str
-    hit_index: int
-    score: float
-
-
-def _candidates(question: str, hits: Sequence[Hit], vectorizer: Vectorizer) -> list[_Candidate]:
-    terms = content_words(question)
-    pairs = [(i, s) for i, hit in enumerate(hits) for s in split_sentences(hit.chunk.text)]
-    if not pairs:
-        return []
-    sentence_vecs = vectorizer.texts([s for _, s in pairs])
-    query_vec = vectorizer.texts([question])[0]
-    similarity = sentence_vecs @ query_vec
-    out = []
-    for (i, sentence), sim in zip(pairs, np.asarray(similarity).tolist(), strict=True):
-        overlap = len(terms & content_words(sentence)) / max(1, len(terms))
-        rank_prior = 1.0 / (1.0 + 0.15 * i)
-        out.append(_Candidate(sentence, i, (0.6 * float(sim) + 0.4 * overlap) * rank_prior))
-    out.sort(key=lambda c: -c.score)
-    return out
+def _covered(asked: set[str], text: str) -> float:
+    found = terms(text)
+    hits = sum(1 for t in asked if t in found or any(len(t) >= 4 and f.startswith(t) for f in found))
+    return hits / max(1, len(asked))
 
 
 def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
-    """Whether the best hits plausibly answer the question (else the answer declines)."""
+    """Whether the best hits plausibly answer the question (else the answer declines).
+
+    Relevant when a top hit is close in meaning and holds at least a third of the question's
+    meaningful words, or holds three quarters of them whatever the vector score.
+    """
     if not hits:
         return False
-    terms = content_words(question)
+    asked = content_words(question)
     for hit in hits[:3]:
         signals = dict(hit.signals)
-        covered = len(terms & content_words(hit.chunk.text + " " + hit.chunk.title)) / max(1, len(terms))
+        covered = _covered(asked, hit.chunk.text + " " + hit.chunk.title + " " + hit.chunk.source)
         if signals.get("vector", 0.0) >= min_similarity and covered >= 0.34:
             return True
         if covered >= 0.75:
@@ -141,13 +120,17 @@ def extractive_answer(
     max_quotes: int = 3,
     min_similarity: float = 0.3,
 ) -> Answer:
-    """Quote the best-matching sentences of the hits, each with a numbered citation."""
+    """Quote the best-matching sentences, rows or lines of the hits, each with a numbered citation."""
     if not relevant(question, hits, min_similarity):
         return Answer(DECLINE_TEXT, (), declined=True)
-    chosen: list[_Candidate] = []
+    chosen: list[Scored] = []
     per_hit: dict[int, int] = {}
-    for cand in _candidates(question, hits, vectorizer):
-        if per_hit.get(cand.hit_index, 0) >= 2 or any(cand.sentence == c.sentence for c in chosen):
+    ranked = score_units(question, hits, vectorizer)
+    floor = ranked[0].score * QUOTE_FLOOR if ranked else 0.0
+    for cand in ranked:
+        if cand.score < floor:
+            break
+        if per_hit.get(cand.hit_index, 0) >= 2 or any(cand.text == c.text for c in chosen):
             continue
         chosen.append(cand)
         per_hit[cand.hit_index] = per_hit.get(cand.hit_index, 0) + 1
@@ -161,7 +144,7 @@ def extractive_answer(
         place = (hit.root, hit.chunk.source, repr(hit.chunk.locator))
         if place not in numbers:
             numbers[place] = len(numbers) + 1
-            citations.append(Citation(numbers[place], hit, link_for(hit), cand.sentence[:MAX_QUOTE_CHARS]))
-        quote = cand.sentence if len(cand.sentence) <= MAX_QUOTE_CHARS else cand.sentence[:MAX_QUOTE_CHARS] + "…"
+            citations.append(Citation(numbers[place], hit, link_for(hit), cand.text[:MAX_QUOTE_CHARS]))
+        quote = cand.text if len(cand.text) <= MAX_QUOTE_CHARS else cand.text[:MAX_QUOTE_CHARS] + "…"
         lines.append(f"- \u201c{quote}\u201d [{numbers[place]}]")
     return Answer("\n".join(lines), tuple(citations), declined=False)

@@ -50,7 +50,7 @@ class LimitsConfig:
     """Guards against files that would stall or exhaust an ingest run."""
 
     max_file_mb: float = 512.0
-    file_seconds: float = 600.0
+    file_seconds: float = 1800.0
     max_image_pixels: int = 120_000_000
 
 

@@ -7,20 +7,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Table
 from mmrag.pipeline.config import Config
-from mmrag.pipeline.models import resolve_text
+from mmrag.pipeline.models import resolve_clip, resolve_ocr, resolve_speech, resolve_text
 from mmrag.pipeline.offline import apply_offline_env
 from mmrag.retrieval.embed import SentenceTransformerEmbedder, TextEmbedder
 from mmrag.retrieval.keyword import KeywordIndex
 from mmrag.retrieval.manifest import Manifest
 from mmrag.retrieval.search import Searcher
 from mmrag.retrieval.store import ChunkStore, FileInfo, IndexMismatch
-from mmrag.retrieval.vectorize import Vectorizer
+from mmrag.retrieval.tables_sql import TableStore
+from mmrag.retrieval.vectorize import ImageTextEncoder, Vectorizer
 
 CHROMA_DIR = "chroma"
 MANIFEST_FILE = "manifest.sqlite"
 KEYWORD_FILE = "keyword.sqlite"
+TABLES_FILE = "tables.sqlite"
+MEDIA_DIR = "media"
 
 # Dimensions of known text models, so that opening an index need not load the model to check its layout.
 KNOWN_DIMS = {"sentence-transformers/all-MiniLM-L6-v2": 384, "sentence-transformers/all-mpnet-base-v2": 768}
@@ -37,6 +41,7 @@ class Index:
     path: Path
     store: ChunkStore
     keyword: KeywordIndex
+    tables: TableStore
     manifest: Manifest
     vectorizer: Vectorizer
 
@@ -46,9 +51,12 @@ class Index:
         """Swap a file's chunks in every part of the index (vectors, keywords, tables) for new ones, or none."""
         self.store.delete_source(root, source)
         self.keyword.delete_source(root, source)
+        self.tables.delete_source(root, source)
         if chunks and info is not None:
             self.store.upsert(chunks, self.vectorizer.chunks(chunks), info)
             self.keyword.upsert(chunks, info)
+            if tables:
+                self.tables.replace_source(root, source, tables)
 
     def searcher(self) -> Searcher:
         return Searcher(self.store, self.keyword, self.vectorizer)
@@ -56,6 +64,7 @@ class Index:
     def close(self) -> None:
         self.manifest.close()
         self.keyword.close()
+        self.tables.close()
 
 
 def text_embedder(cfg: Config) -> TextEmbedder:
@@ -67,7 +76,44 @@ def text_embedder(cfg: Config) -> TextEmbedder:
     )
 
 
-def open_index(cfg: Config, *, create: bool, embedder: TextEmbedder | None = None, reindex: bool = False) -> Index:
+def visual_encoder(cfg: Config) -> ImageTextEncoder | None:
+    """The image-text encoder when its weights are on this machine (or may be downloaded), else None."""
+    found = resolve_clip(cfg.models)
+    if not found.available:
+        return None
+    from mmrag.retrieval.clip import ClipEncoder
+
+    weights = cfg.models.clip_pretrained if found.download else found.location
+    return ClipEncoder(cfg.models.clip_model, weights, threads=None)
+
+
+def ingest_settings(cfg: Config) -> IngestSettings:
+    """What ingestors need, with model roles resolved to local locations ("" = unavailable)."""
+    speech = resolve_speech(cfg.models)
+    ocr = resolve_ocr(cfg.models)
+    ocr_engine = "" if not ocr.available else ("tesseract" if ocr.model == "Tesseract" else "rapidocr")
+    return IngestSettings(
+        chunking=cfg.chunking,
+        media=MediaConfig(
+            media_dir=cfg.index_dir / MEDIA_DIR,
+            ocr_engine=ocr_engine,
+            speech_backend=cfg.models.speech_backend,
+            speech_location=(speech.location if not speech.download else cfg.models.speech_model)
+            if speech.available
+            else "",
+            max_image_pixels=cfg.limits.max_image_pixels,
+        ),
+    )
+
+
+def open_index(
+    cfg: Config,
+    *,
+    create: bool,
+    embedder: TextEmbedder | None = None,
+    reindex: bool = False,
+    visual: ImageTextEncoder | None = None,
+) -> Index:
     """Open (or create) the index at ``cfg.index_dir``.
 
     Raises ``IndexMismatch`` when the index was built with other models, ``ModelMissing`` when the
@@ -81,9 +127,20 @@ def open_index(cfg: Config, *, create: bool, embedder: TextEmbedder | None = Non
         raise IndexMismatch(f"no index at {path}: run `mmrag ingest PATH --index {path}` first")
     if reindex and path.exists():
         shutil.rmtree(path / CHROMA_DIR, ignore_errors=True)
-        for name in (MANIFEST_FILE, KEYWORD_FILE):
+        shutil.rmtree(path / MEDIA_DIR, ignore_errors=True)
+        for name in (MANIFEST_FILE, KEYWORD_FILE, TABLES_FILE):
             for suffix in ("", "-wal", "-shm"):
                 (path / (name + suffix)).unlink(missing_ok=True)
-    vectorizer = Vectorizer(embedder or text_embedder(cfg))
+    if embedder is None:
+        embedder = text_embedder(cfg)
+        visual = visual or visual_encoder(cfg)
+    vectorizer = Vectorizer(embedder, visual)
     store = ChromaStore(path / CHROMA_DIR, vectorizer.layout, create=create)
-    return Index(path, store, KeywordIndex(path / KEYWORD_FILE), Manifest(path / MANIFEST_FILE), vectorizer)
+    return Index(
+        path,
+        store,
+        KeywordIndex(path / KEYWORD_FILE),
+        TableStore(path / TABLES_FILE),
+        Manifest(path / MANIFEST_FILE),
+        vectorizer,
+    )

@@ -18,7 +18,7 @@ from mmrag.ingest.chunk import Chunk, IngestError, Table
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.registry import ingestor_for
 from mmrag.pipeline.config import Config
-from mmrag.pipeline.index import Index
+from mmrag.pipeline.index import Index, ingest_settings
 from mmrag.pipeline.walk import Found, Target, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
 from mmrag.retrieval.store import FileInfo
@@ -96,6 +96,7 @@ class _Run:
         self.cfg = cfg
         self.progress = progress
         self.report = IngestReport()
+        self.settings = ingest_settings(cfg)
 
     def file(self, target: Target, found: Found) -> None:
         root = str(target.root)
@@ -142,7 +143,7 @@ class _Run:
         if detection.problem:
             self._replace(root, found.source, [], record, label, detection.problem)
             return
-        ingestor = ingestor_for(kind, self.cfg.chunking)
+        ingestor = ingestor_for(kind, self.settings)
         if ingestor is None:
             self._forget(root, found.source)
             self.index.manifest.put(replace(record, status=UNSUPPORTED, reason=kind.value))

@@ -7,7 +7,9 @@ ranks, never raw scores: reciprocal rank fusion (Cormack et al., 2009).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from mmrag.ingest.chunk import Chunk, Modality, TimeSpan
 
 RRF_K = 60.0
 
@@ -43,3 +45,39 @@ def reciprocal_rank_fusion(
     fused = [Fused(key, score, tuple(ranks[key])) for key, score in scores.items()]
     fused.sort(key=lambda f: (-f.score, min(r for _, r in f.ranks), f.key))
     return fused
+
+
+MOMENT_BOTH = 1.25  # what was said and what was shown both matched
+MOMENT_ONE = 1.1
+
+
+def _overlaps(a: TimeSpan, b: TimeSpan) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def moment_bonus(fused: Sequence[Fused], chunks: Mapping[str, Chunk]) -> list[Fused]:
+    """Raise moment chunks whose transcript and keyframes were both among the candidates.
+
+    A moment joins a transcript window with the frames shown during it; when a speech chunk and a
+    frame chunk of the same recording overlapping its span were also retrieved, the moment is
+    evidence of both and moves up. Pure: returns a re-sorted copy.
+    """
+    matched: dict[str, set[Modality]] = {}
+    spans = [(chunks[f.key], f.key) for f in fused if f.key in chunks]
+    for chunk, _ in spans:
+        if chunk.modality in (Modality.SPEECH, Modality.FRAME) and isinstance(chunk.locator, TimeSpan):
+            for other, key in spans:
+                if (
+                    other.modality == Modality.MOMENT
+                    and other.source == chunk.source
+                    and isinstance(other.locator, TimeSpan)
+                    and _overlaps(other.locator, chunk.locator)
+                ):
+                    matched.setdefault(key, set()).add(chunk.modality)
+    out = []
+    for item in fused:
+        kinds = matched.get(item.key, set())
+        factor = MOMENT_BOTH if len(kinds) == 2 else MOMENT_ONE if kinds else 1.0
+        out.append(replace(item, score=item.score * factor) if factor != 1.0 else item)
+    out.sort(key=lambda f: (-f.score, min(r for _, r in f.ranks), f.key))
+    return out

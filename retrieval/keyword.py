@@ -16,11 +16,13 @@ from pathlib import Path
 
 from mmrag.ingest.chunk import Chunk
 from mmrag.retrieval.records import chunk_from_record, chunk_metadata, record_id
-from mmrag.retrieval.store import FileInfo, Hit, SearchFilter
+from mmrag.retrieval.store import FileInfo, Hit, IndexMismatch, SearchFilter
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(
-    text, title,
+    text, title, tags,
     record_id UNINDEXED, root UNINDEXED, source UNINDEXED, modality UNINDEXED, kind UNINDEXED,
     modified UNINDEXED, meta UNINDEXED,
     tokenize = 'unicode61 remove_diacritics 2'
@@ -124,6 +126,26 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _COMPOUND = re.compile(r"\w+(?:[-./:]\w+)+", re.UNICODE)
 
 
+_QUOTED = re.compile(r"[\"“”]([^\"“”]{2,80})[\"“”]")
+_NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
+_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,9}\b")
+
+
+def exact_terms(text: str) -> list[str]:
+    """The parts of a query that must match literally: quoted phrases, codes, numbers, acronyms."""
+    terms: list[str] = [m.strip() for m in _QUOTED.findall(text)]
+    terms += _COMPOUND.findall(text)
+    covered = " ".join(terms)
+    terms += [n for n in _NUMBER.findall(text) if len(n) >= 2 and n not in covered]
+    terms += [a for a in _ACRONYM.findall(text) if a not in covered and a.lower() not in STOPWORDS]
+    seen: set[str] = set()
+    return [t for t in terms if not (t.lower() in seen or seen.add(t.lower()))]  # type: ignore[func-returns-value]
+
+
+def _phrase(term: str) -> str:
+    return '"' + " ".join(_WORD.findall(term)) + '"'
+
+
 def fts_query(text: str) -> str:
     """Build an FTS5 query: every meaningful word OR-ed, plus exact phrases for compound tokens."""
     parts: list[str] = []
@@ -140,6 +162,19 @@ def fts_query(text: str) -> str:
     return " OR ".join(parts)
 
 
+# Words a person uses for a kind of value ("the UUID in the report") that the value itself lacks.
+ENTITY_TAGS = (
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE), "uuid guid identifier"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), "email address"),
+    (re.compile(r"\bhttps?://\S+"), "url link website"),
+)
+
+
+def entity_tags(text: str) -> str:
+    """Tag words for the kinds of values a text holds, so that naming the kind finds the value."""
+    return " ".join(tags for pattern, tags in ENTITY_TAGS if pattern.search(text))
+
+
 class KeywordIndex:
     """Full-text index of every chunk's text, with the chunk's record so hits need no second lookup."""
 
@@ -147,7 +182,16 @@ class KeywordIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_text'").fetchone()
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if exists and version != SCHEMA_VERSION:
+            self._db.close()
+            raise IndexMismatch(
+                f"the keyword index in {path.parent} has format {version}, this mmrag uses {SCHEMA_VERSION}: "
+                "re-index with `mmrag ingest PATH --reindex`"
+            )
         self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -160,6 +204,7 @@ class KeywordIndex:
                 (
                     chunk.text,
                     chunk.title,
+                    entity_tags(chunk.text),
                     record_id(info.root, chunk),
                     info.root,
                     chunk.source,
@@ -170,10 +215,10 @@ class KeywordIndex:
                 )
             )
         self._db.execute("BEGIN")
-        self._db.executemany("DELETE FROM chunk_text WHERE record_id = ?", [(r[2],) for r in rows])
+        self._db.executemany("DELETE FROM chunk_text WHERE record_id = ?", [(r[3],) for r in rows])
         self._db.executemany(
-            "INSERT INTO chunk_text(text, title, record_id, root, source, modality, kind, modified, meta) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO chunk_text(text, title, tags, record_id, root, source, modality, kind, modified, meta) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         self._db.execute("COMMIT")
@@ -184,11 +229,12 @@ class KeywordIndex:
     def clear(self) -> None:
         self._db.execute("DELETE FROM chunk_text")
 
-    def search(self, text: str, k: int, flt: SearchFilter) -> list[Hit]:
-        query = fts_query(text)
+    def search(self, text: str, k: int, flt: SearchFilter, *, exact: bool = False) -> list[Hit]:
+        """BM25 search for the query's meaningful words, or (``exact``) only for its exact terms."""
+        query = " OR ".join(_phrase(t) for t in exact_terms(text) if _WORD.search(t)) if exact else fts_query(text)
         if not query or k <= 0:
             return []
-        sql = "SELECT text, meta, bm25(chunk_text, 1.0, 0.5) AS rank FROM chunk_text WHERE chunk_text MATCH ?"
+        sql = "SELECT text, meta, bm25(chunk_text, 1.0, 0.5, 0.5) AS rank FROM chunk_text WHERE chunk_text MATCH ?"
         args: list[object] = [query]
         if flt.modalities:
             sql += f" AND modality IN ({','.join('?' * len(flt.modalities))})"

@@ -1,16 +1,37 @@
-"""Hybrid search: vector candidates and keyword candidates, fused by rank."""
+"""Hybrid search: candidate lists from vectors, keywords and exact terms, fused by rank.
+
+Candidate lists:
+- ``vector``: nearest chunks of any modality to the query vector;
+- ``keyword``: BM25 over every chunk's text (all meaningful query words);
+- ``exact``: BM25 restricted to the query's exact terms (codes, numbers, dates, quoted phrases,
+  acronyms), present only when the query has such terms: an identifier should win even when its
+  chunk shares few other words with the question;
+- one list per non-text modality (the vector list regrouped, plus dedicated nearest-neighbour
+  queries for visual modalities when the index has an image part), at a lower weight: a table row,
+  a frame or a transcript window competes with prose by rank within its own kind, not by raw
+  scores that run higher or lower per modality.
+The fused order comes from ``fusion.reciprocal_rank_fusion``; moment chunks whose transcript and
+keyframes both matched get a bonus (``fusion.moment_bonus``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from mmrag.retrieval.fusion import reciprocal_rank_fusion
-from mmrag.retrieval.keyword import KeywordIndex
+from mmrag.ingest.chunk import Modality
+from mmrag.retrieval.fusion import Fused, moment_bonus, reciprocal_rank_fusion
+from mmrag.retrieval.keyword import KeywordIndex, exact_terms
 from mmrag.retrieval.records import record_id
 from mmrag.retrieval.store import ChunkStore, Hit, SearchFilter
 from mmrag.retrieval.vectorize import Vectorizer
 
-CANDIDATES = 50
+VECTOR_POOL = 100
+KEYWORD_POOL = 50
+EXACT_POOL = 20
+MODALITY_POOL = 10
+VISUAL_MODALITIES = (Modality.IMAGE, Modality.FRAME, Modality.MOMENT)
+WEIGHTS = {"vector": 1.0, "keyword": 1.0, "exact": 1.5}
+MODALITY_WEIGHT = 0.5
 
 
 class Searcher:
@@ -21,26 +42,54 @@ class Searcher:
         self._keyword = keyword
         self._vectorizer = vectorizer
 
+    def candidates(self, query: str, k: int, flt: SearchFilter, *, keyword: bool = True) -> dict[str, list[Hit]]:
+        """Every candidate list for a query, by name."""
+        vector = self._store.query(self._vectorizer.query(query), max(VECTOR_POOL, k), flt)
+        lists: dict[str, list[Hit]] = {"vector": vector}
+        if keyword and self._keyword is not None:
+            lists["keyword"] = self._keyword.search(query, max(KEYWORD_POOL, k), flt)
+            terms = exact_terms(query)
+            if terms:
+                lists["exact"] = self._keyword.search(query, EXACT_POOL, flt, exact=True)
+        for modality in Modality:
+            if modality == Modality.TEXT or (flt.modalities and modality not in flt.modalities):
+                continue
+            if self._vectorizer.visual and modality in VISUAL_MODALITIES:
+                own = replace(flt, modalities=frozenset({modality}))
+                lists[f"modality:{modality}"] = self._store.query(self._vectorizer.query(query), MODALITY_POOL, own)
+            else:
+                same = [h for h in vector if h.chunk.modality == modality][:MODALITY_POOL]
+                if same:
+                    lists[f"modality:{modality}"] = same
+        return lists
+
     def search(self, query: str, k: int = 10, flt: SearchFilter | None = None, *, keyword: bool = True) -> list[Hit]:
         flt = flt or SearchFilter()
-        pool = max(CANDIDATES, k)
-        lists: dict[str, list[Hit]] = {"vector": self._store.query(self._vectorizer.query(query), pool, flt)}
-        if keyword and self._keyword is not None:
-            lists["keyword"] = self._keyword.search(query, pool, flt)
-        by_id: dict[str, Hit] = {}
-        signals: dict[str, dict[str, float]] = {}
-        ranked: dict[str, list[str]] = {}
-        for name, hits in lists.items():
-            ranked[name] = []
-            for hit in hits:
-                key = record_id(hit.root, hit.chunk)
-                by_id.setdefault(key, hit)
-                signals.setdefault(key, {})[name] = hit.score
-                ranked[name].append(key)
-        fused = reciprocal_rank_fusion(ranked)
-        best = sum(1.0 / (60.0 + 1) for _ in ranked) or 1.0
-        out = []
-        for item in fused[:k]:
-            hit = by_id[item.key]
-            out.append(replace(hit, score=item.score / best, signals=tuple(sorted(signals[item.key].items()))))
-        return out
+        return fuse(self.candidates(query, k, flt, keyword=keyword), k)
+
+
+def fuse(lists: dict[str, list[Hit]], k: int) -> list[Hit]:
+    """One ranked list from named candidate lists (pure: no I/O)."""
+    by_id: dict[str, Hit] = {}
+    signals: dict[str, dict[str, float]] = {}
+    ranked: dict[str, list[str]] = {}
+    for name, hits in lists.items():
+        ranked[name] = []
+        for hit in hits:
+            key = record_id(hit.root, hit.chunk)
+            by_id.setdefault(key, hit)
+            signals.setdefault(key, {}).setdefault(name.split(":")[0], hit.score)
+            ranked[name].append(key)
+    weights = {name: WEIGHTS.get(name, MODALITY_WEIGHT) for name in ranked}
+    fused = moment_bonus(reciprocal_rank_fusion(ranked, weights), {key: hit.chunk for key, hit in by_id.items()})
+    best = _best_possible(weights)
+    return [_scored(by_id[f.key], f, best, signals[f.key]) for f in fused[:k]]
+
+
+def _best_possible(weights: dict[str, float]) -> float:
+    top = sorted(weights.values(), reverse=True)
+    return sum(top[:3]) / 61.0 or 1.0
+
+
+def _scored(hit: Hit, fused: Fused, best: float, signals: dict[str, float]) -> Hit:
+    return replace(hit, score=min(1.0, fused.score / best), signals=tuple(sorted(signals.items())))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrag.ingest.base import ChunkingConfig
+from mmrag.ingest.base import ChunkingConfig, IngestSettings
 from mmrag.ingest.chunk import Chunk, Page
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.registry import ingestor_for
@@ -41,7 +41,7 @@ def corpus_chunks() -> dict[str, list[Chunk]]:
         kind = detect(path).kind
         if kind not in KINDS:
             continue
-        ingestor = ingestor_for(kind, ChunkingConfig())
+        ingestor = ingestor_for(kind, IngestSettings())
         assert ingestor is not None
         source = path.relative_to(drive).as_posix()
         out[source] = [item for item in ingestor.ingest(path, source) if isinstance(item, Chunk)]

@@ -44,14 +44,14 @@ OURS = (
     GUARD
     + """
 from pathlib import Path
-from mmrag.ingest.base import ChunkingConfig
+from mmrag.ingest.base import ChunkingConfig, IngestSettings
 from mmrag.ingest.detect import FileKind
 from mmrag.ingest.registry import ingestor_for
 
 counts = {}
 for path in sorted(Path(sys.argv[1]).iterdir()):
     kind = FileKind[path.suffix[1:].upper()]
-    ingestor = ingestor_for(kind, ChunkingConfig())
+    ingestor = ingestor_for(kind, IngestSettings())
     counts[path.name] = len(list(ingestor.ingest(path, path.name)))
 print(json.dumps({"counts": counts, "attempts": attempts}))
 """

@@ -1,15 +1,21 @@
 from __future__ import annotations
 
-from mmrag.ingest.base import ChunkingConfig
+from mmrag.ingest.audio import AudioIngestor
+from mmrag.ingest.base import ChunkingConfig, IngestSettings
 from mmrag.ingest.detect import FileKind
 from mmrag.ingest.documents import DocxIngestor, HtmlIngestor, MarkdownIngestor, TextIngestor
+from mmrag.ingest.images import ImagesIngestor
 from mmrag.ingest.mail import EmailIngestor
+from mmrag.ingest.odp import OdpIngestor
 from mmrag.ingest.pdf import PdfIngestor
 from mmrag.ingest.registry import ingestor_for
+from mmrag.ingest.slides import SlidesIngestor
+from mmrag.ingest.tables import TablesIngestor
+from mmrag.ingest.video import VideoIngestor
 
 
-def test_document_kinds_have_ingestors() -> None:
-    chunking = ChunkingConfig()
+def test_every_supported_kind_has_its_ingestor() -> None:
+    settings = IngestSettings()
     expected = {
         FileKind.PDF: PdfIngestor,
         FileKind.DOCX: DocxIngestor,
@@ -17,19 +23,26 @@ def test_document_kinds_have_ingestors() -> None:
         FileKind.MD: MarkdownIngestor,
         FileKind.TXT: TextIngestor,
         FileKind.EML: EmailIngestor,
+        FileKind.PPTX: SlidesIngestor,
+        FileKind.ODP: OdpIngestor,
+        FileKind.XLSX: TablesIngestor,
+        FileKind.CSV: TablesIngestor,
+        FileKind.TSV: TablesIngestor,
+        FileKind.IMAGE: ImagesIngestor,
+        FileKind.AUDIO: AudioIngestor,
+        FileKind.VIDEO: VideoIngestor,
     }
     for kind, cls in expected.items():
-        ingestor = ingestor_for(kind, chunking)
-        assert isinstance(ingestor, cls)
-        assert getattr(ingestor, "chunking", None) == chunking
+        assert isinstance(ingestor_for(kind, settings), cls), kind
+    assert getattr(ingestor_for(FileKind.PDF, settings), "chunking", None) == settings.chunking
 
 
-def test_other_kinds_are_not_indexed_yet() -> None:
-    for kind in (FileKind.PPTX, FileKind.XLSX, FileKind.CSV, FileKind.IMAGE, FileKind.AUDIO, FileKind.UNKNOWN):
-        assert ingestor_for(kind, ChunkingConfig()) is None
+def test_unknown_kinds_have_none() -> None:
+    for kind in (FileKind.UNKNOWN,):
+        assert ingestor_for(kind, IngestSettings()) is None
 
 
-def test_instances_are_shared_per_kind_and_config() -> None:
-    small = ChunkingConfig(target_chars=200, max_chars=300, overlap_chars=20)
-    assert ingestor_for(FileKind.PDF, ChunkingConfig()) is ingestor_for(FileKind.PDF, ChunkingConfig())
-    assert ingestor_for(FileKind.PDF, small) is not ingestor_for(FileKind.PDF, ChunkingConfig())
+def test_instances_are_shared_per_kind_and_settings() -> None:
+    small = IngestSettings(chunking=ChunkingConfig(target_chars=200, max_chars=300, overlap_chars=20))
+    assert ingestor_for(FileKind.PDF, IngestSettings()) is ingestor_for(FileKind.PDF, IngestSettings())
+    assert ingestor_for(FileKind.PDF, small) is not ingestor_for(FileKind.PDF, IngestSettings())

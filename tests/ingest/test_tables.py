@@ -11,7 +11,7 @@ import pytest
 from mmrag.ingest import tables
 from mmrag.ingest.base import ChunkingConfig, IngestSettings
 from mmrag.ingest.cellformat import format_cell
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, Rows, Sheet, Table
+from mmrag.ingest.chunk import Chunk, IngestError, Modality, Rows, Section, Sheet, Table
 from mmrag.ingest.tablechunks import parse_number, table_chunks
 from mmrag.ingest.tables import ENCRYPTED, TablesIngestor
 
@@ -135,9 +135,9 @@ def test_header_is_repeated_in_every_chunk_of_a_long_csv(tmp_path: Path) -> None
     covered = sorted(n for c in rows for n in range(_rows(c).first, _rows(c).last + 1))
     assert covered == list(range(1, 101))  # every row in exactly one chunk
     (table,) = found
-    assert table.name == "orders" and table.locator == Rows(1, 100) and table.rows[56][0] == "A-057"
+    assert table.name == "orders" and table.locator == Section() and table.rows[56][0] == "A-057"
     summary = [c for c in chunks if _is_summary(c)]
-    assert len(summary) == 1 and summary[0].locator == Rows(1, 100)
+    assert len(summary) == 1 and summary[0].locator == Section()
     assert "- amount: numbers from 10.50 to 1000.50 (100 values)" in summary[0].text
 
 

@@ -54,3 +54,16 @@ def test_delete_source_removes_its_chunks(tmp_path: Path) -> None:
 
 def test_punctuation_only_query_returns_nothing(tmp_path: Path) -> None:
     assert _index(tmp_path).search("?!", 5, SearchFilter()) == []
+
+
+def test_naming_the_kind_of_value_finds_it(tmp_path: Path) -> None:
+    index = KeywordIndex(tmp_path / "kw.sqlite")
+    index.upsert(
+        [
+            Chunk("paper.docx", Modality.TEXT, Page(2), "We study agents. 314b0a30-5b04-470b-b9f7-eed2c2bec74a is here."),
+            Chunk("other.docx", Modality.TEXT, Page(1), "We study agents and their identifiers in general."),
+        ],
+        INFO_PDF,
+    )
+    hits = index.search("which UUID is in the paper", 5, SearchFilter())
+    assert hits[0].chunk.source == "paper.docx"

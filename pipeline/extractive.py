@@ -1,0 +1,143 @@
+"""Pick the passages that answer a question from retrieved chunks, without an LLM.
+
+A chunk is cut into answer units: sentences of prose, lines of OCR text, and table rows paired with
+their column names ("Team: Maple Leafs · Stanley Cups: 13"). Context lines (the heading path or
+table name every chunk starts with) and table summaries are context, not answers. Units are scored
+by meaning (sentence-embedding similarity to the question) and by the question's words they
+contain, weighted by how rare each word is among the candidates, with a small preference for
+better-ranked hits and, for "how many / when / which year" questions, for units holding a number.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmrag.ingest.chunk import Chunk
+from mmrag.retrieval.keyword import STOPWORDS
+from mmrag.retrieval.store import Hit
+from mmrag.retrieval.vectorize import Vectorizer
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[•])")
+_LIST_ITEM = re.compile(r"\n(?=\s*(?:[•\-*–]|\d+[.)])\s)")
+_DIGIT = re.compile(r"\d")
+_NUMERIC_QUESTION = re.compile(
+    r"\b(how (many|much|long|old|far)|what (year|percentage|share|price|rate|amount|number|date|time)|"
+    r"which (year|page|number)|when)\b",
+    re.IGNORECASE,
+)
+_OCR_PREFIX = "Text in image:"
+MIN_UNIT_CHARS = 8
+MAX_UNIT_CHARS = 400
+CONTEXT_MARKERS = (" — ", " > ")
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    text: str
+    hit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    text: str
+    hit_index: int
+    score: float
+    overlap: float
+    similarity: float
+
+
+def stem(word: str) -> str:
+    """A crude English stem, enough to match "scanned" with "scan" and "talks" with "talk"."""
+    word = word.lower()
+    for suffix in ("ingly", "edly", "ing", "ies", "ied", "ed", "es", "s", "ly"):
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2]:
+        word = word[:-1]
+    return word
+
+
+def terms(text: str) -> set[str]:
+    return {stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS and (len(w) > 1 or w.isdigit())}
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _table_units(lines: list[str], index: int) -> list[Unit]:
+    header = _cells(lines[0])
+    out = []
+    for line in lines[1:]:
+        if set(line.replace("|", "").strip()) <= set("-: "):
+            continue
+        cells = _cells(line)
+        pairs = [f"{h}: {c}" if h and not h.startswith("column ") else c for h, c in zip(header, cells, strict=False)]
+        text = " · ".join(p for p, c in zip(pairs, cells, strict=False) if c)
+        if text:
+            out.append(Unit(text[:MAX_UNIT_CHARS], index))
+    return out
+
+
+def _is_context(block: str, chunk: Chunk, first: bool) -> bool:
+    if not first or "\n" in block.strip() or len(block) > 240:
+        return False
+    return block.strip() == chunk.title or any(m in block for m in CONTEXT_MARKERS)
+
+
+def units(chunk: Chunk, index: int) -> list[Unit]:
+    """The answer units of one chunk (none for table summaries)."""
+    blocks = [b for b in re.split(r"\n{2,}", chunk.text) if b.strip()]
+    if blocks and "table summary" in blocks[0]:
+        return []
+    out: list[Unit] = []
+    for position, block in enumerate(blocks):
+        if _is_context(block, chunk, position == 0) and len(blocks) > 1:
+            continue
+        lines = [line for line in block.splitlines() if line.strip()]
+        if lines and lines[0].lstrip().startswith("|"):
+            out.extend(_table_units(lines, index))
+            continue
+        if any(line.startswith(_OCR_PREFIX) for line in lines):
+            for line in lines:
+                line = line.removeprefix(_OCR_PREFIX).strip()
+                if len(line) >= MIN_UNIT_CHARS:
+                    out.append(Unit(line[:MAX_UNIT_CHARS], index))
+            continue
+        for item in _LIST_ITEM.split(block):
+            for sentence in _SENTENCE.split(item):
+                flat = " ".join(sentence.split())
+                if len(flat) >= MIN_UNIT_CHARS:
+                    out.append(Unit(flat[:MAX_UNIT_CHARS], index))
+    return out
+
+
+def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer) -> list[Scored]:
+    """Every answer unit of the hits, best first."""
+    candidates = [u for i, hit in enumerate(hits) for u in units(hit.chunk, i)]
+    if not candidates:
+        return []
+    asked = terms(question)
+    unit_terms = [terms(u.text) for u in candidates]
+    df = {t: sum(t in ut for ut in unit_terms) for t in asked}
+    idf = {t: math.log((len(candidates) + 1) / (df[t] + 0.5)) for t in asked}
+    total = sum(idf.values()) or 1.0
+    vectors = vectorizer.texts([u.text for u in candidates])
+    similarity = np.asarray(vectors @ vectorizer.texts([question])[0]).tolist()
+    numeric = bool(_NUMERIC_QUESTION.search(question))
+    out = []
+    for unit, found, sim in zip(candidates, unit_terms, similarity, strict=True):
+        overlap = sum(idf[t] for t in asked & found) / total
+        bonus = 0.1 if numeric and _DIGIT.search(unit.text) else 0.0
+        prior = 1.0 / (1.0 + 0.1 * unit.hit_index)
+        score = (0.5 * float(sim) + 0.5 * overlap + bonus) * prior
+        out.append(Scored(unit.text, unit.hit_index, score, overlap, float(sim)))
+    out.sort(key=lambda s: -s.score)
+    return out
