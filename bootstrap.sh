@@ -4,12 +4,18 @@
 #
 #   ./bootstrap.sh demo    set up, ingest the sample drive in data/, answer a question (offline)
 #   ./bootstrap.sh test    set up, lint (ruff), type-check (mypy) and run the whole test suite
-#   ./bootstrap.sh setup   only set up the virtualenv (.venv, or $MMRAG_VENV)
+#   ./bootstrap.sh setup   only set up the virtualenv
+#
+# The virtualenv (about 7 GB: PyTorch is a CUDA build) lives in a cache folder keyed by the hash of
+# the pinned requirements and of this script, shared by every checkout on the machine, and .venv in
+# the checkout links to it. A change to the pins or to the install steps builds a new one.
+# Set MMRAG_VENV to put it elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
-venv=${MMRAG_VENV:-$here/.venv}
 python=${PYTHON:-python3}
+stamp=$(cat requirements/lock.txt requirements/nodeps.txt "$0" | sha256sum | cut -c1-16)
+venv=${MMRAG_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/mmrag/venv-$stamp}
 
 say() { printf '\033[1m[mmrag]\033[0m %s\n' "$*" >&2; }
 
@@ -18,16 +24,18 @@ setup() {
     say "Python 3.11 or newer is needed (found: $("$python" --version 2>&1)); set PYTHON=/path/to/python3.11"
     exit 1
   fi
-  local stamp
-  stamp=$(cat requirements/lock.txt requirements/nodeps.txt | sha256sum | cut -c1-16)
   if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.mmrag-stamp" 2>/dev/null)" != "$stamp" ]; then
-    say "setting up $venv (pinned packages from requirements/lock.txt; the first time takes a few minutes)"
+    say "setting up $venv (pinned packages from requirements/lock.txt; the first time takes several minutes)"
+    mkdir -p "$(dirname "$venv")"
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
     # rapidocr-onnxruntime asks for opencv-python, which collides with opencv-python-headless (both
     # write cv2/); everything else it needs is pinned in lock.txt.
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/nodeps.txt
     echo "$stamp" > "$venv/.mmrag-stamp"
+  fi
+  if [ "$venv" != "$here/.venv" ] && [ ! -e "$here/.venv" ] || [ -L "$here/.venv" ]; then
+    ln -sfn "$venv" "$here/.venv"
   fi
   if ! "$venv/bin/python" -c "import mmrag.pipeline, sys, pathlib; p = pathlib.Path(mmrag.pipeline.__file__).resolve().parents[1]; sys.exit(p != pathlib.Path('$here').resolve())" 2>/dev/null; then
     say "installing mmrag from $here (editable)"

@@ -56,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reindex", action="store_true", help="rebuild this index from scratch (after changing models)")
     _common(p)
 
-    p = sub.add_parser("search", help="ranked evidence for a query")
-    p.add_argument("query")
+    p = sub.add_parser("search", help="ranked evidence for a query (or for an example image)")
+    p.add_argument("query", nargs="?")
+    p.add_argument(
+        "--image", type=Path, metavar="FILE", help="find images and frames like this picture, and text about it"
+    )
     p.add_argument("--k", type=int, default=10, help="number of hits (default 10)")
     p.add_argument("--no-keyword", action="store_true", help="vector search only (for comparison)")
     _common(p)
@@ -154,16 +157,35 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
 
     if args.k < 1:
         raise UsageError("--k must be at least 1")
+    if (args.image is None) == (not args.query):
+        raise UsageError("give a query or --image FILE (one of them)")
     filters = _parse_filters(args)
+    notices: list[str] = []
+    description = None
     index = open_index(cfg, create=False)
     try:
-        hits = search_index(index, args.query, args.k, filters, keyword=not args.no_keyword)
+        if args.image is not None:
+            from mmrag.pipeline.image_query import describe_image, image_search_notices, search_by_image
+            from mmrag.pipeline.index import ingest_settings
+
+            description = describe_image(args.image, ingest_settings(cfg))
+            notices = image_search_notices(index, cfg, description)
+            hits = search_by_image(
+                index, args.image, args.k, filters, description=description, keyword=not args.no_keyword
+            )
+        else:
+            hits = search_index(index, args.query, args.k, filters, keyword=not args.no_keyword)
     finally:
         index.close()
+    for note in notices:
+        render.notice(note)
+    query = args.query or f"image {args.image}"
     if args.json:
-        _emit_json({"query": args.query, "hits": [h.to_json() for h in hits]})
+        _emit_json(
+            {"query": query, "description": description, "notices": notices, "hits": [h.to_json() for h in hits]}
+        )
     else:
-        render.hits(args.query, hits)
+        render.hits(query, hits)
     return EXIT_OK
 
 

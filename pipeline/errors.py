@@ -5,10 +5,11 @@ from __future__ import annotations
 
 def user_message(error: BaseException) -> str | None:
     from mmrag.pipeline.evaluate import QuestionFileError
+    from mmrag.pipeline.image_query import ImageQueryError
     from mmrag.pipeline.index import ModelMissing
     from mmrag.retrieval.store import IndexMismatch
 
-    if isinstance(error, IndexMismatch | ModelMissing | QuestionFileError):
+    if isinstance(error, IndexMismatch | ModelMissing | QuestionFileError | ImageQueryError):
         return str(error)
     if isinstance(error, FileNotFoundError):
         return f"{error.filename or error}: no such file or folder" if error.filename else str(error)

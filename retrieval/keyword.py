@@ -128,6 +128,7 @@ _COMPOUND = re.compile(r"\w+(?:[-./:]\w+)+", re.UNICODE)
 
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,80})[\"“”]")
 _NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
+_YEAR = re.compile(r"(19|20)\d\d")
 _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,9}\b")
 
 
@@ -136,7 +137,8 @@ def exact_terms(text: str) -> list[str]:
     terms: list[str] = [m.strip() for m in _QUOTED.findall(text)]
     terms += _COMPOUND.findall(text)
     covered = " ".join(terms)
-    terms += [n for n in _NUMBER.findall(text) if len(n) >= 2 and n not in covered]
+    # Plain years are too common to be exact evidence on their own; other numbers are not.
+    terms += [n for n in _NUMBER.findall(text) if len(n) >= 2 and n not in covered and not _YEAR.fullmatch(n)]
     terms += [a for a in _ACRONYM.findall(text) if a not in covered and a.lower() not in STOPWORDS]
     seen: set[str] = set()
     return [t for t in terms if not (t.lower() in seen or seen.add(t.lower()))]  # type: ignore[func-returns-value]

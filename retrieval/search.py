@@ -27,11 +27,11 @@ from mmrag.retrieval.vectorize import Vectorizer
 
 VECTOR_POOL = 100
 KEYWORD_POOL = 50
-EXACT_POOL = 20
-MODALITY_POOL = 10
+EXACT_POOL = 5
+MODALITY_POOL = 5
 VISUAL_MODALITIES = (Modality.IMAGE, Modality.FRAME, Modality.MOMENT)
-WEIGHTS = {"vector": 1.0, "keyword": 1.0, "exact": 1.5}
-MODALITY_WEIGHT = 0.5
+WEIGHTS = {"vector": 1.0, "keyword": 1.0, "exact": 1.0}
+MODALITY_WEIGHT = 0.3
 
 
 class Searcher:

@@ -16,22 +16,12 @@ PACKAGES = ("pipeline", "ingest", "retrieval", "prompts")
 
 @pytest.mark.slow
 def test_wheel_carries_every_module_and_prompt(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    # Build from a copy: setuptools writes a build/ folder next to the sources.
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns(".git", ".venv", ".typecheck", "build", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(REPO, src, ignore=ignore)
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
+    subprocess.run([*build, str(src)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("mmrag-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {

@@ -43,8 +43,10 @@ def test_search_without_index_says_what_to_do(tmp_path: Path, capsys: pytest.Cap
 
 def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        main(["search"])
+        main(["search", "x", "--k", "many"])
     assert info.value.code == 2
+    assert main(["search", "--index", str(tmp_path)]) == 2
+    assert "give a query or --image FILE" in capsys.readouterr().err
     assert main(["search", "x", "--index", str(tmp_path), "--modality", "smell"]) == 2
     assert "unknown modality 'smell'" in capsys.readouterr().err
 
