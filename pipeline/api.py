@@ -16,10 +16,11 @@ from datetime import datetime
 from pathlib import Path
 
 from mmrag.ingest.chunk import Modality
-from mmrag.pipeline.answer import Answer, extractive_answer
+from mmrag.pipeline.answer import Answer
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.index import Index, open_index
 from mmrag.pipeline.ingest_run import IngestReport, ProgressSink, run_ingest
+from mmrag.pipeline.llm import TokenSink
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.manifest import OK, Manifest
 from mmrag.retrieval.store import Hit, SearchFilter
@@ -77,15 +78,24 @@ def ingest(
 
 
 def search_index(
-    index: Index, query: str, k: int = 10, filters: Filters | None = None, keyword: bool = True
+    index: Index,
+    query: str,
+    k: int = 10,
+    filters: Filters | None = None,
+    keyword: bool = True,
+    lists: frozenset[str] | None = None,
 ) -> list[Hit]:
     flt = resolve_filter(filters or Filters(), index.manifest)
-    return index.searcher().search(query, k, flt, keyword=keyword)
+    return index.searcher(lists).search(query, k, flt, keyword=keyword)
 
 
-def ask_index(index: Index, question: str, filters: Filters | None = None) -> tuple[Answer, list[Hit]]:
-    hits = search_index(index, question, ANSWER_HITS, filters)
-    return extractive_answer(question, hits, index.vectorizer), hits
+def ask_index(
+    index: Index, question: str, cfg: Config, filters: Filters | None = None, stream: TokenSink | None = None
+) -> tuple[Answer, list[Hit]]:
+    """Answer from the index: generative with a configured LLM, extractive (quoted, cited) otherwise."""
+    from mmrag.pipeline.generate import answer_question
+
+    return answer_question(index, question, cfg, filters, stream)
 
 
 def search(
@@ -101,6 +111,6 @@ def search(
 def ask(question: str, cfg: Config, filters: Filters | None = None, *, embedder: TextEmbedder | None = None) -> Answer:
     index = open_index(cfg, create=False, embedder=embedder)
     try:
-        return ask_index(index, question, filters)[0]
+        return ask_index(index, question, cfg, filters)[0]
     finally:
         index.close()

@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question from the indexed files, with citations")
     p.add_argument("question")
+    p.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print the answer as it is generated (default: on in a terminal, off with --json)",
+    )
     _common(p)
     _filters(p)
 
@@ -76,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=10, help="hits retrieved per question (default 10)")
     p.add_argument("--no-answer", action="store_true", help="score retrieval only; skip the answer stage")
     p.add_argument("--no-keyword", action="store_true", help="vector search only (for comparison)")
+    p.add_argument(
+        "--lists",
+        help="candidate lists to fuse, for comparisons: any of vector,keyword,exact,modality (default: all)",
+    )
     _common(p)
 
     p = sub.add_parser("models", help="which model plays each role, where it was found, or how to provide it")
@@ -195,36 +205,44 @@ def cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline.index import open_index
 
     filters = _parse_filters(args)
+    stream = args.stream if args.stream is not None else (sys.stdout.isatty() and not args.json)
+    sink = render.AnswerStream(args.question) if stream and not args.json else None
     index = open_index(cfg, create=False)
     try:
-        answer, hits = ask_index(index, args.question, filters)
+        answer, hits = ask_index(index, args.question, cfg, filters, stream=sink)
     finally:
         index.close()
     if args.json:
         _emit_json({"question": args.question, **answer.to_json(), "hits": [h.to_json() for h in hits]})
     else:
-        render.answer(args.question, answer)
+        render.answer(args.question, answer, streamed=sink is not None)
     return EXIT_OK
 
 
 def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
-    from mmrag.pipeline.answer import extractive_answer
     from mmrag.pipeline.api import ANSWER_HITS, search_index
     from mmrag.pipeline.evaluate import EvalReport, load_questions, record
+    from mmrag.pipeline.generate import answer_from_hits
     from mmrag.pipeline.index import open_index
+    from mmrag.retrieval.search import ALL_LISTS
 
     if args.k < 1:
         raise UsageError("--k must be at least 1")
     questions = load_questions(args.questions)
+    lists = None
+    if args.lists:
+        lists = frozenset(x.strip() for x in args.lists.split(",") if x.strip())
+        if not lists or not lists <= ALL_LISTS:
+            raise UsageError(f"--lists takes names from {', '.join(sorted(ALL_LISTS))}")
     report = EvalReport()
     index = open_index(cfg, create=False)
     try:
         for q in questions:
-            hits = search_index(index, q.question, max(args.k, ANSWER_HITS), keyword=not args.no_keyword)
+            hits = search_index(index, q.question, max(args.k, ANSWER_HITS), keyword=not args.no_keyword, lists=lists)
             answer = None
             if not args.no_answer:
-                answer = extractive_answer(q.question, hits[:ANSWER_HITS], index.vectorizer).to_json()
+                answer = answer_from_hits(index, q.question, hits[:ANSWER_HITS], cfg).to_json()
             record(report, q, hits[: args.k], answer)
     finally:
         index.close()

@@ -42,6 +42,10 @@ class ModelsConfig:
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""
+    llm_backend: str = ""  # "" = ollama for ollama:// URLs, else openai (any OpenAI-compatible server)
+    llm_vision: bool = False  # send cited images and frames to the model as image parts
+    llm_timeout_s: float = 60.0
+    llm_strict_citations: bool = False  # drop (not only flag) sentences their evidence does not support
     allow_downloads: bool = False
 
 
@@ -110,6 +114,7 @@ ENV_MODELS = {
     "MMRAG_LLM_BASE_URL": "llm_base_url",
     "MMRAG_LLM_MODEL": "llm_model",
     "MMRAG_LLM_API_KEY": "llm_api_key",
+    "MMRAG_LLM_BACKEND": "llm_backend",
 }
 
 

@@ -7,9 +7,10 @@ def user_message(error: BaseException) -> str | None:
     from mmrag.pipeline.evaluate import QuestionFileError
     from mmrag.pipeline.image_query import ImageQueryError
     from mmrag.pipeline.index import ModelMissing
+    from mmrag.pipeline.llm import LlmError
     from mmrag.retrieval.store import IndexMismatch
 
-    if isinstance(error, IndexMismatch | ModelMissing | QuestionFileError | ImageQueryError):
+    if isinstance(error, IndexMismatch | ModelMissing | QuestionFileError | ImageQueryError | LlmError):
         return str(error)
     if isinstance(error, FileNotFoundError):
         return f"{error.filename or error}: no such file or folder" if error.filename else str(error)

@@ -58,8 +58,11 @@ class Index:
             if tables:
                 self.tables.replace_source(root, source, tables)
 
-    def searcher(self) -> Searcher:
-        return Searcher(self.store, self.keyword, self.vectorizer)
+    def searcher(self, lists: frozenset[str] | None = None) -> Searcher:
+        """The hybrid searcher; ``lists`` limits which candidate lists run (for comparisons)."""
+        if lists is None:
+            return Searcher(self.store, self.keyword, self.vectorizer)
+        return Searcher(self.store, self.keyword, self.vectorizer, lists)
 
     def close(self) -> None:
         self.manifest.close()

@@ -94,16 +94,37 @@ def hits(query: str, found: Sequence[Hit]) -> None:
         out.print(f"    {escape(_snippet(chunk.text))}", highlight=False)
 
 
-def answer(question: str, result: Answer) -> None:
-    out.print(f"[bold]Q:[/bold] {escape(question)}")
-    out.print(escape(result.text), highlight=False)
+class AnswerStream:
+    """Prints an answer's text as it arrives (the question first)."""
+
+    def __init__(self, question: str) -> None:
+        self._started = False
+        self._question = question
+
+    def __call__(self, text: str) -> None:
+        if not self._started:
+            out.print(f"[bold]Q:[/bold] {escape(self._question)}")
+            self._started = True
+        out.file.write(text)
+        out.file.flush()
+
+
+def answer(question: str, result: Answer, streamed: bool = False) -> None:
+    if streamed:
+        out.print()
+    else:
+        out.print(f"[bold]Q:[/bold] {escape(question)}")
+        out.print(escape(result.text), highlight=False)
+    for sentence in result.flagged:
+        out.print(f"[yellow]warning:[/yellow] not supported by its cited evidence: {escape(sentence)}")
     if result.citations:
         out.print()
         for c in result.citations:
             chunk = c.hit.chunk
-            out.print(
-                f"  [{c.n}] [cyan]{escape(chunk.source)}[/cyan], {escape(chunk.locator.cite())}  [dim]{escape(c.link)}[/dim]"
-            )
+            line = f"  [{c.n}] [cyan]{escape(chunk.source)}[/cyan], {escape(chunk.locator.cite())}  [dim]{escape(c.link)}[/dim]"
+            out.print(line)
+            if c.thumbnail:
+                out.print(f"       [dim]image: {escape(c.thumbnail)}[/dim]")
 
 
 def models(found: Sequence[Resolution], allow_downloads: bool) -> None:

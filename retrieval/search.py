@@ -32,25 +32,39 @@ MODALITY_POOL = 5
 VISUAL_MODALITIES = (Modality.IMAGE, Modality.FRAME, Modality.MOMENT)
 WEIGHTS = {"vector": 1.0, "keyword": 1.0, "exact": 1.0}
 MODALITY_WEIGHT = 0.3
+ALL_LISTS = frozenset({"vector", "keyword", "exact", "modality"})
 
 
 class Searcher:
     """Runs each candidate search and fuses them; every search sees the same filter."""
 
-    def __init__(self, store: ChunkStore, keyword: KeywordIndex | None, vectorizer: Vectorizer) -> None:
+    def __init__(
+        self,
+        store: ChunkStore,
+        keyword: KeywordIndex | None,
+        vectorizer: Vectorizer,
+        lists: frozenset[str] = ALL_LISTS,
+    ) -> None:
         self._store = store
         self._keyword = keyword
         self._vectorizer = vectorizer
+        self._lists = lists  # which candidate lists run (all by default; fewer for comparisons)
 
     def candidates(self, query: str, k: int, flt: SearchFilter, *, keyword: bool = True) -> dict[str, list[Hit]]:
         """Every candidate list for a query, by name."""
-        vector = self._store.query(self._vectorizer.query(query), max(VECTOR_POOL, k), flt)
-        lists: dict[str, list[Hit]] = {"vector": vector}
-        if keyword and self._keyword is not None:
+        use = self._lists if keyword else self._lists - {"keyword", "exact"}
+        lists: dict[str, list[Hit]] = {}
+        vector: list[Hit] = []
+        if "vector" in use or "modality" in use:
+            vector = self._store.query(self._vectorizer.query(query), max(VECTOR_POOL, k), flt)
+        if "vector" in use:
+            lists["vector"] = vector
+        if self._keyword is not None and "keyword" in use:
             lists["keyword"] = self._keyword.search(query, max(KEYWORD_POOL, k), flt)
-            terms = exact_terms(query)
-            if terms:
-                lists["exact"] = self._keyword.search(query, EXACT_POOL, flt, exact=True)
+        if self._keyword is not None and "exact" in use and exact_terms(query):
+            lists["exact"] = self._keyword.search(query, EXACT_POOL, flt, exact=True)
+        if "modality" not in use:
+            return lists
         for modality in Modality:
             if modality == Modality.TEXT or (flt.modalities and modality not in flt.modalities):
                 continue

@@ -1,0 +1,253 @@
+"""Chat LLM backends, through LangChain, behind one small interface.
+
+``connect(settings)`` returns an ``Llm``: any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp's
+server, LM Studio, Ollama's ``/v1``) through ``langchain-openai``, or Ollama's native API through
+``langchain-ollama`` when the base URL starts with ``ollama://`` or the backend is set to ``ollama``.
+The rest of mmrag sees only ``Message`` in and text out, optionally streamed token by token, so a
+test can plug in any LangChain chat model (``LangChainLlm(FakeListChatModel(...))``).
+
+LangChain is imported here only, and only when a model is built: ``mmrag --help`` never loads it.
+Failures a person can fix (the server is down, the key is refused, the model is unknown) become an
+``LlmError`` whose message names the endpoint; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from mmrag.pipeline.config import ModelsConfig
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
+
+log = logging.getLogger(__name__)
+
+TokenSink = Callable[[str], None]
+OPENAI, OLLAMA = "openai", "ollama"
+OLLAMA_SCHEME = "ollama://"
+OLLAMA_DEFAULT = "http://127.0.0.1:11434"
+NO_KEY = "not-set"  # local servers ignore the key, but the OpenAI client insists on one
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+_IMAGE_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+}
+
+
+class LlmError(Exception):
+    """The LLM could not answer for a reason a person can fix; the message names the endpoint."""
+
+
+class LlmUnavailable(LlmError):
+    """The endpoint cannot be reached (down, wrong address, or too slow)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LlmSettings:
+    """How to reach one chat model. ``backend`` is ``openai`` (any OpenAI-compatible API) or ``ollama``."""
+
+    base_url: str
+    model: str = ""
+    api_key: str = ""
+    backend: str = OPENAI
+    vision: bool = False
+    timeout_s: float = 60.0
+    max_retries: int = 1
+    temperature: float = 0.0
+
+    @property
+    def endpoint(self) -> str:
+        """The URL requests go to, as a person would check it."""
+        if self.backend == OLLAMA:
+            return ollama_host(self.base_url)
+        return self.base_url
+
+
+def ollama_host(base_url: str) -> str:
+    """``ollama://host:port`` (or a plain http URL) as the http address of Ollama's native API."""
+    if base_url.startswith(OLLAMA_SCHEME):
+        rest = base_url[len(OLLAMA_SCHEME) :].strip("/")
+        return f"http://{rest}" if rest else OLLAMA_DEFAULT
+    return base_url.rstrip("/") or OLLAMA_DEFAULT
+
+
+def llm_settings(models: ModelsConfig) -> LlmSettings | None:
+    """The configured LLM, or None when none is (then answers are extractive).
+
+    Reads ``llm_backend`` ("" = from the URL), ``llm_vision`` and ``llm_timeout_s`` when the config
+    has them, with these defaults otherwise.
+    """
+    if not models.llm_base_url:
+        return None
+    backend = str(getattr(models, "llm_backend", "") or "").strip().lower()
+    if not backend:
+        backend = OLLAMA if models.llm_base_url.startswith(OLLAMA_SCHEME) else OPENAI
+    if backend not in (OPENAI, OLLAMA):
+        raise LlmError(f"unknown LLM backend {backend!r}: set [models] llm_backend to {OPENAI!r} or {OLLAMA!r}")
+    return LlmSettings(
+        base_url=models.llm_base_url,
+        model=models.llm_model,
+        api_key=models.llm_api_key,
+        backend=backend,
+        vision=bool(getattr(models, "llm_vision", False)),
+        timeout_s=float(getattr(models, "llm_timeout_s", 60.0)),
+    )
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message. ``images`` are (label, file) pairs sent as image parts to vision models only."""
+
+    role: Role
+    text: str
+    images: tuple[tuple[str, Path], ...] = ()
+
+
+class Llm(Protocol):
+    """What the answer stage needs from a chat model."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def vision(self) -> bool: ...
+
+    def chat(self, messages: Sequence[Message], stream: TokenSink | None = None) -> str:
+        """The model's reply; with ``stream``, each piece of text is passed to it as it arrives."""
+        ...
+
+
+class LangChainLlm:
+    """An ``Llm`` over any LangChain chat model."""
+
+    def __init__(self, model: BaseChatModel, *, endpoint: str = "", vision: bool = False, name: str = "") -> None:
+        self._model = model
+        self._endpoint = endpoint or type(model).__name__
+        self._vision = vision
+        self._name = name
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    @property
+    def vision(self) -> bool:
+        return self._vision
+
+    def chat(self, messages: Sequence[Message], stream: TokenSink | None = None) -> str:
+        converted = [self._convert(m) for m in messages]
+        try:
+            if stream is None:
+                return self._model.invoke(converted).text
+            pieces = []
+            for chunk in self._model.stream(converted):
+                text = chunk.text
+                if text:
+                    pieces.append(text)
+                    stream(text)
+            return "".join(pieces)
+        except Exception as e:
+            error = _translate(e, self._endpoint, self._name)
+            if error is None:
+                raise
+            raise error from e
+
+    def _convert(self, message: Message) -> BaseMessage:
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+        if message.role is Role.SYSTEM:
+            return SystemMessage(content=message.text)
+        if message.role is Role.ASSISTANT:
+            return AIMessage(content=message.text)
+        parts = _image_parts(message.images) if self._vision else []
+        if not parts:
+            return HumanMessage(content=message.text)
+        return HumanMessage(content=[{"type": "text", "text": message.text}, *parts])
+
+
+def _image_parts(images: Sequence[tuple[str, Path]]) -> list[str | dict[str, object]]:
+    parts: list[str | dict[str, object]] = []
+    for label, path in images:
+        mime = _IMAGE_TYPES.get(path.suffix.lower())
+        try:
+            size = path.stat().st_size
+        except OSError:
+            log.info("image %s for %s is missing; sending its text only", path, label)
+            continue
+        if mime is None or size > MAX_IMAGE_BYTES:
+            log.info("image %s for %s is not sent (type %s, %d bytes)", path, label, mime, size)
+            continue
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append({"type": "text", "text": label})
+        parts.append({"type": "image_url", "image_url": {"url": f"data:{mime};base64,{data}"}})
+    return parts
+
+
+def connect(settings: LlmSettings) -> LangChainLlm:
+    """Build the chat model for ``settings`` (nothing is sent until the first ``chat``)."""
+    if settings.backend == OLLAMA:
+        from langchain_ollama import ChatOllama
+
+        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+        model: BaseChatModel = ChatOllama(
+            base_url=settings.endpoint,
+            model=settings.model,
+            temperature=settings.temperature,
+            client_kwargs={"timeout": settings.timeout_s, "headers": headers},
+        )
+    elif settings.backend == OPENAI:
+        from langchain_openai import ChatOpenAI
+
+        model = ChatOpenAI(
+            base_url=settings.base_url,
+            api_key=settings.api_key or NO_KEY,  # type: ignore[arg-type]  # pydantic coerces str to SecretStr
+            model=settings.model,
+            temperature=settings.temperature,
+            timeout=settings.timeout_s,
+            max_retries=settings.max_retries,
+        )
+    else:
+        raise LlmError(f"unknown LLM backend {settings.backend!r} (use {OPENAI!r} or {OLLAMA!r})")
+    return LangChainLlm(model, endpoint=settings.endpoint, vision=settings.vision, name=settings.model)
+
+
+def _translate(error: Exception, endpoint: str, model: str) -> LlmError | None:
+    """A fixable failure as an ``LlmError`` naming the endpoint; None for anything else (a bug)."""
+    import httpx
+    from langchain_core import exceptions as lc
+
+    where = f"the LLM at {endpoint}"
+    named = f"model {model!r}" if model else "the server's default model"
+    if isinstance(error, lc.ModelTimeoutError | httpx.TimeoutException | TimeoutError):
+        return LlmUnavailable(
+            f"{where} did not answer in time ({error}); check that the server is up and not overloaded"
+        )
+    if isinstance(error, lc.ModelConnectionError | httpx.TransportError | ConnectionError):
+        return LlmUnavailable(
+            f"cannot reach {where} ({error}); start the server or fix MMRAG_LLM_BASE_URL / [models] llm_base_url"
+        )
+    if isinstance(error, lc.ModelAuthenticationError | lc.ModelPermissionDeniedError):
+        return LlmError(f"{where} refused the API key ({error}); set MMRAG_LLM_API_KEY / [models] llm_api_key")
+    if isinstance(error, lc.ModelNotFoundError):
+        return LlmError(f"{where} has no {named} ({error}); set MMRAG_LLM_MODEL / [models] llm_model")
+    if isinstance(error, lc.ModelError):
+        return LlmError(f"{where} failed: {error}")
+    if type(error).__module__.startswith("ollama"):  # ollama.ResponseError: the server answered with an error
+        return LlmError(f"{where} failed for {named}: {error}")
+    return None
