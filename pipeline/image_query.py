@@ -25,13 +25,13 @@ from mmrag.pipeline.api import Filters, resolve_filter
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.index import Index
 from mmrag.pipeline.models import resolve_clip
-from mmrag.retrieval.fusion import RRF_K, reciprocal_rank_fusion
-from mmrag.retrieval.records import record_id
+from mmrag.retrieval.search import fuse
 from mmrag.retrieval.store import Hit, SearchFilter
 
 VISUAL_MODALITIES = frozenset({Modality.IMAGE, Modality.FRAME, Modality.MOMENT})
 CANDIDATES = 50  # per search, before fusion
 MAX_DESCRIPTION_CHARS = 2000  # the text embedder reads far less; the keyword side needs no more
+IMAGE_QUERY_WEIGHTS = {"visual": 1.0, "description": 1.0}  # looks like it, and is described like it
 
 
 class ImageQueryError(Exception):
@@ -120,22 +120,4 @@ def search_by_image(
         lists["visual"] = index.store.query(index.vectorizer.image_query(image), pool, visual_flt)
     if description.strip():
         lists["description"] = index.searcher().search(description, pool, flt, keyword=keyword)
-    return _fuse(lists, k)
-
-
-def _fuse(lists: dict[str, list[Hit]], k: int) -> list[Hit]:
-    by_id: dict[str, Hit] = {}
-    signals: dict[str, dict[str, float]] = {}
-    ranked: dict[str, list[str]] = {}
-    for name, hits in lists.items():
-        ranked[name] = []
-        for hit in hits:
-            key = record_id(hit.root, hit.chunk)
-            by_id.setdefault(key, hit)
-            signals.setdefault(key, {})[name] = hit.score
-            ranked[name].append(key)
-    best = len(ranked) / (RRF_K + 1) or 1.0
-    return [
-        replace(by_id[item.key], score=item.score / best, signals=tuple(sorted(signals[item.key].items())))
-        for item in reciprocal_rank_fusion(ranked)[:k]
-    ]
+    return fuse(lists, k, IMAGE_QUERY_WEIGHTS)

@@ -82,8 +82,11 @@ class Searcher:
         return fuse(self.candidates(query, k, flt, keyword=keyword), k)
 
 
-def fuse(lists: dict[str, list[Hit]], k: int) -> list[Hit]:
-    """One ranked list from named candidate lists (pure: no I/O)."""
+def fuse(lists: dict[str, list[Hit]], k: int, weights: dict[str, float] | None = None) -> list[Hit]:
+    """One ranked list from named candidate lists (pure: no I/O).
+
+    ``weights`` per list name default to ``WEIGHTS`` (and ``MODALITY_WEIGHT`` for other names).
+    """
     by_id: dict[str, Hit] = {}
     signals: dict[str, dict[str, float]] = {}
     ranked: dict[str, list[str]] = {}
@@ -94,7 +97,7 @@ def fuse(lists: dict[str, list[Hit]], k: int) -> list[Hit]:
             by_id.setdefault(key, hit)
             signals.setdefault(key, {}).setdefault(name.split(":")[0], hit.score)
             ranked[name].append(key)
-    weights = {name: WEIGHTS.get(name, MODALITY_WEIGHT) for name in ranked}
+    weights = {name: (weights or WEIGHTS).get(name, MODALITY_WEIGHT) for name in ranked}
     fused = moment_bonus(reciprocal_rank_fusion(ranked, weights), {key: hit.chunk for key, hit in by_id.items()})
     best = _best_possible(weights)
     return [_scored(by_id[f.key], f, best, signals[f.key]) for f in fused[:k]]
