@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="what the index holds")
     _common(p)
+
+    from mmrag.pipeline import server_cli
+
+    p = server_cli.register(sub)
+    _common(p)
     return parser
 
 
@@ -287,6 +292,12 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import server_cli
+
+    return server_cli.run(args, cfg)
+
+
 COMMANDS = {
     "ingest": cmd_ingest,
     "search": cmd_search,
@@ -294,6 +305,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "models": cmd_models,
     "status": cmd_status,
+    "serve": cmd_serve,
 }
 
 

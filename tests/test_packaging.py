@@ -12,6 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "ingest", "retrieval", "prompts")
+SUFFIXES = (".py", ".md", ".txt", ".html", ".js", ".css")
 
 
 @pytest.mark.slow
@@ -28,7 +29,7 @@ def test_wheel_carries_every_module_and_prompt(tmp_path: Path) -> None:
         f"mmrag/{p.relative_to(REPO).as_posix()}"
         for package in PACKAGES
         for p in (REPO / package).rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".md", ".txt")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix in SUFFIXES
     }
     assert expected and expected <= names, sorted(expected - names)
     assert not any(n.startswith("mmrag/tests/") for n in names)
