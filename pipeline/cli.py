@@ -94,15 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the index holds")
     _common(p)
 
-    from mmrag.pipeline import server_cli
+    from mmrag.pipeline import bench, server_cli
 
     p = server_cli.register(sub)
     _common(p)
+    bench.register(sub)
     return parser
 
 
 def _config(args: argparse.Namespace) -> Config:
-    cfg = load_config(config_file=args.config, index_dir=args.index)
+    cfg = load_config(config_file=args.config, index_dir=getattr(args, "index", None))
     return cfg
 
 
@@ -292,6 +293,12 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import bench
+
+    return bench.run(args, cfg)
+
+
 def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import server_cli
 
@@ -306,6 +313,7 @@ COMMANDS = {
     "models": cmd_models,
     "status": cmd_status,
     "serve": cmd_serve,
+    "bench": cmd_bench,
 }
 
 
