@@ -16,6 +16,7 @@ keyframes both matched get a bonus (``fusion.moment_bonus``).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from mmrag.ingest.chunk import Modality
@@ -33,6 +34,9 @@ VISUAL_MODALITIES = (Modality.IMAGE, Modality.FRAME, Modality.MOMENT)
 WEIGHTS = {"vector": 1.0, "keyword": 1.0, "exact": 1.0}
 MODALITY_WEIGHT = 0.3
 ALL_LISTS = frozenset({"vector", "keyword", "exact", "modality"})
+# One worker: keyword searches of every Searcher in the process run there, one at a time, so a
+# keyword index's SQLite connection is never used by two threads at once.
+_KEYWORD_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-keyword")
 
 
 class Searcher:
@@ -50,27 +54,44 @@ class Searcher:
         self._vectorizer = vectorizer
         self._lists = lists  # which candidate lists run (all by default; fewer for comparisons)
 
+    def _keyword_lists(self, query: str, k: int, flt: SearchFilter, use: frozenset[str]) -> dict[str, list[Hit]]:
+        lists: dict[str, list[Hit]] = {}
+        if self._keyword is None:
+            return lists
+        if "keyword" in use:
+            lists["keyword"] = self._keyword.search(query, max(KEYWORD_POOL, k), flt)
+        if "exact" in use and exact_terms(query):
+            lists["exact"] = self._keyword.search(query, EXACT_POOL, flt, exact=True)
+        return lists
+
     def candidates(self, query: str, k: int, flt: SearchFilter, *, keyword: bool = True) -> dict[str, list[Hit]]:
-        """Every candidate list for a query, by name."""
+        """Every candidate list for a query, by name.
+
+        The keyword searches (SQLite, which releases the GIL) run on a worker thread while this thread
+        embeds the query and searches the vectors; the keyword index is only ever used by one thread
+        at a time.
+        """
         use = self._lists if keyword else self._lists - {"keyword", "exact"}
+        pending = _KEYWORD_POOL.submit(self._keyword_lists, query, k, flt, use)
         lists: dict[str, list[Hit]] = {}
         vector: list[Hit] = []
-        if "vector" in use or "modality" in use:
-            vector = self._store.query(self._vectorizer.query(query), max(VECTOR_POOL, k), flt)
+        query_vector = None
+        try:
+            if "vector" in use or "modality" in use:
+                query_vector = self._vectorizer.query(query)
+                vector = self._store.query(query_vector, max(VECTOR_POOL, k), flt)
+        finally:
+            lists.update(pending.result())
         if "vector" in use:
-            lists["vector"] = vector
-        if self._keyword is not None and "keyword" in use:
-            lists["keyword"] = self._keyword.search(query, max(KEYWORD_POOL, k), flt)
-        if self._keyword is not None and "exact" in use and exact_terms(query):
-            lists["exact"] = self._keyword.search(query, EXACT_POOL, flt, exact=True)
-        if "modality" not in use:
+            lists = {"vector": vector, **lists}
+        if "modality" not in use or query_vector is None:
             return lists
         for modality in Modality:
             if modality == Modality.TEXT or (flt.modalities and modality not in flt.modalities):
                 continue
             if self._vectorizer.visual and modality in VISUAL_MODALITIES:
                 own = replace(flt, modalities=frozenset({modality}))
-                lists[f"modality:{modality}"] = self._store.query(self._vectorizer.query(query), MODALITY_POOL, own)
+                lists[f"modality:{modality}"] = self._store.query(query_vector, MODALITY_POOL, own)
             else:
                 same = [h for h in vector if h.chunk.modality == modality][:MODALITY_POOL]
                 if same:
