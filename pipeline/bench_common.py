@@ -9,6 +9,7 @@ import importlib.metadata
 import os
 import platform
 import resource
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,13 +62,18 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
 
 @dataclass
 class StageTimer:
-    """Accumulates wall seconds per named stage; ``patch`` times a method of an object or class."""
+    """Accumulates wall seconds per named stage; ``patch`` times a method of an object or class.
+
+    Seconds of calls made on several threads at once add up (a stage can then exceed wall time).
+    """
 
     seconds: dict[str, float] = field(default_factory=dict)
-    _depth: int = 0
+    _local: threading.local = field(default_factory=threading.local)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
     def reset(self) -> dict[str, float]:
         taken, self.seconds = self.seconds, {}
@@ -90,14 +96,15 @@ class StageTimer:
         def timed(*args: object, **kwargs: object) -> object:
             if observe is not None:
                 observe(*args, **kwargs)
-            if timer._depth:
+            local = timer._local
+            if getattr(local, "depth", 0):
                 return original(*args, **kwargs)
-            timer._depth += 1
+            local.depth = 1
             start = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
-                timer._depth -= 1
+                local.depth = 0
                 timer.add(stage, time.perf_counter() - start)
 
         on_class = isinstance(owner, type)
@@ -126,7 +133,17 @@ def dir_size_mb(path: Path) -> float:
 
 
 def peak_rss_mb() -> float:
-    """The process's peak resident set size so far (Linux reports kilobytes, macOS bytes)."""
+    """This process's peak resident set size so far.
+
+    Linux: ``VmHWM``, which starts afresh at ``exec`` (``ru_maxrss`` does not: a worker started by a
+    big parent would report the parent's peak). Elsewhere ``ru_maxrss`` (kilobytes; bytes on macOS).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1e3
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1e6 if platform.system() == "Darwin" else peak / 1e3
 

@@ -270,11 +270,11 @@ def _long_video(bench: IngestBench, videos: Sequence[tuple[Path, str]], seconds:
     from mmrag.pipeline.bench_synthetic import loop_video, media_seconds
 
     longest = max(videos, key=lambda f: media_seconds(f[0]))[0]
-    folder = bench.work / "long-video"
-    folder.mkdir(parents=True, exist_ok=True)
+    made = bench.work / "long-video-source" / f"long{longest.suffix}"
+    made.parent.mkdir(parents=True, exist_ok=True)
     note(f"making a {seconds:.0f} s video by looping {longest.name}, then ingesting it")
-    media_s = loop_video(longest, folder / f"long{longest.suffix}", seconds)
-    run, _ = bench.run("video", [(folder / f"long{longest.suffix}", f"long{longest.suffix}")], folder)
+    media_s = loop_video(longest, made, seconds)
+    run, _ = bench.run("video", [(made, made.name)], bench.work / "long-video")
     return LongVideo(longest.name, media_s, run.seconds, run.stages)
 
 
