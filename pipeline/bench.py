@@ -104,6 +104,10 @@ class Options:
             args.rebuild, args.work_dir, args.embedder == "hash", args.config,
         )  # fmt: skip
 
+    @staticmethod
+    def default_sizes() -> tuple[int, ...]:
+        return tuple(int(s) for s in DEFAULT_SIZES.split(","))
+
     def corpus_folder(self) -> Path:
         if self.corpus is not None:
             if not self.corpus.is_dir():
@@ -124,6 +128,7 @@ class Results:
     cold: ColdStart | None = None
     seconds: float = 0.0
     load_at_end: float = 0.0
+    complete: bool = False  # every part ran, at the default sizes: the whole-bench time is comparable
 
 
 def _note(message: str) -> None:
@@ -166,6 +171,7 @@ def measure(cfg: Config, opts: Options) -> Results:
         if opts.work is None:
             shutil.rmtree(work, ignore_errors=True)
     results.seconds = time.perf_counter() - started
+    results.complete = not opts.skip and opts.sizes == Options.default_sizes() and not opts.long_video_s
     results.load_at_end = load_now()
     return results
 
@@ -243,7 +249,9 @@ def targets(r: Results) -> list[Target]:
     out.append(_target("search p95 at 100,000 chunks (ms)", "< 150", tier.search.p95 if tier else None, 150.0))
     small = r.small.unchanged_s if r.small is not None and r.small.files >= 1000 else None
     out.append(_target("re-ingest of an unchanged 1,000-file folder (s)", "< 5", small, 5.0))
-    out.append(_target("whole bench (minutes)", "< 15 at the default sizes", r.seconds / 60, 15.0))
+    out.append(
+        _target("whole bench, every part, default sizes (min)", "< 15", r.seconds / 60 if r.complete else None, 15)
+    )
     return out
 
 

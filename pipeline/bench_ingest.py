@@ -96,7 +96,7 @@ class IngestFigures:
             return self.long_video.seconds / self.long_video.media_s * 60.0, "the looped long video"
         video = next((r for r in self.runs if r.modality == "video"), None)
         if video is not None and video.rtf is not None:
-            return video.rtf * 60.0, "the corpus videos (short: per-file overheads weigh more)"
+            return video.rtf * 60.0, "the corpus videos, short files where per-file overheads weigh more"
         return None, "no video measured"
 
 

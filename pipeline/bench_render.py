@@ -56,7 +56,18 @@ def _modality_row(run: ModalityRun) -> list[str]:
 
 def _ingest(fig: IngestFigures) -> list[str]:
     lines = [f"Ingest per modality  (corpus {fig.corpus}; models warmed up first: {fig.warmup_s:.1f} s)", ""]
-    headers = ["modality", "files", "amount", "chunks", "mmrag s", "mmrag", "baseline", "speedup", *STAGE_COLUMNS, "slowest file"]
+    headers = [
+        "modality",
+        "files",
+        "amount",
+        "chunks",
+        "mmrag s",
+        "mmrag",
+        "baseline",
+        "speedup",
+        *STAGE_COLUMNS,
+        "slowest file",
+    ]
     lines += table(headers, [_modality_row(r) for r in fig.runs])
     mmrag_s, baseline_s = fig.text_corpus()
     speedup = baseline_s / mmrag_s if baseline_s and mmrag_s else None
@@ -101,6 +112,7 @@ def _tier_row(t: TierResult) -> list[str]:
         f"{t.keyword_only.p50:.1f}",
         f"{t.build_s:.0f}{' (cached)' if t.cached else ''}",
         f"{t.disk_mb:,.0f}",
+        f"{t.index_rss_mb:,.0f}",
         f"{t.peak_rss_mb:,.0f}",
     ]
 
@@ -113,7 +125,7 @@ def _search(tiers: Sequence[TierResult]) -> list[str]:
         "",
     ]
     headers = ["chunks", "p50", "p95", "p99", "+embed p50", "+answer p50", "+answer p95", "chroma p50", "chroma p95"]
-    headers += ["ratio p50", "vector p50", "keyword p50", "build s", "disk MB", "peak RSS MB"]
+    headers += ["ratio p50", "vector p50", "keyword p50", "build s", "disk MB", "index RSS MB", "peak RSS MB"]
     lines += table(headers, [_tier_row(t) for t in tiers])
     slow = [t for t in tiers if t.add_file_keywords_ms_per_chunk > 10 * max(t.add_file_vectors_ms_per_chunk, 0.1)]
     for t in tiers:
