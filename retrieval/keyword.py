@@ -166,7 +166,10 @@ def fts_query(text: str) -> str:
 
 # Words a person uses for a kind of value ("the UUID in the report") that the value itself lacks.
 ENTITY_TAGS = (
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE), "uuid guid identifier"),
+    (
+        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE),
+        "uuid guid identifier",
+    ),
     (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b"), "email address"),
     (re.compile(r"\bhttps?://\S+"), "url link website"),
 )
@@ -217,7 +220,15 @@ class KeywordIndex:
                 )
             )
         self._db.execute("BEGIN")
-        self._db.executemany("DELETE FROM chunk_text WHERE record_id = ?", [(r[3],) for r in rows])
+        # record_id is not indexed (FTS5 indexes only text columns): one pass per file, not one per row.
+        by_file: dict[tuple[str, str], list[str]] = {}
+        for r in rows:
+            by_file.setdefault((str(r[4]), str(r[5])), []).append(str(r[3]))
+        for (root, source), ids in by_file.items():
+            marks = ",".join("?" * len(ids))
+            self._db.execute(
+                f"DELETE FROM chunk_text WHERE root = ? AND source = ? AND record_id IN ({marks})", (root, source, *ids)
+            )
         self._db.executemany(
             "INSERT INTO chunk_text(text, title, tags, record_id, root, source, modality, kind, modified, meta) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -67,3 +67,11 @@ def test_naming_the_kind_of_value_finds_it(tmp_path: Path) -> None:
     )
     hits = index.search("which UUID is in the paper", 5, SearchFilter())
     assert hits[0].chunk.source == "paper.docx"
+
+
+def test_upserting_the_same_chunk_twice_keeps_one_copy(tmp_path: Path) -> None:
+    index = KeywordIndex(tmp_path / "kw.sqlite")
+    chunk = Chunk("a.pdf", Modality.TEXT, Page(1), "quarterly widget revenue")
+    index.upsert([chunk], INFO_PDF)
+    index.upsert([chunk], INFO_PDF)
+    assert len(index.search("widget", 10, SearchFilter())) == 1
