@@ -52,7 +52,25 @@ demo() {
   "$venv/bin/mmrag" ask "$question" --index "$index"
 }
 
+browser() {
+  # The web UI test drives Debian's Chromium through Playwright (the pip package carries the driver,
+  # not a browser). Install it when missing; skip quietly where apt or root is not available: the
+  # test then says what is missing.
+  [ -x /usr/bin/chromium ] && return 0
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=$(command -v sudo || true)
+  if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; }; then
+    say "installing Debian chromium for the browser test (apt-get)"
+    $sudo apt-get update -qq >/dev/null || true
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null \
+      || say "could not install chromium; the browser test will be skipped with a reason"
+  else
+    say "chromium is not installed and apt-get is not usable here; the browser test will be skipped"
+  fi
+}
+
 run_tests() {
+  browser
   say "ruff"
   "$venv/bin/ruff" check .
   say "mypy"

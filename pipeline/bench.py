@@ -211,7 +211,7 @@ def _embedder_spec(cfg: Config, opts: Options) -> EmbedderSpec:
     found = resolve_text(cfg.models)
     if not found.available:
         raise ModelMissing(f"no text embedding model: {found.remedy}")
-    return EmbedderSpec(cfg.models.text_model, found.location)
+    return EmbedderSpec(cfg.models.text_model, found.location, cfg.models.text_runtime)
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

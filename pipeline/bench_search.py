@@ -58,6 +58,7 @@ class EmbedderSpec:
 
     name: str
     location: str = ""
+    runtime: str = "onnx-int8"
 
     @property
     def is_hash(self) -> bool:
@@ -66,6 +67,10 @@ class EmbedderSpec:
     def load(self) -> TextEmbedder:
         if self.is_hash:
             return HashEmbedder(DIM)
+        from mmrag.retrieval.embed_onnx import OnnxEmbedder, unsupported
+
+        if self.runtime == "onnx-int8" and unsupported(Path(self.location)) is None:
+            return OnnxEmbedder(self.name, Path(self.location), DIM)
         from mmrag.retrieval.embed import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(self.name, self.location, DIM)
@@ -327,7 +332,7 @@ def measure_tier(
 
     cmd = [sys.executable, "-m", "mmrag.pipeline.bench_search", "--size", str(size), "--cache", str(cache)]
     cmd += ["--queries", str(queries), "--rounds", str(rounds), "--model-name", spec.name]
-    cmd += ["--model-location", spec.location] if spec.location else []
+    cmd += ["--model-location", spec.location, "--model-runtime", spec.runtime] if spec.location else []
     cmd += ["--rebuild"] if rebuild else []
     done = subprocess.run(cmd, stdout=subprocess.PIPE, check=True, timeout=timeout_s, text=True)
     return TierResult.from_wire(json.loads(done.stdout))
@@ -349,10 +354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model-name", default="hash")
     parser.add_argument("--model-location", default="")
+    parser.add_argument("--model-runtime", default="onnx-int8")
     parser.add_argument("--rebuild", action="store_true")
     args = parser.parse_args(argv)
     apply_offline_env()
-    spec = EmbedderSpec(args.model_name, args.model_location)
+    spec = EmbedderSpec(args.model_name, args.model_location, args.model_runtime)
     result = run_tier(
         args.size, args.cache, spec, queries=args.queries, rounds=args.rounds, rebuild=args.rebuild, note=_note
     )

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +24,13 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
     parser.add_argument("--index", type=Path, help="index folder (default: $MMRAG_INDEX or ~/.local/share/mmrag/index)")
     parser.add_argument(
         "--config", type=Path, help="config file (default: $MMRAG_CONFIG or ~/.config/mmrag/config.toml)"
     )
-    parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
 
 
@@ -94,10 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the index holds")
     _common(p)
 
-    from mmrag.pipeline import bench, server_cli
+    from mmrag.pipeline import bench, mcp_cli, server_cli
 
     p = server_cli.register(sub)
     _common(p)
+    p = mcp_cli.register(sub)
+    _common(p, json_flag=False)  # stdout is the protocol channel
     bench.register(sub)
     return parser
 
@@ -107,11 +110,15 @@ def _config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _date(text: str | None, flag: str) -> datetime | None:
+def _date(text: str | None, flag: str, end_of_day: bool = False) -> datetime | None:
+    """A date or date-time; a bare ``--before`` date includes that whole day."""
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
+        if end_of_day and len(text.strip()) == 10:
+            when = datetime.combine(when.date(), time.max)
+        return when
     except ValueError as e:
         raise UsageError(f"{flag} takes a date like 2024-01-31, got {text!r}") from e
 
@@ -138,7 +145,7 @@ def _parse_filters(args: argparse.Namespace) -> Filters:
         folders=tuple(args.folder),
         globs=tuple(args.glob),
         modified_after=_date(args.after, "--after"),
-        modified_before=_date(args.before, "--before"),
+        modified_before=_date(args.before, "--before", end_of_day=True),
     )
 
 
@@ -305,6 +312,12 @@ def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
     return server_cli.run(args, cfg)
 
 
+def cmd_mcp(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import mcp_cli
+
+    return mcp_cli.run(args, cfg)
+
+
 COMMANDS = {
     "ingest": cmd_ingest,
     "search": cmd_search,
@@ -313,6 +326,7 @@ COMMANDS = {
     "models": cmd_models,
     "status": cmd_status,
     "serve": cmd_serve,
+    "mcp": cmd_mcp,
     "bench": cmd_bench,
 }
 

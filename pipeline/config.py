@@ -32,6 +32,7 @@ class ModelsConfig:
 
     text_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     text_path: str = ""
+    text_runtime: str = "onnx-int8"  # or "torch": sentence-transformers in PyTorch, float32
     clip_model: str = "ViT-B-32"
     clip_pretrained: str = "laion2b_s34b_b79k"
     clip_path: str = ""
@@ -108,6 +109,7 @@ def _section(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
 
 ENV_MODELS = {
     "MMRAG_TEXT_MODEL_PATH": "text_path",
+    "MMRAG_TEXT_RUNTIME": "text_runtime",
     "MMRAG_CLIP_WEIGHTS": "clip_path",
     "MMRAG_SPEECH_MODEL_PATH": "speech_path",
     "MMRAG_SPEECH_BACKEND": "speech_backend",

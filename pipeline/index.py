@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Table
-from mmrag.pipeline.config import Config
+from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.models import resolve_clip, resolve_ocr, resolve_speech, resolve_text
 from mmrag.pipeline.offline import apply_offline_env
 from mmrag.retrieval.embed import SentenceTransformerEmbedder, TextEmbedder
@@ -28,6 +29,11 @@ MEDIA_DIR = "media"
 
 # Dimensions of known text models, so that opening an index need not load the model to check its layout.
 KNOWN_DIMS = {"sentence-transformers/all-MiniLM-L6-v2": 384, "sentence-transformers/all-mpnet-base-v2": 768}
+
+
+TEXT_RUNTIMES = ("onnx-int8", "torch")
+
+log = logging.getLogger(__name__)
 
 
 class ModelMissing(Exception):
@@ -74,9 +80,18 @@ def text_embedder(cfg: Config) -> TextEmbedder:
     found = resolve_text(cfg.models)
     if not found.available:
         raise ModelMissing(f"no text embedding model: {found.remedy}")
-    return SentenceTransformerEmbedder(
-        cfg.models.text_model, found.location, KNOWN_DIMS.get(cfg.models.text_model), cfg.batch_size
-    )
+    dim = KNOWN_DIMS.get(cfg.models.text_model)
+    runtime = cfg.models.text_runtime
+    if runtime not in TEXT_RUNTIMES:
+        raise ConfigError(f"text_runtime must be one of {', '.join(TEXT_RUNTIMES)}, got {runtime!r}")
+    if runtime == "onnx-int8" and not found.download:
+        from mmrag.retrieval.embed_onnx import OnnxEmbedder, unsupported
+
+        reason = unsupported(Path(found.location))
+        if reason is None:
+            return OnnxEmbedder(cfg.models.text_model, Path(found.location), dim)
+        log.warning("text model %s cannot run as int8 ONNX (%s); using PyTorch", cfg.models.text_model, reason)
+    return SentenceTransformerEmbedder(cfg.models.text_model, found.location, dim, cfg.batch_size)
 
 
 def visual_encoder(cfg: Config) -> ImageTextEncoder | None:

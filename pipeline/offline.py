@@ -17,6 +17,9 @@ ALWAYS = {
     "TOKENIZERS_PARALLELISM": "false",
     "LANGSMITH_TRACING": "false",
     "LANGCHAIN_TRACING_V2": "false",
+    # onnxruntime (RapidOCR, ONNX embedders) sends 1DS telemetry on Linux too, a few seconds after its first
+    # session; it reads this when imported, so it must be set before (disable_telemetry_events() does not stop it)
+    "ORT_DISABLE_TELEMETRY": "1",
 }
 
 WHEN_OFFLINE = {

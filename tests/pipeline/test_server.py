@@ -8,12 +8,11 @@ import http.client
 import io
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -400,40 +399,22 @@ def test_only_one_ingest_job_runs_at_a_time(tmp_path: Path, monkeypatch: pytest.
 # --- a real server over HTTP -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_real_server_on_localhost_streams_and_seeks(built: tuple[Config, Path], root: str) -> None:
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(create_app(built[0], embedder=EMBEDDER), host="127.0.0.1", port=port, log_level="error")
-    httpd = uvicorn.Server(config)
-    thread = threading.Thread(target=httpd.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not httpd.started:
-            assert time.monotonic() < deadline and thread.is_alive()
-            time.sleep(0.05)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/api/ask?" + urlencode({"q": "What is the travel budget for 2025?"}))
-        res = conn.getresponse()
-        assert res.status == 200 and res.getheader("content-type", "").startswith("text/event-stream")
-        events = _events(res.read().decode())
-        assert events[-1][0] == "answer" and "48,000" in str(events[-1][1]["answer"])
-        query = urlencode({"root": root, "source": "reports/word-processors.pdf"})
-        conn.request("GET", f"/api/file?{query}", headers={"Range": "bytes=-100"})
-        res = conn.getresponse()
-        body = res.read()
-        assert res.status == 206 and body == SAMPLE_PDF.read_bytes()[-100:]
-        conn.close()
-    finally:
-        httpd.should_exit = True
-        thread.join(10)
+def test_real_server_on_localhost_streams_and_seeks(
+    built: tuple[Config, Path], root: str, live_server: Callable[[object], str]
+) -> None:
+    port = int(live_server(create_app(built[0], embedder=EMBEDDER)).rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/api/ask?" + urlencode({"q": "What is the travel budget for 2025?"}))
+    res = conn.getresponse()
+    assert res.status == 200 and res.getheader("content-type", "").startswith("text/event-stream")
+    events = _events(res.read().decode())
+    assert events[-1][0] == "answer" and "48,000" in str(events[-1][1]["answer"])
+    query = urlencode({"root": root, "source": "reports/word-processors.pdf"})
+    conn.request("GET", f"/api/file?{query}", headers={"Range": "bytes=-100"})
+    res = conn.getresponse()
+    body = res.read()
+    assert res.status == 206 and body == SAMPLE_PDF.read_bytes()[-100:]
+    conn.close()
 
 
 def test_the_cli_path_does_not_import_the_web_stack() -> None:
