@@ -1,7 +1,8 @@
 """``mmrag serve``: the HTTP API (FastAPI, schema at /openapi.json) and the web page, all served locally.
 
 Binds to localhost by default. Any other address needs an API token (``--token`` or ``$MMRAG_API_TOKEN``);
-with a token set, every ``/api`` request must carry ``Authorization: Bearer <token>``. Files are served
+with a token set, every ``/api`` request must carry ``Authorization: Bearer <token>``, except media URLs
+that the API itself handed out signed (``server_links``: one file or preview, for an hour). Files are served
 only from ingested roots (see ``server_files``). FastAPI and uvicorn are imported only in this module
 and its ``server_*`` siblings, so ``mmrag --help`` never loads them.
 """
@@ -41,6 +42,7 @@ from mmrag.pipeline.server_files import (
 )
 from mmrag.pipeline.server_jobs import IndexWorker, IngestJobs, JobBusy
 from mmrag.pipeline.server_json import citation_json, hit_json, parse_filters, sse_event, upload_name
+from mmrag.pipeline.server_links import signed_ok, signer
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import IndexMismatch
 
@@ -84,11 +86,14 @@ def create_app(
     app.state.jobs = jobs
     app.router.add_event_handler("shutdown", worker.shutdown)
 
+    sign = signer(token) if token else (lambda url: url)
+
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         if token and request.url.path.startswith("/api/"):
             given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            media = signed_ok(token, request.method, request.url.path, request.query_params.multi_items())
+            if not media and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 return JSONResponse({"detail": "missing or wrong API token (Authorization: Bearer ...)"}, 401)
         declared = request.headers.get("content-length", "")
         if request.method == "POST" and declared.isdigit() and int(declared) > max_upload_bytes + UPLOAD_SLACK:
@@ -141,7 +146,7 @@ def create_app(
         """Ranked evidence for a query, with a preview URL and file URL per hit."""
         filters = parse_filters(modality, folder, type)
         return worker.call(
-            lambda index: {"query": q, "hits": [hit_json(index, h) for h in search_index(index, q, k, filters)]}
+            lambda index: {"query": q, "hits": [hit_json(index, h, sign) for h in search_index(index, q, k, filters)]}
         )
 
     @app.post("/api/search/image")
@@ -179,7 +184,7 @@ def create_app(
                 return {
                     "description": description,
                     "notices": image_search_notices(index, cfg, description),
-                    "hits": [hit_json(index, h) for h in hits],
+                    "hits": [hit_json(index, h, sign) for h in hits],
                 }
 
             return worker.call(run)
@@ -202,8 +207,8 @@ def create_app(
                 data = {
                     "question": q,
                     **answer.to_json(),
-                    "citations": [citation_json(index, c) for c in answer.citations],
-                    "hits": [hit_json(index, h) for h in hits],
+                    "citations": [citation_json(index, c, sign) for c in answer.citations],
+                    "hits": [hit_json(index, h, sign) for h in hits],
                 }
                 events.put(sse_event("answer", data))
             except Exception as e:  # the stream has started: the client learns of the failure as an event

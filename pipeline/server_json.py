@@ -14,6 +14,7 @@ from mmrag.pipeline.answer import Citation
 from mmrag.pipeline.api import Filters
 from mmrag.pipeline.index import Index
 from mmrag.pipeline.server_files import IMAGE_SUFFIXES, media_name
+from mmrag.pipeline.server_links import Signer
 from mmrag.retrieval.store import Hit
 
 
@@ -42,19 +43,26 @@ def file_url(hit: Hit) -> str:
     return "/api/file?" + urlencode({"root": hit.root, "source": hit.chunk.source})
 
 
-def hit_json(index: Index, hit: Hit) -> dict[str, object]:
-    """A hit as ``Hit.to_json`` plus its root and the URLs of its preview and original file."""
-    return {**hit.to_json(), "root": hit.root, "preview": preview_url(index, hit), "file": file_url(hit)}
+def _unsigned(url: str) -> str:
+    return url
 
 
-def citation_json(index: Index, citation: Citation) -> dict[str, object]:
+def hit_json(index: Index, hit: Hit, sign: Signer = _unsigned) -> dict[str, object]:
+    """A hit as ``Hit.to_json`` plus its root and the URLs of its preview and original file.
+
+    ``sign`` adds a signature to those URLs when the server has an API token (``server_links``).
+    """
+    return {**hit.to_json(), "root": hit.root, "preview": sign(preview_url(index, hit)), "file": sign(file_url(hit))}
+
+
+def citation_json(index: Index, citation: Citation, sign: Signer = _unsigned) -> dict[str, object]:
     out = citation.to_json()
     out.pop("thumbnail", None)  # a server-side path; the preview URL replaces it
     return {
         **out,
         "root": citation.hit.root,
-        "preview": preview_url(index, citation.hit),
-        "file": file_url(citation.hit),
+        "preview": sign(preview_url(index, citation.hit)),
+        "file": sign(file_url(citation.hit)),
     }
 
 

@@ -39,9 +39,12 @@ async function api(path) {
   return res;
 }
 
-// A URL an <img>/<video>/<audio> can load: direct without a token, else a blob fetched with the header.
+// A URL an <img>/<video>/<audio> can load. Without a token, or when the API signed the URL (it does
+// when a token is set), the URL itself: the element streams it and seeks with Range requests. Else
+// (an unsigned URL under a token) a blob fetched with the Authorization header.
+function isSigned(path) { return /[?&]sig=/.test(path); }
 async function mediaUrl(path) {
-  if (!token()) return path;
+  if (!token() || isSigned(path)) return path;
   const res = await api(path);
   return URL.createObjectURL(await res.blob());
 }
@@ -148,7 +151,7 @@ async function openEvidence(item) {
       const src = await mediaUrl(item.file);
       const player = el(isAudio(item.source) ? "audio" : "video", { controls: "", preload: "auto", id: "player",
         "data-start": String(start) });
-      player.src = token() ? src : src + "#t=" + start;
+      player.src = src.startsWith("blob:") ? src : src + "#t=" + start;
       player.addEventListener("loadedmetadata", () => {
         if (Math.abs(player.currentTime - start) > 0.5) player.currentTime = start;
         player.play().catch(() => { /* autoplay may be blocked; the player is at the cited second */ });
@@ -188,7 +191,7 @@ async function openEvidence(item) {
 
 function link(item) {
   const a = el("a", { href: item.file, target: "_blank", rel: "noopener" }, "Open the original file");
-  if (token()) {
+  if (token() && !isSigned(item.file)) {
     a.addEventListener("click", async (ev) => {
       ev.preventDefault();
       window.open(await mediaUrl(item.file), "_blank", "noopener");

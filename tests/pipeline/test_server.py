@@ -357,6 +357,43 @@ def test_with_a_token_every_api_request_needs_it(built: tuple[Config, Path]) -> 
         assert secured.get("/").status_code == 200  # the page holds no data; it takes the token from ?token=
 
 
+def test_with_a_token_media_urls_come_signed_and_stream_without_the_header(built: tuple[Config, Path]) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(built[0], token=TOKEN, embedder=EMBEDDER)) as secured:
+        hits = secured.get("/api/search", params={"q": "word processors", "folder": "reports"}, headers=auth).json()
+        hit = next(h for h in hits["hits"] if h["source"] == "reports/word-processors.pdf")
+        assert "sig=" in hit["file"] and "exp=" in hit["file"] and "sig=" in hit["preview"]
+        whole = SAMPLE_PDF.read_bytes()
+        # an <video>/<img> element sends no header: the signed URL alone works, with Range requests
+        part = secured.get(hit["file"], headers={"Range": "bytes=0-9"})
+        assert part.status_code == 206 and part.content == whole[:10]
+        assert secured.get(hit["preview"]).status_code == 200
+        # the signature covers exactly that URL: another file, a changed expiry or another endpoint fails
+        other = hit["file"].replace("word-processors.pdf", "budget.md")
+        assert secured.get(other).status_code == 401
+        exp = next(p for p in hit["file"].split("&") if p.startswith("exp="))
+        assert secured.get(hit["file"].replace(exp, f"exp={int(exp[4:]) + 3600}")).status_code == 401
+        query = hit["file"].split("?", 1)[1]
+        assert secured.get("/api/status?" + query).status_code == 401
+        assert secured.post(hit["file"]).status_code in (401, 405)
+
+
+def test_signed_links_expire() -> None:
+    from mmrag.pipeline.server_links import signed_ok, signer
+
+    now = 1_000_000.0
+    url = signer(TOKEN, lifetime_s=60, clock=lambda: now)("/api/file?root=%2Fd&source=a.mp4")
+    path, query = url.split("?", 1)
+    params = [tuple(p.split("=", 1)) for p in query.split("&")]
+    from urllib.parse import unquote
+
+    params = [(k, unquote(v)) for k, v in params]
+    assert signed_ok(TOKEN, "GET", path, params, clock=lambda: now + 59)
+    assert not signed_ok(TOKEN, "GET", path, params, clock=lambda: now + 61)
+    assert not signed_ok("another-token", "GET", path, params, clock=lambda: now)
+    assert signer(TOKEN)("/api/status") == "/api/status" and signer(TOKEN)("") == ""
+
+
 # --- ingest jobs ---------------------------------------------------------------------------------------
 
 
