@@ -191,6 +191,9 @@ def build_index(path: Path, size: int, note: Callable[[str], None]) -> float:
     db.execute("DETACH DATABASE scratch")
     db.close()
     scratch.close()
+    keywords = KeywordIndex(path / KEYWORD_FILE)
+    keywords.rebuild_file_map()  # the bulk copy above bypassed the file map
+    keywords.close()
     for suffix in ("", "-wal", "-shm"):
         (path / f"scratch.sqlite{suffix}").unlink(missing_ok=True)
     seconds = time.perf_counter() - start

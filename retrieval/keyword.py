@@ -18,8 +18,12 @@ from mmrag.ingest.chunk import Chunk
 from mmrag.retrieval.records import chunk_from_record, chunk_metadata, record_id
 from mmrag.retrieval.store import FileInfo, Hit, IndexMismatch, SearchFilter
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+MIGRATABLE = frozenset({2})  # older formats this version upgrades in place (2 -> 3: adds chunk_file)
 
+# FTS5 indexes only its text columns, so finding a file's rows in chunk_text is a table scan.
+# chunk_file maps each row (same rowid) to its file, indexed, so replacing or deleting a file's rows
+# costs the same at 100 or 1,000,000 chunks.
 SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(
     text, title, tags,
@@ -27,6 +31,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(
     modified UNINDEXED, meta UNINDEXED,
     tokenize = 'unicode61 remove_diacritics 2'
 );
+CREATE TABLE IF NOT EXISTS chunk_file (
+    rowid INTEGER PRIMARY KEY, record_id TEXT NOT NULL, root TEXT NOT NULL, source TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunk_file_by_source ON chunk_file(root, source);
 """
 
 # Function words that carry no meaning for ranking; dropped from OR queries (kept inside phrases).
@@ -189,14 +197,25 @@ class KeywordIndex:
         self._db.execute("PRAGMA journal_mode=WAL")
         exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_text'").fetchone()
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if exists and version != SCHEMA_VERSION:
+        if exists and version != SCHEMA_VERSION and version not in MIGRATABLE:
             self._db.close()
             raise IndexMismatch(
                 f"the keyword index in {path.parent} has format {version}, this mmrag uses {SCHEMA_VERSION}: "
                 "re-index with `mmrag ingest PATH --reindex`"
             )
         self._db.executescript(SCHEMA)
+        if exists and version != SCHEMA_VERSION:
+            self.rebuild_file_map()
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def rebuild_file_map(self) -> None:
+        """Fill ``chunk_file`` from ``chunk_text`` in one pass (an upgrade, or rows copied in bulk)."""
+        self._db.execute("BEGIN")
+        self._db.execute("DELETE FROM chunk_file")
+        self._db.execute(
+            "INSERT INTO chunk_file(rowid, record_id, root, source) SELECT rowid, record_id, root, source FROM chunk_text"
+        )
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -220,27 +239,45 @@ class KeywordIndex:
                 )
             )
         self._db.execute("BEGIN")
-        # record_id is not indexed (FTS5 indexes only text columns): one pass per file, not one per row.
-        by_file: dict[tuple[str, str], list[str]] = {}
-        for r in rows:
-            by_file.setdefault((str(r[4]), str(r[5])), []).append(str(r[3]))
-        for (root, source), ids in by_file.items():
-            marks = ",".join("?" * len(ids))
-            self._db.execute(
-                f"DELETE FROM chunk_text WHERE root = ? AND source = ? AND record_id IN ({marks})", (root, source, *ids)
-            )
-        self._db.executemany(
-            "INSERT INTO chunk_text(text, title, tags, record_id, root, source, modality, kind, modified, meta) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        try:
+            by_file: dict[tuple[str, str], list[str]] = {}
+            for r in rows:
+                by_file.setdefault((str(r[4]), str(r[5])), []).append(str(r[3]))
+            for (root, source), ids in by_file.items():  # rows with these record ids are replaced
+                marks = ",".join("?" * len(ids))
+                where = f"root = ? AND source = ? AND record_id IN ({marks})"
+                self._db.execute(
+                    f"DELETE FROM chunk_text WHERE rowid IN (SELECT rowid FROM chunk_file WHERE {where})",
+                    (root, source, *ids),
+                )
+                self._db.execute(f"DELETE FROM chunk_file WHERE {where}", (root, source, *ids))
+            for row in rows:
+                cursor = self._db.execute(
+                    "INSERT INTO chunk_text(text, title, tags, record_id, root, source, modality, kind, modified, meta) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                self._db.execute(
+                    "INSERT INTO chunk_file(rowid, record_id, root, source) VALUES (?, ?, ?, ?)",
+                    (cursor.lastrowid, row[3], row[4], row[5]),
+                )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         self._db.execute("COMMIT")
 
     def delete_source(self, root: str, source: str) -> None:
-        self._db.execute("DELETE FROM chunk_text WHERE root = ? AND source = ?", (root, source))
+        self._db.execute("BEGIN")
+        self._db.execute(
+            "DELETE FROM chunk_text WHERE rowid IN (SELECT rowid FROM chunk_file WHERE root = ? AND source = ?)",
+            (root, source),
+        )
+        self._db.execute("DELETE FROM chunk_file WHERE root = ? AND source = ?", (root, source))
+        self._db.execute("COMMIT")
 
     def clear(self) -> None:
         self._db.execute("DELETE FROM chunk_text")
+        self._db.execute("DELETE FROM chunk_file")
 
     def search(self, text: str, k: int, flt: SearchFilter, *, exact: bool = False) -> list[Hit]:
         """BM25 search for the query's meaningful words, or (``exact``) only for its exact terms."""

@@ -60,7 +60,9 @@ def test_naming_the_kind_of_value_finds_it(tmp_path: Path) -> None:
     index = KeywordIndex(tmp_path / "kw.sqlite")
     index.upsert(
         [
-            Chunk("paper.docx", Modality.TEXT, Page(2), "We study agents. 314b0a30-5b04-470b-b9f7-eed2c2bec74a is here."),
+            Chunk(
+                "paper.docx", Modality.TEXT, Page(2), "We study agents. 314b0a30-5b04-470b-b9f7-eed2c2bec74a is here."
+            ),
             Chunk("other.docx", Modality.TEXT, Page(1), "We study agents and their identifiers in general."),
         ],
         INFO_PDF,
@@ -75,3 +77,67 @@ def test_upserting_the_same_chunk_twice_keeps_one_copy(tmp_path: Path) -> None:
     index.upsert([chunk], INFO_PDF)
     index.upsert([chunk], INFO_PDF)
     assert len(index.search("widget", 10, SearchFilter())) == 1
+
+
+def _rows(db_path: Path) -> tuple[int, int]:
+    import sqlite3
+
+    db = sqlite3.connect(db_path)
+    try:
+        return (
+            int(db.execute("SELECT count(*) FROM chunk_text").fetchone()[0]),
+            int(db.execute("SELECT count(*) FROM chunk_file").fetchone()[0]),
+        )
+    finally:
+        db.close()
+
+
+def test_file_map_stays_in_step_and_deletes_use_its_index(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    db_path = tmp_path / "kw.sqlite"
+    assert _rows(db_path) == (3, 3)
+    # re-upserting a file's chunk replaces its row (same record id), never duplicates it
+    index.upsert([Chunk("finance/10k.pdf", Modality.TEXT, Page(2), "Revenue fell in the gaming segment")], INFO_PDF)
+    assert _rows(db_path) == (3, 3)
+    assert [h.chunk.text for h in index.search("revenue", 5, SearchFilter())] == ["Revenue fell in the gaming segment"]
+    index.delete_source("/drive", "finance/10k.pdf")
+    assert _rows(db_path) == (1, 1)
+    assert index.search("galaxy gaming", 5, SearchFilter()) == []
+    assert [h.chunk.source for h in index.search("EMEA", 5, SearchFilter())] == ["data/sales.csv"]
+    plan = " ".join(
+        str(row)
+        for row in index._db.execute(
+            "EXPLAIN QUERY PLAN SELECT rowid FROM chunk_file WHERE root = ? AND source = ?", ("/drive", "x")
+        )
+    )
+    assert "chunk_file_by_source" in plan
+    index.clear()
+    assert _rows(db_path) == (0, 0)
+
+
+def test_a_format_2_keyword_index_is_upgraded_in_place(tmp_path: Path) -> None:
+    import sqlite3
+
+    db_path = tmp_path / "kw.sqlite"
+    old = sqlite3.connect(db_path, isolation_level=None)
+    old.execute(
+        "CREATE VIRTUAL TABLE chunk_text USING fts5(text, title, tags, record_id UNINDEXED, root UNINDEXED, "
+        "source UNINDEXED, modality UNINDEXED, kind UNINDEXED, modified UNINDEXED, meta UNINDEXED, "
+        "tokenize = 'unicode61 remove_diacritics 2')"
+    )
+    fresh = _index(tmp_path / "v3")
+    rows = list(
+        fresh._db.execute(
+            "SELECT text, title, tags, record_id, root, source, modality, kind, modified, meta FROM chunk_text"
+        )
+    )
+    fresh.close()
+    old.executemany("INSERT INTO chunk_text VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    old.execute("PRAGMA user_version = 2")
+    old.close()
+    upgraded = KeywordIndex(db_path)
+    assert int(upgraded._db.execute("PRAGMA user_version").fetchone()[0]) == 3
+    assert _rows(db_path) == (3, 3)
+    upgraded.delete_source("/drive", "data/sales.csv")
+    assert _rows(db_path) == (2, 2)
+    assert upgraded.search("commission file number 000-30653", 5, SearchFilter())[0].chunk.locator == Page(1)
