@@ -52,25 +52,28 @@ demo() {
   "$venv/bin/mmrag" ask "$question" --index "$index"
 }
 
-browser() {
-  # The web UI test drives Debian's Chromium through Playwright (the pip package carries the driver,
-  # not a browser). Install it when missing; skip quietly where apt or root is not available: the
-  # test then says what is missing.
-  [ -x /usr/bin/chromium ] && return 0
+test_packages() {
+  # Debian packages some tests drive: Chromium for the web page (through Playwright, whose pip package
+  # carries the driver, not a browser) and LibreOffice Impress for rendered slide pictures. Installed
+  # when missing, where apt-get and root (or sudo) are available; otherwise those tests say what is missing.
+  local want=()
+  [ -x /usr/bin/chromium ] || want+=(chromium fonts-dejavu-core)
+  command -v soffice >/dev/null || want+=(libreoffice-impress-nogui)
+  [ ${#want[@]} -eq 0 ] && return 0
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo=$(command -v sudo || true)
   if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; }; then
-    say "installing Debian chromium for the browser test (apt-get)"
+    say "installing ${want[*]} for the browser and slide-rendering tests (apt-get)"
     $sudo apt-get update -qq >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null \
-      || say "could not install chromium; the browser test will be skipped with a reason"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null \
+      || say "could not install ${want[*]}; the tests that need them will say so"
   else
-    say "chromium is not installed and apt-get is not usable here; the browser test will be skipped"
+    say "${want[*]} not installed and apt-get is not usable here; the tests that need them will say so"
   fi
 }
 
 run_tests() {
-  browser
+  test_packages
   say "ruff"
   "$venv/bin/ruff" check .
   say "mypy"

@@ -38,6 +38,8 @@ class MediaConfig:
     keyframe_max_interval: float = 10.0  # seconds between keyframes even without a scene change
     speech_window: tuple[float, float] = (30.0, 60.0)  # transcript chunk length, min and max seconds
     cpu_threads: int = 2
+    office: str = ""  # LibreOffice program that renders slide pictures; "" = none (slides keep their text)
+    render_timeout_s: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,17 +96,27 @@ class SlidesIngestor:
                 if pictures
                 else NO_CONTENT,
             )
-        for slide in slides:
-            yield from self._slide_items(source, title, slide)
+        rendered: dict[int, Path] = {}
+        if media is not None and self.settings.media.office and slides:
+            from mmrag.ingest.slide_render import render_slides
 
-    def _slide_items(self, source: str, title: str, slide: SlideContent) -> Iterator[Chunk | Table]:
+            count = max(s.number for s in slides)
+            rendered = render_slides(
+                self.settings.media.office, path, source, count, media, self.settings.media.render_timeout_s
+            )
+        for slide in slides:
+            yield from self._slide_items(source, title, slide, rendered.get(slide.number))
+
+    def _slide_items(
+        self, source: str, title: str, slide: SlideContent, picture: Path | None = None
+    ) -> Iterator[Chunk | Table]:
         n = slide.number
         hidden = " (hidden)" if slide.hidden else ""
         prefix = f"{title} — slide {n}{hidden}\n\n"
         blocks = ([slide.title] if slide.title and not slide.title_in_blocks else []) + list(slide.blocks)
         chunking = self.settings.chunking
         for part, body in enumerate(pack_blocks(blocks, chunking, reserved=len(prefix))):
-            yield Chunk(source, Modality.TEXT, Slide(n), prefix + body, part=part, title=title)
+            yield Chunk(source, Modality.TEXT, Slide(n), prefix + body, part=part, title=title, image=picture)
         table_part = 0
         for index, (name, cells) in enumerate(slide.tables):
             if index < slide.table_count:

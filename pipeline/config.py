@@ -40,6 +40,7 @@ class ModelsConfig:
     speech_model: str = "tiny.en"
     speech_path: str = ""
     ocr_engine: str = "rapidocr"
+    slide_renderer: str = "auto"  # LibreOffice for slide pictures: "auto" (if installed), a path, or "none"
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""

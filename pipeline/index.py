@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Table
+from mmrag.ingest.slide_render import find_office
 from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.models import resolve_clip, resolve_ocr, resolve_speech, resolve_text
 from mmrag.pipeline.offline import apply_offline_env
@@ -120,6 +121,8 @@ def ingest_settings(cfg: Config) -> IngestSettings:
             if speech.available
             else "",
             max_image_pixels=cfg.limits.max_image_pixels,
+            office=find_office(cfg.models.slide_renderer),
+            render_timeout_s=min(120.0, cfg.limits.file_seconds),
         ),
     )
 

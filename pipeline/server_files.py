@@ -25,7 +25,9 @@ PREVIEW_SCALE = 1.5  # 108 dpi: a PDF page readable on a laptop screen
 MAX_PREVIEW_ROWS = 200
 THUMBNAIL_PX = 800
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
-SLIDE_NOTE = "rendered slide images need LibreOffice, which this server does not use; showing the slide's text"
+SLIDE_NOTE = (
+    "no rendered picture of this slide (LibreOffice was not installed when it was ingested); showing its text"
+)
 
 
 def _quote(identifier: str) -> str:
@@ -205,7 +207,7 @@ def table_rows(index: Index, root: str, source: str, first: int, last: int, shee
 
 
 def slide_text(path: Path, slide: int) -> dict[str, object]:
-    """A slide's text (titles, body, tables, notes) as JSON; the slide itself is not rendered."""
+    """A slide's text (titles, body, tables, notes) as JSON, for slides ingested without a rendered picture."""
     from pptx import Presentation
 
     deck = Presentation(str(path))

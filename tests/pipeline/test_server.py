@@ -214,10 +214,20 @@ def test_preview_returns_a_tables_cited_rows(client: TestClient, root: str) -> N
     assert [r[1] for r in table["rows"]] == ["team3", "team4"]
 
 
-def test_preview_of_a_slide_is_its_text_and_says_why_there_is_no_image(client: TestClient, root: str) -> None:
+def test_preview_of_a_slide_is_its_rendered_picture_or_its_text(client: TestClient, root: str) -> None:
+    from mmrag.ingest.slide_render import find_office
+
     hits = client.get("/api/search", params={"q": "quarterly revenue grew", "folder": "reports"}).json()["hits"]
     hit = next(h for h in hits if h["source"] == "reports/review.pptx" and h["locator"] == {"slide": 2})
-    data = client.get(hit["preview"]).json()
+    if find_office():  # ingested with LibreOffice: the preview is the picture of that slide
+        assert "image=" in hit["preview"]
+        shown = client.get(hit["preview"])
+        assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+        from PIL import Image
+
+        assert max(Image.open(io.BytesIO(shown.content)).size) == 960
+    # the text view of a slide (what is shown without a picture)
+    data = client.get("/api/preview", params={"root": root, "source": "reports/review.pptx", "slide": 2}).json()
     assert data["kind"] == "slide" and data["slide"] == 2
     assert "Revenue grew 12% in Q3" in data["text"] and "Kick-off" not in data["text"]
     assert data["image"] is None and "LibreOffice" in data["note"]
