@@ -85,7 +85,30 @@ class SlidesIngestor:
         return read_deck(path, pictures=self.settings.media.media_dir is not None)
 
     def ingest(self, path: Path, source: str) -> Iterator[Chunk | Table]:
-        deck_title, slides = self.read(path)
+        media = self.settings.media.media_dir
+        rendering = None
+        if media is not None and self.settings.media.office:
+            from mmrag.ingest.slide_render import Rendering
+
+            rendering = Rendering(self.settings.media.office, path)  # runs while the deck is read and OCR'd
+        try:
+            deck_title, slides = self.read(path)
+            items = list(self._items(path, source, deck_title, slides))
+            if rendering is None:
+                yield from items
+                return
+            count = max((s.number for s in slides), default=0)
+            assert media is not None
+            pictures = rendering.pictures(source, count, media, self.settings.media.render_timeout_s)
+        finally:
+            if rendering is not None:
+                rendering.close()
+        for item in items:
+            if isinstance(item, Chunk) and item.modality is Modality.TEXT and isinstance(item.locator, Slide):
+                item = replace(item, image=pictures.get(item.locator.slide))
+            yield item
+
+    def _items(self, path: Path, source: str, deck_title: str, slides: list[SlideContent]) -> Iterator[Chunk | Table]:
         title = deck_title or Path(source).stem
         media = self.settings.media.media_dir
         if not any(s.blocks or s.title or s.tables or (s.pictures and media) for s in slides):
@@ -96,27 +119,17 @@ class SlidesIngestor:
                 if pictures
                 else NO_CONTENT,
             )
-        rendered: dict[int, Path] = {}
-        if media is not None and self.settings.media.office and slides:
-            from mmrag.ingest.slide_render import render_slides
-
-            count = max(s.number for s in slides)
-            rendered = render_slides(
-                self.settings.media.office, path, source, count, media, self.settings.media.render_timeout_s
-            )
         for slide in slides:
-            yield from self._slide_items(source, title, slide, rendered.get(slide.number))
+            yield from self._slide_items(source, title, slide)
 
-    def _slide_items(
-        self, source: str, title: str, slide: SlideContent, picture: Path | None = None
-    ) -> Iterator[Chunk | Table]:
+    def _slide_items(self, source: str, title: str, slide: SlideContent) -> Iterator[Chunk | Table]:
         n = slide.number
         hidden = " (hidden)" if slide.hidden else ""
         prefix = f"{title} — slide {n}{hidden}\n\n"
         blocks = ([slide.title] if slide.title and not slide.title_in_blocks else []) + list(slide.blocks)
         chunking = self.settings.chunking
         for part, body in enumerate(pack_blocks(blocks, chunking, reserved=len(prefix))):
-            yield Chunk(source, Modality.TEXT, Slide(n), prefix + body, part=part, title=title, image=picture)
+            yield Chunk(source, Modality.TEXT, Slide(n), prefix + body, part=part, title=title)
         table_part = 0
         for index, (name, cells) in enumerate(slide.tables):
             if index < slide.table_count:
