@@ -2,10 +2,13 @@
 
 A deck is converted to PDF by ``soffice --headless`` (hidden slides included, so page n is slide n)
 in a private, throw-away profile, and each page is rendered with pypdfium2 into the index's media
-folder. The slide's chunks then carry that picture: the page shows it as the evidence, a
-vision-capable LLM can read it, and an image-text encoder embeds it. Rendering is best effort: when
-LibreOffice is missing, slow or fails, or the page count does not match the deck, the slides are
-indexed without pictures and the run goes on.
+folder. Rendering is best effort: when LibreOffice is missing, slow or fails, or the page count does
+not match the deck, the slides keep their text and the run goes on.
+
+When: at ingest (``Rendering``, started before the deck is read) when an image-text encoder embeds
+the pictures, since search then needs them; otherwise on the first preview of a slide
+(``SlidePictures``), because LibreOffice's start-up costs 1-2 s per deck and the picture is only
+shown, never searched. Both write the same files, keyed by the deck's content hash.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -58,12 +62,18 @@ class Rendering:
         except OSError as e:
             log.warning("cannot run LibreOffice (%s) for %s; its slides are indexed without pictures", e, deck)
 
-    def pictures(self, source: str, slides: int, media_dir: Path, timeout_s: float = 120.0) -> dict[int, Path]:
-        """Slide number -> stored picture of that slide; {} when rendering failed."""
+    def pictures(
+        self, source: str, slides: int, media_dir: Path, timeout_s: float = 120.0, version: str = ""
+    ) -> dict[int, Path]:
+        """Slide number -> stored picture of that slide; {} when rendering failed.
+
+        ``slides`` is the deck's slide count (0: take the PDF's page count); ``version`` (the deck's
+        content hash, when known) is part of the stored pictures' keys.
+        """
         try:
             if self._proc is None or not self._converted(timeout_s):
                 return {}
-            return _render_pages(self._pdf, self._deck, source, slides, media_dir)
+            return _render_pages(self._pdf, self._deck, source, slides, media_dir, version)
         finally:
             self.close()
 
@@ -92,13 +102,21 @@ class Rendering:
         self._tmp.cleanup()
 
 
-def _render_pages(pdf_path: Path, deck: Path, source: str, slides: int, media_dir: Path) -> dict[int, Path]:
+def picture_key(source: str, number: int, version: str = "") -> str:
+    """The media key of slide ``number``'s picture (``thumbs.thumbnail_path`` turns it into a file name)."""
+    return f"{source}\x00{version}\x00slide {number}\x00render" if version else f"{source}\x00slide {number}\x00render"
+
+
+def _render_pages(
+    pdf_path: Path, deck: Path, source: str, slides: int, media_dir: Path, version: str = ""
+) -> dict[int, Path]:
     import pypdfium2
 
     from mmrag.ingest.thumbs import save_thumbnail
 
     pdf = pypdfium2.PdfDocument(str(pdf_path))
     try:
+        slides = slides or len(pdf)
         if len(pdf) != slides:
             log.warning("%s: LibreOffice rendered %d pages for %d slides; no slide pictures", deck, len(pdf), slides)
             return {}
@@ -107,7 +125,67 @@ def _render_pages(pdf_path: Path, deck: Path, source: str, slides: int, media_di
             page = pdf[number - 1]
             width, height = page.get_size()
             image = page.render(scale=RENDER_PX / max(width, height, 1.0)).to_pil()
-            out[number] = save_thumbnail(image, media_dir, f"{source}\x00slide {number}\x00render", RENDER_PX)
+            out[number] = save_thumbnail(image, media_dir, picture_key(source, number, version), RENDER_PX)
         return out
     finally:
         pdf.close()
+
+
+class SlidePictures:
+    """Slide pictures made on first request and kept in the media folder: the preview path.
+
+    One rendering per deck version at a time (concurrent requests for the same deck wait for it);
+    a deck LibreOffice cannot render is not tried again by this object until its content changes.
+    """
+
+    def __init__(self, office: str, media_dir: Path, timeout_s: float = 120.0) -> None:
+        self.office = office
+        self._media = media_dir
+        self._timeout = timeout_s
+        self._lock = threading.Lock()
+        self._decks: dict[tuple[str, str], threading.Lock] = {}
+        self._failed: set[tuple[str, str]] = set()
+
+    def picture(self, deck: Path, source: str, version: str, number: int) -> Path | None:
+        """The stored picture of slide ``number`` of ``deck`` (rendering the deck once), or None.
+
+        ``version`` identifies the deck's content (its SHA-256): a changed deck is rendered anew.
+        """
+        from mmrag.ingest.thumbs import thumbnail_path
+
+        stored = thumbnail_path(self._media, picture_key(source, number, version))
+        if stored.is_file() or not self.office:
+            return stored if stored.is_file() else None
+        key = (source, version)
+        with self._lock:
+            deck_lock = self._decks.setdefault(key, threading.Lock())
+        with deck_lock:
+            if not stored.is_file() and key not in self._failed:
+                slides = slide_count(deck)
+                pictures = {}
+                if slides:
+                    rendering = Rendering(self.office, deck)
+                    pictures = rendering.pictures(source, slides, self._media, self._timeout, version)
+                if not pictures:
+                    self._failed.add(key)
+        return stored if stored.is_file() else None
+
+
+def slide_count(deck: Path) -> int:
+    """How many slides a PPTX or ODP file has (hidden ones included), from its XML; 0 when unreadable."""
+    import re
+    import zipfile
+
+    part, pattern = (
+        ("content.xml", rb"<draw:page[ >]")
+        if deck.suffix.lower() == ".odp"
+        else (
+            "ppt/presentation.xml",
+            rb"<p:sldId[ >]",
+        )
+    )
+    try:
+        with zipfile.ZipFile(deck) as archive:
+            return len(re.findall(pattern, archive.read(part)))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return 0

@@ -106,6 +106,20 @@ def visual_encoder(cfg: Config) -> ImageTextEncoder | None:
     return ClipEncoder(cfg.models.clip_model, weights, threads=None)
 
 
+SLIDE_PICTURE_MODES = ("auto", "ingest", "preview")
+
+
+def slide_pictures_at_ingest(cfg: Config) -> bool:
+    """Whether slide pictures are rendered during ingest (else on first preview: ``slide_pictures``).
+
+    At ingest only when search needs them: an image-text encoder embeds each slide's picture.
+    """
+    mode = cfg.models.slide_pictures
+    if mode not in SLIDE_PICTURE_MODES:
+        raise ConfigError(f"slide_pictures must be one of {', '.join(SLIDE_PICTURE_MODES)}, got {mode!r}")
+    return mode == "ingest" or (mode == "auto" and resolve_clip(cfg.models).available)
+
+
 def ingest_settings(cfg: Config) -> IngestSettings:
     """What ingestors need, with model roles resolved to local locations ("" = unavailable)."""
     speech = resolve_speech(cfg.models)
@@ -121,7 +135,7 @@ def ingest_settings(cfg: Config) -> IngestSettings:
             if speech.available
             else "",
             max_image_pixels=cfg.limits.max_image_pixels,
-            office=find_office(cfg.models.slide_renderer),
+            office=find_office(cfg.models.slide_renderer) if slide_pictures_at_ingest(cfg) else "",
             render_timeout_s=min(120.0, cfg.limits.file_seconds),
         ),
     )

@@ -22,9 +22,10 @@ from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from mmrag.ingest.slide_render import SlidePictures, find_office
 from mmrag.pipeline.api import ask_index, search_index
 from mmrag.pipeline.config import Config
-from mmrag.pipeline.index import Index, ingest_settings
+from mmrag.pipeline.index import MEDIA_DIR, Index, ingest_settings
 from mmrag.pipeline.server_cli import DEFAULT_PORT, LOCAL_HOSTS, TOKEN_ENV, TokenRequired, check_bind, register, run
 from mmrag.pipeline.server_files import (
     IMAGE_SUFFIXES,
@@ -37,6 +38,7 @@ from mmrag.pipeline.server_files import (
     pdf_page_png,
     read_bytes,
     served_path,
+    served_with_version,
     slide_text,
     table_rows,
 )
@@ -84,6 +86,9 @@ def create_app(
     )
     app.state.worker = worker
     app.state.jobs = jobs
+    slide_pictures = SlidePictures(
+        find_office(cfg.models.slide_renderer), cfg.index_dir / MEDIA_DIR, min(120.0, cfg.limits.file_seconds)
+    )
     app.router.add_event_handler("shutdown", worker.shutdown)
 
     sign = signer(token) if token else (lambda url: url)
@@ -262,7 +267,15 @@ def create_app(
         start: float | None = None,
         image: str | None = None,
     ) -> Response | dict[str, object]:
-        """Evidence to show: a PDF page or a thumbnail as PNG, a table's cited rows or a slide's text as JSON."""
+        """Evidence to show: a PDF page, a slide picture or a thumbnail as an image; a table's cited rows or a slide's text as JSON."""
+
+        if slide is not None and image is None:
+            path, version = worker.call(lambda index: served_with_version(index, root, source))
+            # outside the index worker: a first rendering runs LibreOffice for a second or two
+            picture = slide_pictures.picture(path, f"{root}\x00{source}", version, slide)
+            if picture is not None:
+                return Response(picture.read_bytes(), media_type="image/jpeg")
+            return slide_text(path, slide, rendered=bool(slide_pictures.office))
 
         def run(index: Index) -> Response | dict[str, object]:
             path = served_path(index, root, source)
@@ -273,8 +286,6 @@ def create_app(
                 if path.suffix.lower() != ".pdf":
                     return {"kind": "page", "page": page, "note": "page images are rendered for PDF files only"}
                 return Response(pdf_page_png(path, page), media_type="image/png")
-            if slide is not None:
-                return slide_text(path, slide)
             if rows is not None:
                 first, last = (int(x) for x in rows.split("-"))
                 return table_rows(index, root, source, first, last, sheet)

@@ -26,8 +26,10 @@ MAX_PREVIEW_ROWS = 200
 THUMBNAIL_PX = 800
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 SLIDE_NOTE = (
-    "no rendered picture of this slide (LibreOffice was not installed when it was ingested); showing its text"
+    "no picture of this slide: LibreOffice renders them and it is not installed"
+    " (apt-get install libreoffice-impress-nogui); showing the slide's text"
 )
+SLIDE_FAILED_NOTE = "LibreOffice could not render this deck; showing the slide's text"
 
 
 def _quote(identifier: str) -> str:
@@ -74,6 +76,13 @@ def served_path(index: Index, root: str, source: str) -> Path:
     if not real.is_file():
         raise Refused(404, "not a regular file")
     return real
+
+
+def served_with_version(index: Index, root: str, source: str) -> tuple[Path, str]:
+    """``served_path`` and the file's content hash as the manifest records it (keys derived files)."""
+    path = served_path(index, root, source)
+    record = index.manifest.get(root, source)
+    return path, record.sha256 if record is not None else ""
 
 
 def media_type(path: Path) -> str:
@@ -206,23 +215,23 @@ def table_rows(index: Index, root: str, source: str, first: int, last: int, shee
     return {"kind": "rows", "source": source, "rows": [first, last], "sheet": sheet, "tables": tables}
 
 
-def slide_text(path: Path, slide: int) -> dict[str, object]:
-    """A slide's text (titles, body, tables, notes) as JSON, for slides ingested without a rendered picture."""
-    from pptx import Presentation
+def slide_text(path: Path, slide: int, *, rendered: bool = False) -> dict[str, object]:
+    """A slide's text (title, body, tables, charts, notes, as indexed) as JSON, shown when there is no picture of it.
 
-    deck = Presentation(str(path))
-    slides = list(deck.slides)
-    if not 1 <= slide <= len(slides):
+    ``rendered``: LibreOffice was there and tried, so the note says rendering failed, not that it is missing.
+    """
+    from mmrag.ingest.chunk import IngestError
+    from mmrag.ingest.odp import OdpIngestor
+    from mmrag.ingest.slides import SlidesIngestor
+
+    reader = OdpIngestor() if path.suffix.lower() == ".odp" else SlidesIngestor()
+    try:
+        _, slides = reader.read(path)
+    except IngestError as e:
+        raise Refused(422, f"the deck cannot be read: {e.reason}") from e
+    shown = next((s for s in slides if s.number == slide), None)
+    if shown is None:
         raise Refused(404, f"the deck has {len(slides)} slides; slide {slide} does not exist")
-    shown = slides[slide - 1]
-    lines: list[str] = []
-    for shape in shown.shapes:
-        if shape.has_text_frame:
-            text = shape.text_frame.text.strip()
-            if text:
-                lines.append(text)
-    if shown.has_notes_slide:
-        notes = shown.notes_slide.notes_text_frame
-        if notes is not None and notes.text.strip():
-            lines.append("Notes: " + notes.text.strip())
-    return {"kind": "slide", "slide": slide, "text": "\n".join(lines), "image": None, "note": SLIDE_NOTE}
+    lines = ([shown.title] if shown.title and not shown.title_in_blocks else []) + list(shown.blocks)
+    note = SLIDE_FAILED_NOTE if rendered else SLIDE_NOTE
+    return {"kind": "slide", "slide": slide, "text": "\n".join(lines), "image": None, "note": note}

@@ -11,7 +11,7 @@ from PIL import Image
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Modality, Slide
-from mmrag.ingest.slide_render import find_office
+from mmrag.ingest.slide_render import SlidePictures, find_office, slide_count
 from mmrag.ingest.slides import SlidesIngestor
 
 OFFICE = find_office()
@@ -81,3 +81,55 @@ def test_without_libreoffice_or_on_failure_slides_keep_their_text(tmp_path: Path
         assert {c.locator for c in chunks if c.modality is Modality.TEXT} == {Slide(1), Slide(2), Slide(3)}
         assert all(c.image is None for c in chunks if c.modality is Modality.TEXT)
     assert find_office("none") == "" and find_office(str(tmp_path / "missing")) == ""
+
+
+def test_pictures_on_first_view_are_rendered_once_per_deck_version(tmp_path: Path) -> None:
+    office = _need_office()
+    media = tmp_path / "media"
+    deck = _deck(tmp_path / "deck.pptx")
+    assert slide_count(deck) == 3
+    pictures = SlidePictures(office, media)
+    second = pictures.picture(deck, "decks/deck.pptx", "v1", 2)
+    assert second is not None and second.parent.is_relative_to(media)
+    assert _share(second, 0) > 0.2 and _share(second, 2) < 0.01  # the hidden red slide, in its place
+    made = {p: p.stat().st_mtime_ns for p in media.rglob("*.jpg")}
+    assert len(made) == 3  # the whole deck was rendered by that one request
+    third = SlidePictures("", media).picture(deck, "decks/deck.pptx", "v1", 3)  # stored: no LibreOffice needed
+    assert third is not None and _share(third, 2) > 0.2
+    assert {p: p.stat().st_mtime_ns for p in made} == made
+    changed = pictures.picture(deck, "decks/deck.pptx", "v2", 3)  # new content hash: rendered anew
+    assert changed is not None and changed != third
+    assert pictures.picture(deck, "decks/deck.pptx", "v1", 9) is None  # no such slide
+
+
+def test_a_deck_that_cannot_be_rendered_is_tried_once(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    fake = tmp_path / "soffice"
+    fake.write_text(f"#!/bin/sh\necho run >> {calls}\necho 'cannot convert' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    deck = _deck(tmp_path / "deck.pptx")
+    pictures = SlidePictures(str(fake), tmp_path / "media")
+    assert pictures.picture(deck, "deck.pptx", "v1", 1) is None
+    assert pictures.picture(deck, "deck.pptx", "v1", 2) is None
+    assert calls.read_text().count("run") == 1
+    assert SlidePictures("", tmp_path / "media").picture(deck, "deck.pptx", "v1", 1) is None
+    assert slide_count(tmp_path / "calls") == 0  # not a deck
+
+
+def test_slide_pictures_are_made_at_ingest_only_when_search_embeds_them(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from mmrag.pipeline.config import ConfigError, load_config
+    from mmrag.pipeline.index import ingest_settings, slide_pictures_at_ingest
+
+    cfg = load_config(index_dir=tmp_path / "index", env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    no_clip = replace(cfg.models, clip_path=str(tmp_path / "no-clip.pt"), allow_downloads=False)
+    assert not slide_pictures_at_ingest(replace(cfg, models=no_clip))  # auto, no image-text encoder
+    assert ingest_settings(replace(cfg, models=no_clip)).media.office == ""
+    weights = tmp_path / "clip.pt"
+    weights.write_bytes(b"stand-in: only its presence is resolved here")
+    assert slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, clip_path=str(weights))))
+    assert slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="ingest")))
+    assert not slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="preview")))
+    with pytest.raises(ConfigError, match="slide_pictures"):
+        slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="sometimes")))
