@@ -170,11 +170,11 @@ def open_index(
         embedder = text_embedder(cfg)
         visual = visual or visual_encoder(cfg)
     vectorizer = Vectorizer(embedder, visual)
-    store = ChromaStore(path / CHROMA_DIR, vectorizer.layout, create=create)
+    store = ChromaStore(path / CHROMA_DIR, vectorizer.layout, create=create, media_dir=path / MEDIA_DIR)
     return Index(
         path,
         store,
-        KeywordIndex(path / KEYWORD_FILE),
+        KeywordIndex(path / KEYWORD_FILE, media_dir=path / MEDIA_DIR),
         TableStore(path / TABLES_FILE),
         Manifest(path / MANIFEST_FILE),
         vectorizer,

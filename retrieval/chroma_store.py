@@ -42,7 +42,10 @@ def where_clause(flt: SearchFilter) -> dict[str, Any] | None:
 class ChromaStore:
     """One persistent Chroma collection for every chunk of every modality."""
 
-    def __init__(self, path: Path, layout: EmbeddingLayout, *, create: bool = True) -> None:
+    def __init__(
+        self, path: Path, layout: EmbeddingLayout, *, create: bool = True, media_dir: Path | None = None
+    ) -> None:
+        """``media_dir``: the index's folder of thumbnails and frames; image paths inside it are stored relative."""
         import chromadb
         from chromadb.config import Settings
 
@@ -52,6 +55,7 @@ class ChromaStore:
         )
         self._collection = self._open(layout, create)
         self._layout = layout
+        self._media = media_dir
 
     def _open(self, layout: EmbeddingLayout, create: bool) -> Any:
         existing = {c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()}
@@ -89,7 +93,7 @@ class ChromaStore:
                 ids=[record_id(info.root, c) for c in part],
                 embeddings=np.asarray(vectors[start : start + WRITE_BATCH], dtype=np.float32),
                 documents=[c.text for c in part],
-                metadatas=[chunk_metadata(c, info) for c in part],  # type: ignore[misc]
+                metadatas=[chunk_metadata(c, info, self._media) for c in part],  # type: ignore[misc]
             )
 
     def delete_source(self, root: str, source: str) -> None:
@@ -110,7 +114,7 @@ class ChromaStore:
         dists = (result.get("distances") or [[]])[0]
         for doc, meta, dist in zip(docs, metas, dists, strict=True):
             record = dict(meta or {})
-            hits.append(Hit(chunk_from_record(doc or "", record), 1.0 - float(dist), str(record.get("root", ""))))
+            hits.append(Hit(chunk_from_record(doc or "", record, self._media), 1.0 - float(dist), str(record.get("root", ""))))
         return hits
 
     def count(self) -> int:

@@ -191,7 +191,9 @@ def entity_tags(text: str) -> str:
 class KeywordIndex:
     """Full-text index of every chunk's text, with the chunk's record so hits need no second lookup."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, media_dir: Path | None = None) -> None:
+        """``media_dir``: the index's folder of thumbnails and frames; image paths inside it are stored relative."""
+        self._media = media_dir
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -223,7 +225,7 @@ class KeywordIndex:
     def upsert(self, chunks: Sequence[Chunk], info: FileInfo) -> None:
         rows = []
         for chunk in chunks:
-            meta = chunk_metadata(chunk, info)
+            meta = chunk_metadata(chunk, info, self._media)
             rows.append(
                 (
                     chunk.text,
@@ -310,5 +312,5 @@ class KeywordIndex:
         hits = []
         for doc, meta_json, rank in rows:
             meta = json.loads(meta_json)
-            hits.append(Hit(chunk_from_record(doc, meta), -float(rank), str(meta.get("root", ""))))
+            hits.append(Hit(chunk_from_record(doc, meta, self._media), -float(rank), str(meta.get("root", ""))))
         return hits

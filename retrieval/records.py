@@ -24,7 +24,31 @@ def record_id(root: str, chunk: Chunk) -> str:
     return f"{root_key(root)}:{chunk.id}"
 
 
-def chunk_metadata(chunk: Chunk, info: FileInfo) -> dict[str, str | int | float | bool]:
+MEDIA_PREFIX = "media:"  # an image path stored relative to the index's media folder
+
+
+def stored_image(image: Path, media_dir: Path | None) -> str:
+    """How an image path is written down: relative to ``media_dir`` when inside it, so an index folder
+    can be moved, copied or mounted elsewhere and its thumbnails and frames still resolve."""
+    if media_dir is not None:
+        try:
+            return MEDIA_PREFIX + Path(image).resolve().relative_to(media_dir.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(image)
+
+
+def image_from_record(value: str, media_dir: Path | None) -> Path | None:
+    """The image path back from ``stored_image`` (absolute paths of older indexes are taken as they are)."""
+    if not value:
+        return None
+    if value.startswith(MEDIA_PREFIX):
+        relative = value[len(MEDIA_PREFIX) :]
+        return (media_dir / relative) if media_dir is not None else Path(relative)
+    return Path(value)
+
+
+def chunk_metadata(chunk: Chunk, info: FileInfo, media_dir: Path | None = None) -> dict[str, str | int | float | bool]:
     meta: dict[str, str | int | float | bool] = {
         "source": chunk.source,
         "root": info.root,
@@ -43,7 +67,7 @@ def chunk_metadata(chunk: Chunk, info: FileInfo) -> dict[str, str | int | float 
         meta["loc_start"] = float(loc["start"])  # type: ignore[arg-type]
         meta["loc_end"] = float(loc["end"])  # type: ignore[arg-type]
     if chunk.image is not None:
-        meta["image"] = str(chunk.image)
+        meta["image"] = stored_image(chunk.image, media_dir)
     if info.principals:
         meta["principals"] = "\x1f".join(info.principals)
     for key, value in chunk.extra:
@@ -51,9 +75,8 @@ def chunk_metadata(chunk: Chunk, info: FileInfo) -> dict[str, str | int | float 
     return meta
 
 
-def chunk_from_record(document: str, meta: dict[str, Any]) -> Chunk:
+def chunk_from_record(document: str, meta: dict[str, Any], media_dir: Path | None = None) -> Chunk:
     extra = tuple(sorted((k[2:], str(v)) for k, v in meta.items() if k.startswith("x_")))
-    image = meta.get("image")
     return Chunk(
         source=str(meta["source"]),
         modality=Modality(str(meta["modality"])),
@@ -61,6 +84,6 @@ def chunk_from_record(document: str, meta: dict[str, Any]) -> Chunk:
         text=document,
         part=int(meta.get("part", 0)),
         title=str(meta.get("title", "")),
-        image=Path(str(image)) if image else None,
+        image=image_from_record(str(meta.get("image") or ""), media_dir),
         extra=extra,
     )

@@ -135,3 +135,36 @@ def test_filters_by_folder_glob_and_type(tmp_path: Path, cfg: Config) -> None:
 def test_missing_path_is_an_error(tmp_path: Path, cfg: Config) -> None:
     with pytest.raises(FileNotFoundError):
         ingest([tmp_path / "nope"], cfg, embedder=CountingEmbedder())
+
+
+def test_a_moved_index_still_finds_its_thumbnails(tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from mmrag.ingest import images as images_module
+    from mmrag.ingest.images import ImageLabeler
+
+    missing = ImageLabeler(weights=tmp_path / "no-such-weights.pth")  # no EfficientNet: this test is about paths
+    monkeypatch.setattr(images_module, "image_labeler", lambda: missing)
+    drive = tmp_path / "drive"
+    (drive / "photos").mkdir(parents=True)
+    Image.new("RGB", (320, 200), (200, 30, 30)).save(drive / "photos" / "red-banner.png")
+    cfg = replace(cfg, models=replace(cfg.models, ocr_engine="none"))
+    embedder = CountingEmbedder()
+    ingest([drive], cfg, embedder=embedder)
+    moved = tmp_path / "elsewhere" / "index"
+    moved.parent.mkdir()
+    shutil.move(str(cfg.index_dir), moved)
+    from mmrag.pipeline.api import search_index
+    from mmrag.pipeline.index import open_index
+
+    index = open_index(replace(cfg, index_dir=moved), create=False, embedder=embedder)
+    try:  # each store (Chroma's vectors, the keyword index) gives the chunk back with its picture
+        hits = [search_index(index, "red banner", 1, lists=frozenset({name}))[0] for name in ("vector", "keyword")]
+    finally:
+        index.close()
+    for hit in hits:
+        assert hit.chunk.source == "photos/red-banner.png"
+        assert hit.chunk.image is not None and hit.chunk.image.is_file()
+        assert hit.chunk.image.is_relative_to(moved / "media")

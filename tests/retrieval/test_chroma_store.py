@@ -67,3 +67,21 @@ def test_vectors_must_match_chunks(tmp_path: Path) -> None:
     store = ChromaStore(tmp_path, LAYOUT)
     with pytest.raises(ValueError, match="2 chunks but 1 vectors"):
         store.upsert(CHUNKS[:2], np.zeros((1, 64), dtype=np.float32), INFO)
+
+
+def test_image_paths_are_stored_relative_to_the_media_folder(tmp_path: Path) -> None:
+    from mmrag.retrieval.records import image_from_record, stored_image
+
+    media = tmp_path / "index" / "media"
+    inside = media / "ab" / "frame.jpg"
+    assert stored_image(inside, media) == "media:ab/frame.jpg"
+    assert (
+        image_from_record("media:ab/frame.jpg", tmp_path / "moved" / "media")
+        == tmp_path / "moved" / "media" / "ab" / "frame.jpg"
+    )
+    outside = tmp_path / "drive" / "photo.png"
+    assert stored_image(outside, media) == str(outside)  # not ours to move: kept as it is
+    assert image_from_record("/old/index/media/ab/frame.jpg", media) == Path(
+        "/old/index/media/ab/frame.jpg"
+    )  # older indexes
+    assert image_from_record("", media) is None
