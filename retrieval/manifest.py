@@ -9,10 +9,12 @@ today and one connector location (an S3 prefix, a share) tomorrow.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -56,11 +58,16 @@ class FileRecord:
 
 
 class Manifest:
-    """Per-file bookkeeping of one index. Not shared across threads; one writer at a time."""
+    """Per-file bookkeeping of one index.
+
+    Safe to share across threads (ingest workers, the server's threads): every statement runs alone
+    in autocommit mode under one lock. Several processes may open the same file (SQLite's WAL).
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db = _Locked(sqlite3.connect(path, isolation_level=None, check_same_thread=False), self._lock)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
@@ -72,7 +79,7 @@ class Manifest:
         self._db.execute("INSERT OR IGNORE INTO roots(root, added_at) VALUES (?, ?)", (root, time.time()))
 
     def roots(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT root FROM roots ORDER BY root")]
+        return [r[0] for r in self._db.execute("SELECT root FROM roots ORDER BY root").fetchall()]
 
     def get(self, root: str, source: str) -> FileRecord | None:
         row = self._db.execute(
@@ -88,7 +95,8 @@ class Manifest:
         if root is not None:
             query += " WHERE root = ?"
             args = (root,)
-        for row in self._db.execute(query + " ORDER BY root, source", args):
+        rows = self._db.execute(query + " ORDER BY root, source", args).fetchall()
+        for row in rows:
             yield FileRecord(*row)
 
     def put(self, record: FileRecord) -> None:
@@ -130,7 +138,40 @@ class Manifest:
 
     def counts(self) -> dict[str, int]:
         out = {OK: 0, SKIPPED: 0, "chunks": 0}
-        for status, n, chunks in self._db.execute("SELECT status, COUNT(*), SUM(chunks) FROM files GROUP BY status"):
+        rows = self._db.execute("SELECT status, COUNT(*), SUM(chunks) FROM files GROUP BY status").fetchall()
+        for status, n, chunks in rows:
             out[str(status)] = int(n)
             out["chunks"] += int(chunks or 0)
         return out
+
+
+class _Locked:
+    """A connection whose statements run one at a time, each fetched whole before the lock is let go."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._db = db
+        self._lock = lock
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> _Rows:
+        with self._lock:
+            cursor = self._db.execute(sql, args)
+            return _Rows(cursor.fetchall())
+
+    def executescript(self, script: str) -> None:
+        with self._lock:
+            self._db.executescript(script)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _Rows:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
