@@ -31,6 +31,7 @@ class MediaConfig:
 
     media_dir: Path | None = None
     ocr_engine: str = "rapidocr"  # "rapidocr", "tesseract" or "" (no OCR)
+    ocr_cache: Path | None = None  # a file remembering OCR results by picture content; None = no cache
     speech_backend: str = "faster-whisper"  # or "openai-whisper"
     speech_location: str = ""  # a model folder/file; "" = no speech model available
     max_image_pixels: int = 120_000_000

@@ -349,7 +349,8 @@ class ImagesIngestor:
             return ImageMetadata()
 
     def _read_text(self, frame: Image.Image, source: str) -> str:
-        engine = ocr_engine(self.settings.media.ocr_engine, self.settings.media.cpu_threads)
+        media = self.settings.media
+        engine = ocr_engine(media.ocr_engine, media.cpu_threads, media.ocr_cache)
         if engine is None:
             return ""
         import numpy as np

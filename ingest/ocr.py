@@ -187,6 +187,7 @@ class TesseractOcr:
 
 
 _engines: dict[tuple[str, int], OcrEngine | None] = {}
+_cached: dict[tuple[str, int, Path], OcrEngine] = {}
 _engines_lock = threading.Lock()
 
 
@@ -207,18 +208,44 @@ def _build(name: str, threads: int) -> OcrEngine | None:
     return None
 
 
-def ocr_engine(name: str, threads: int = 2) -> OcrEngine | None:
-    """The process-wide OCR engine called ``name``, loaded on first request; ``None`` if unavailable or ``""``."""
+def ocr_engine(name: str, threads: int = 2, cache: Path | None = None) -> OcrEngine | None:
+    """The process-wide OCR engine called ``name``, loaded on first request; ``None`` if unavailable or ``""``.
+
+    With ``cache`` (a file, ``ocr_cache.FILE_NAME`` in an index) results are remembered by picture content.
+    """
     if not name:
         return None
     with _engines_lock:
         key = (name, threads)
         if key not in _engines:
             _engines[key] = _build(name, threads)
-        return _engines[key]
+        engine = _engines[key]
+        if engine is None or cache is None:
+            return engine
+        from mmrag.ingest.ocr_cache import CachedOcr, OcrCache
+
+        cached = _cached.get((name, threads, cache))
+        if cached is None:
+            cached = _cached[(name, threads, cache)] = CachedOcr(engine, _engine_id(name), OcrCache(cache))
+        return cached
+
+
+def _engine_id(name: str) -> str:
+    """The engine and its version: an upgraded recogniser reads pictures again."""
+    from importlib import metadata
+
+    package = {"rapidocr": "rapidocr-onnxruntime"}.get(name)
+    try:
+        version = metadata.version(package) if package else ""
+    except metadata.PackageNotFoundError:
+        version = ""
+    if name == "tesseract":
+        version = shutil.which("tesseract") or ""
+    return f"{name} {version} min-confidence {MIN_CONFIDENCE} small-image {_SMALL_IMAGE_PX}"
 
 
 def clear_ocr_cache() -> None:
     """Forget the loaded engines (tests that change ``PATH`` or installed packages)."""
     with _engines_lock:
         _engines.clear()
+        _cached.clear()

@@ -199,7 +199,7 @@ def _read_text(image: Any, settings: IngestSettings) -> str:
         from mmrag.ingest.ocr import ocr_engine
     except ImportError:
         return ""
-    engine = ocr_engine(settings.media.ocr_engine, settings.media.cpu_threads)
+    engine = ocr_engine(settings.media.ocr_engine, settings.media.cpu_threads, settings.media.ocr_cache)
     if engine is None:
         return ""
     import numpy as np

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Table
+from mmrag.ingest.ocr_cache import FILE_NAME as OCR_CACHE_FILE
 from mmrag.ingest.slide_render import find_office
 from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.models import resolve_clip, resolve_ocr, resolve_speech, resolve_text
@@ -130,6 +131,7 @@ def ingest_settings(cfg: Config) -> IngestSettings:
         media=MediaConfig(
             media_dir=cfg.index_dir / MEDIA_DIR,
             ocr_engine=ocr_engine,
+            ocr_cache=cfg.index_dir / OCR_CACHE_FILE,
             speech_backend=cfg.models.speech_backend,
             speech_location=(speech.location if not speech.download else cfg.models.speech_model)
             if speech.available
@@ -161,7 +163,7 @@ def open_index(
     if not create and not (path / MANIFEST_FILE).exists():
         raise IndexMismatch(f"no index at {path}: run `mmrag ingest PATH --index {path}` first")
     if reindex and path.exists():
-        shutil.rmtree(path / CHROMA_DIR, ignore_errors=True)
+        ChromaStore.drop(path / CHROMA_DIR)
         shutil.rmtree(path / MEDIA_DIR, ignore_errors=True)
         for name in (MANIFEST_FILE, KEYWORD_FILE, TABLES_FILE):
             for suffix in ("", "-wal", "-shm"):

@@ -39,6 +39,13 @@ def where_clause(flt: SearchFilter) -> dict[str, Any] | None:
     return terms[0] if len(terms) == 1 else {"$and": terms}
 
 
+def _settings() -> Any:
+    """One set of client settings for every client of a path (Chroma refuses two different ones)."""
+    from chromadb.config import Settings
+
+    return Settings(anonymized_telemetry=False, allow_reset=False)
+
+
 class ChromaStore:
     """One persistent Chroma collection for every chunk of every modality."""
 
@@ -47,15 +54,28 @@ class ChromaStore:
     ) -> None:
         """``media_dir``: the index's folder of thumbnails and frames; image paths inside it are stored relative."""
         import chromadb
-        from chromadb.config import Settings
 
         path.mkdir(parents=True, exist_ok=True)
-        self._client = chromadb.PersistentClient(
-            path=str(path), settings=Settings(anonymized_telemetry=False, allow_reset=False)
-        )
+        self._client = chromadb.PersistentClient(path=str(path), settings=_settings())
         self._collection = self._open(layout, create)
         self._layout = layout
         self._media = media_dir
+
+    @staticmethod
+    def drop(path: Path) -> None:
+        """Delete every chunk stored under ``path``, whatever layout built them (``--reindex``).
+
+        The folder is emptied through Chroma, not removed: Chroma keeps one system per path in a
+        process, and a folder removed under it leaves that system writing to deleted files.
+        """
+        if not path.is_dir():
+            return
+        import chromadb
+
+        client = chromadb.PersistentClient(path=str(path), settings=_settings())
+        existing = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
+        if COLLECTION in existing:
+            client.delete_collection(COLLECTION)
 
     def _open(self, layout: EmbeddingLayout, create: bool) -> Any:
         existing = {c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()}
@@ -114,7 +134,9 @@ class ChromaStore:
         dists = (result.get("distances") or [[]])[0]
         for doc, meta, dist in zip(docs, metas, dists, strict=True):
             record = dict(meta or {})
-            hits.append(Hit(chunk_from_record(doc or "", record, self._media), 1.0 - float(dist), str(record.get("root", ""))))
+            hits.append(
+                Hit(chunk_from_record(doc or "", record, self._media), 1.0 - float(dist), str(record.get("root", "")))
+            )
         return hits
 
     def count(self) -> int:

@@ -114,3 +114,54 @@ def test_rapidocr_reads_large_printed_text(tmp_path: Path) -> None:
     path = tmp_path / "invoice.png"
     image.convert("L").save(path)  # grey file on disk: read from a path too
     assert "4711" in engine.read(path)
+
+
+class CountingEngine:
+    """A stand-in recogniser that says how many pixels it saw, and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def read(self, image: Path | np.ndarray) -> str:  # type: ignore[type-arg]
+        self.calls += 1
+        pixels = np.asarray(image)
+        if pixels.mean() < 1:
+            raise RuntimeError("cannot read a black picture")
+        return f"{pixels.shape[1]}x{pixels.shape[0]} mean {pixels.mean():.1f}"
+
+
+def test_results_are_remembered_by_picture_content(tmp_path: Path) -> None:
+    from mmrag.ingest.ocr_cache import CachedOcr, OcrCache
+
+    engine = CountingEngine()
+    cache = OcrCache(tmp_path / "ocr-cache.sqlite")
+    cached = CachedOcr(engine, "counting 1", cache)
+    grey = np.full((40, 60, 3), 128, dtype=np.uint8)
+    assert cached.read(grey) == "60x40 mean 128.0"
+    assert cached.read(grey.copy()) == "60x40 mean 128.0" and engine.calls == 1  # same pixels: not read again
+    lighter = grey + 1
+    assert cached.read(lighter) == "60x40 mean 129.0" and engine.calls == 2
+    assert CachedOcr(engine, "counting 2", cache).read(grey) and engine.calls == 3  # another engine reads again
+    with pytest.raises(RuntimeError):
+        cached.read(np.zeros((40, 60, 3), dtype=np.uint8))
+    with pytest.raises(RuntimeError):  # a failure is not remembered: it is tried again
+        cached.read(np.zeros((40, 60, 3), dtype=np.uint8))
+    assert engine.calls == 5 and len(cache) == 3
+    cache.close()
+    again = CachedOcr(engine, "counting 1", OcrCache(tmp_path / "ocr-cache.sqlite"))  # it lasts across runs
+    assert again.read(grey) == "60x40 mean 128.0" and engine.calls == 5
+
+
+def test_the_shared_engine_is_wrapped_only_when_a_cache_file_is_given(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import mmrag.ingest.ocr as ocr_module
+    from mmrag.ingest.ocr_cache import CachedOcr
+
+    engine = CountingEngine()
+    monkeypatch.setattr(ocr_module, "_build", lambda name, threads: engine)
+    assert ocr_engine("rapidocr", 2) is engine
+    first = ocr_engine("rapidocr", 2, tmp_path / "a.sqlite")
+    assert isinstance(first, CachedOcr) and first.engine is engine
+    assert ocr_engine("rapidocr", 2, tmp_path / "a.sqlite") is first
+    assert ocr_engine("rapidocr", 2, tmp_path / "b.sqlite") is not first

@@ -168,3 +168,51 @@ def test_a_moved_index_still_finds_its_thumbnails(tmp_path: Path, cfg: Config, m
         assert hit.chunk.source == "photos/red-banner.png"
         assert hit.chunk.image is not None and hit.chunk.image.is_file()
         assert hit.chunk.image.is_relative_to(moved / "media")
+
+
+def test_a_picture_is_read_once_per_index_even_across_decks_and_reindex(
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    import mmrag.ingest.ocr as ocr_module
+
+    class Recogniser:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def read(self, image: object) -> str:
+            self.calls += 1
+            return "Logo of Acme Widgets" if np.asarray(image).mean() > 100 else "Revenue chart 2024"
+
+    recogniser = Recogniser()
+    ocr_module.clear_ocr_cache()
+    monkeypatch.setattr(ocr_module, "_build", lambda name, threads: recogniser)
+    logo, chart = io.BytesIO(), io.BytesIO()
+    Image.new("RGB", (300, 120), (230, 230, 230)).save(logo, "PNG")
+    Image.new("RGB", (300, 120), (20, 40, 90)).save(chart, "PNG")
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for name, pictures in (("sales.pptx", (logo, chart)), ("all-hands.pptx", (logo,))):
+        deck = Presentation()
+        for picture in pictures:
+            slide = deck.slides.add_slide(deck.slide_layouts[5])
+            slide.shapes.title.text = f"{name} slide"
+            slide.shapes.add_picture(io.BytesIO(picture.getvalue()), Inches(1), Inches(1.5), Inches(4))
+        deck.save(str(drive / name))
+    embedder = CountingEmbedder()
+    try:
+        ingest([drive], cfg, embedder=embedder)
+        assert recogniser.calls == 2  # the logo on both decks is read once
+        hits = search("Acme Widgets logo", cfg, k=5, embedder=embedder)
+        assert {h.chunk.source for h in hits if "Acme Widgets" in h.chunk.text} == {"sales.pptx", "all-hands.pptx"}
+        ingest([drive], cfg, embedder=embedder, reindex=True)  # a new embedding model: pictures say the same
+        assert recogniser.calls == 2
+        assert (cfg.index_dir / "ocr-cache.sqlite").is_file()
+    finally:
+        ocr_module.clear_ocr_cache()
