@@ -273,6 +273,7 @@ def to_json(r: Results) -> dict[str, object]:
             "mmrag_s": round(mmrag_s, 2),
             "baseline_s": _round(baseline_s, 2),
             "speedup": _round(baseline_s / mmrag_s if baseline_s and mmrag_s else None, 2),
+            **fig.text_corpus_same_work(),
         }
         out["ingest_corpus"] = fig.corpus
         out["ingest_warmup_s"] = round(fig.warmup_s, 2)

@@ -76,6 +76,14 @@ def _ingest(fig: IngestFigures) -> list[str]:
         f"text corpus (pdf, docs, slides, tables): mmrag {mmrag_s:.1f} s, baseline {_num(baseline_s, 1, ' s')}, "
         f"speedup {_num(speedup, 2, 'x')}"
     )
+    same = fig.text_corpus_same_work()
+    if baseline_s:
+        lines.append(
+            f"  of which OCR of slide pictures (the baseline reads none): {same['ocr_s']:.1f} s; "
+            f"speedup on the same work {_num(same['speedup_same_work'], 2, 'x')}; "
+            f"embedding the same texts: {_num(same['embedding_s'], 1, ' s')} vs "
+            f"{_num(same['baseline_embedding_s'], 1, ' s')} ({_num(same['embedding_speedup'], 2, 'x')})"
+        )
     parsers = sorted({r.baseline_parser for r in fig.runs if r.baseline_parser})
     if parsers:
         lines.append("baseline parsers: " + "; ".join(parsers))

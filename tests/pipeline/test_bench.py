@@ -56,6 +56,11 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
     for figures in (docs, tables):
         assert _positive(figures["per_s"]) and _positive(figures["baseline_per_s"]) and _positive(figures["speedup"])
         assert abs(sum(figures["stage_share"].values()) - 1.0) < 0.01
+    corpus = data["ingest_text_corpus"]
+    assert _positive(corpus["speedup"]) and corpus["ocr_s"] == 0  # no pictures in this corpus
+    assert corpus["speedup_same_work"] == corpus["speedup"]
+    assert corpus["embedding_s"] >= 0 and corpus["baseline_embedding_s"] >= 0  # the hash embedder takes ~0 s
+    assert "embedding_speedup" in corpus
     assert data["reingest_unchanged_s"] >= 0 and _positive(data["reingest_one_changed_s"])
     assert data["small_files"]["files"] == 20 and data["small_files"]["reingest_unchanged_s"] >= 0
     assert data["cold_start_s"] is None  # skipped
