@@ -131,6 +131,13 @@ def _render_pages(
         pdf.close()
 
 
+def slide_pictures_folder(media_dir: Path, root: str, source: str) -> Path:
+    """The folder of one deck's pictures made on preview (all versions), removed with the deck's chunks."""
+    import hashlib
+
+    return media_dir / "slides" / hashlib.sha256(f"{root}\x00{source}".encode()).hexdigest()[:24]
+
+
 class SlidePictures:
     """Slide pictures made on first request and kept in the media folder: the preview path.
 
@@ -146,17 +153,18 @@ class SlidePictures:
         self._decks: dict[tuple[str, str], threading.Lock] = {}
         self._failed: set[tuple[str, str]] = set()
 
-    def picture(self, deck: Path, source: str, version: str, number: int) -> Path | None:
+    def picture(self, deck: Path, root: str, source: str, version: str, number: int) -> Path | None:
         """The stored picture of slide ``number`` of ``deck`` (rendering the deck once), or None.
 
         ``version`` identifies the deck's content (its SHA-256): a changed deck is rendered anew.
         """
         from mmrag.ingest.thumbs import thumbnail_path
 
-        stored = thumbnail_path(self._media, picture_key(source, number, version))
+        folder = slide_pictures_folder(self._media, root, source)
+        stored = thumbnail_path(folder, picture_key(source, number, version))
         if stored.is_file() or not self.office:
             return stored if stored.is_file() else None
-        key = (source, version)
+        key = (f"{root}\x00{source}", version)
         with self._lock:
             deck_lock = self._decks.setdefault(key, threading.Lock())
         with deck_lock:
@@ -165,7 +173,7 @@ class SlidePictures:
                 pictures = {}
                 if slides:
                     rendering = Rendering(self.office, deck)
-                    pictures = rendering.pictures(source, slides, self._media, self._timeout, version)
+                    pictures = rendering.pictures(source, slides, folder, self._timeout, version)
                 if not pictures:
                     self._failed.add(key)
         return stored if stored.is_file() else None

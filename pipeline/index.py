@@ -11,7 +11,7 @@ from pathlib import Path
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.ocr_cache import FILE_NAME as OCR_CACHE_FILE
-from mmrag.ingest.slide_render import find_office
+from mmrag.ingest.slide_render import find_office, slide_pictures_folder
 from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.models import resolve_clip, resolve_ocr, resolve_speech, resolve_text
 from mmrag.pipeline.offline import apply_offline_env
@@ -56,7 +56,13 @@ class Index:
     def replace_file(
         self, root: str, source: str, chunks: Sequence[Chunk], info: FileInfo | None, tables: Sequence[Table] = ()
     ) -> None:
-        """Swap a file's chunks in every part of the index (vectors, keywords, tables) for new ones, or none."""
+        """Swap a file's chunks in every part of the index (vectors, keywords, tables) for new ones, or none.
+
+        Pictures made from the old version (thumbnails, frames, slide pictures) that the new chunks do not
+        use are deleted too: nothing derived from a removed or changed file stays on disk.
+        """
+        media = self.path / MEDIA_DIR
+        old_images = [p for p in self.keyword.images(root, source) if p.is_relative_to(media)]
         self.store.delete_source(root, source)
         self.keyword.delete_source(root, source)
         self.tables.delete_source(root, source)
@@ -65,6 +71,11 @@ class Index:
             self.keyword.upsert(chunks, info)
             if tables:
                 self.tables.replace_source(root, source, tables)
+        kept = {c.image for c in chunks if c.image is not None}
+        for image in old_images:
+            if image not in kept:
+                image.unlink(missing_ok=True)
+        shutil.rmtree(slide_pictures_folder(media, root, source), ignore_errors=True)
 
     def searcher(self, lists: frozenset[str] | None = None) -> Searcher:
         """The hybrid searcher; ``lists`` limits which candidate lists run (for comparisons)."""

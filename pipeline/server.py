@@ -272,7 +272,7 @@ def create_app(
         if slide is not None and image is None:
             path, version = worker.call(lambda index: served_with_version(index, root, source))
             # outside the index worker: a first rendering runs LibreOffice for a second or two
-            picture = slide_pictures.picture(path, f"{root}\x00{source}", version, slide)
+            picture = slide_pictures.picture(path, root, source, version, slide)
             if picture is not None:
                 return Response(picture.read_bytes(), media_type="image/jpeg")
             return slide_text(path, slide, rendered=bool(slide_pictures.office))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmrag.ingest.chunk import Chunk
-from mmrag.retrieval.records import chunk_from_record, chunk_metadata, record_id
+from mmrag.retrieval.records import chunk_from_record, chunk_metadata, image_from_record, record_id
 from mmrag.retrieval.store import FileInfo, Hit, IndexMismatch, SearchFilter
 
 SCHEMA_VERSION = 3
@@ -267,6 +267,15 @@ class KeywordIndex:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def images(self, root: str, source: str) -> list[Path]:
+        """The stored pictures (thumbnails, frames) of a file's chunks, as the chunks point to them."""
+        rows = self._db.execute(
+            "SELECT meta FROM chunk_text WHERE rowid IN (SELECT rowid FROM chunk_file WHERE root = ? AND source = ?)",
+            (root, source),
+        ).fetchall()
+        found = (image_from_record(str(json.loads(meta).get("image") or ""), self._media) for (meta,) in rows)
+        return sorted({p for p in found if p is not None})
 
     def delete_source(self, root: str, source: str) -> None:
         self._db.execute("BEGIN")

@@ -164,14 +164,14 @@ def test_text_order_and_confident_labels_only_for_pictures_of_text(
     monkeypatch.setattr(images_module, "image_labeler", lambda: labeler)
     path = tmp_path / "kitchen-whiteboard.png"
     photo().save(path)
-    monkeypatch.setattr(images_module, "ocr_engine", lambda name, threads: FakeOcr("MILK"))
+    monkeypatch.setattr(images_module, "ocr_engine", lambda name, threads, cache=None: FakeOcr("MILK"))
     assert one_chunk(ingestor(ocr="fake"), path).text.splitlines() == [
         "kitchen whiteboard",
         "Looks like: tabby cat, tiger cat",
         "Text in image: MILK",
         "PNG image, 320×240 pixels; main colours cyan, red.",
     ]
-    monkeypatch.setattr(images_module, "ocr_engine", lambda name, threads: FakeOcr("one two three four five"))
+    monkeypatch.setattr(images_module, "ocr_engine", lambda name, threads, cache=None: FakeOcr("one two three four five"))
     one_chunk(ingestor(ocr="fake"), path)
     assert labeler.thresholds == [0.1, 0.5]
 
@@ -179,7 +179,7 @@ def test_text_order_and_confident_labels_only_for_pictures_of_text(
 def test_ocr_failure_leaves_a_chunk_without_text(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(images_module, "ocr_engine", lambda name, threads: FakeOcr(fail=True))
+    monkeypatch.setattr(images_module, "ocr_engine", lambda name, threads, cache=None: FakeOcr(fail=True))
     path = tmp_path / "IMG_1.png"
     photo().save(path)
     assert one_chunk(ingestor(ocr="fake"), path).text == "PNG image, 320×240 pixels; main colours cyan, red."

@@ -89,17 +89,19 @@ def test_pictures_on_first_view_are_rendered_once_per_deck_version(tmp_path: Pat
     deck = _deck(tmp_path / "deck.pptx")
     assert slide_count(deck) == 3
     pictures = SlidePictures(office, media)
-    second = pictures.picture(deck, "decks/deck.pptx", "v1", 2)
+    second = pictures.picture(deck, "/drive", "decks/deck.pptx", "v1", 2)
     assert second is not None and second.parent.is_relative_to(media)
     assert _share(second, 0) > 0.2 and _share(second, 2) < 0.01  # the hidden red slide, in its place
     made = {p: p.stat().st_mtime_ns for p in media.rglob("*.jpg")}
     assert len(made) == 3  # the whole deck was rendered by that one request
-    third = SlidePictures("", media).picture(deck, "decks/deck.pptx", "v1", 3)  # stored: no LibreOffice needed
+    third = SlidePictures("", media).picture(
+        deck, "/drive", "decks/deck.pptx", "v1", 3
+    )  # stored: no LibreOffice needed
     assert third is not None and _share(third, 2) > 0.2
     assert {p: p.stat().st_mtime_ns for p in made} == made
-    changed = pictures.picture(deck, "decks/deck.pptx", "v2", 3)  # new content hash: rendered anew
+    changed = pictures.picture(deck, "/drive", "decks/deck.pptx", "v2", 3)  # new content hash: rendered anew
     assert changed is not None and changed != third
-    assert pictures.picture(deck, "decks/deck.pptx", "v1", 9) is None  # no such slide
+    assert pictures.picture(deck, "/drive", "decks/deck.pptx", "v1", 9) is None  # no such slide
 
 
 def test_a_deck_that_cannot_be_rendered_is_tried_once(tmp_path: Path) -> None:
@@ -109,10 +111,10 @@ def test_a_deck_that_cannot_be_rendered_is_tried_once(tmp_path: Path) -> None:
     fake.chmod(0o755)
     deck = _deck(tmp_path / "deck.pptx")
     pictures = SlidePictures(str(fake), tmp_path / "media")
-    assert pictures.picture(deck, "deck.pptx", "v1", 1) is None
-    assert pictures.picture(deck, "deck.pptx", "v1", 2) is None
+    assert pictures.picture(deck, "/drive", "deck.pptx", "v1", 1) is None
+    assert pictures.picture(deck, "/drive", "deck.pptx", "v1", 2) is None
     assert calls.read_text().count("run") == 1
-    assert SlidePictures("", tmp_path / "media").picture(deck, "deck.pptx", "v1", 1) is None
+    assert SlidePictures("", tmp_path / "media").picture(deck, "/drive", "deck.pptx", "v1", 1) is None
     assert slide_count(tmp_path / "calls") == 0  # not a deck
 
 

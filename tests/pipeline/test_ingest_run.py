@@ -216,3 +216,54 @@ def test_a_picture_is_read_once_per_index_even_across_decks_and_reindex(
         assert (cfg.index_dir / "ocr-cache.sqlite").is_file()
     finally:
         ocr_module.clear_ocr_cache()
+
+
+def test_pictures_made_from_a_changed_or_deleted_file_leave_the_index(
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    from dataclasses import replace
+
+    from PIL import Image
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    from mmrag.ingest import images as images_module
+    from mmrag.ingest.images import ImageLabeler
+    from mmrag.ingest.slide_render import slide_pictures_folder
+
+    missing = ImageLabeler(weights=tmp_path / "no-such-weights.pth")
+    monkeypatch.setattr(images_module, "image_labeler", lambda: missing)
+    cfg = replace(cfg, models=replace(cfg.models, ocr_engine="none"))
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    Image.new("RGB", (300, 200), (10, 120, 10)).save(drive / "green.png")
+    Image.new("RGB", (300, 200), (10, 10, 120)).save(drive / "blue.png")
+
+    def deck(with_picture: bool) -> None:
+        made = Presentation()
+        slide = made.slides.add_slide(made.slide_layouts[5])
+        slide.shapes.title.text = "Offsite plan" if with_picture else "Offsite plan, revised"
+        if with_picture:
+            png = io.BytesIO()
+            Image.new("RGB", (300, 200), (200, 200, 20)).save(png, "PNG")
+            slide.shapes.add_picture(png, Inches(1), Inches(1.5), Inches(4))
+        made.save(str(drive / "plan.pptx"))
+
+    deck(with_picture=True)
+    embedder = CountingEmbedder()
+    ingest([drive], cfg, embedder=embedder)
+    media = cfg.index_dir / "media"
+    first = set(media.rglob("*.jpg"))
+    assert len(first) == 3  # two image thumbnails, one slide picture
+    previews = slide_pictures_folder(media, str(drive.resolve()), "plan.pptx")
+    previews.mkdir(parents=True)
+    (previews / "old-version-slide-1.jpg").write_bytes(b"a picture made by a preview")
+
+    deck(with_picture=False)  # the picture is gone from the deck
+    (drive / "blue.png").unlink()
+    report = ingest([drive], cfg, embedder=embedder)
+    assert report.removed == ["blue.png"]
+    left = set(media.rglob("*.jpg"))
+    assert len(left) == 1 and left < first  # only green.png's thumbnail: unchanged, kept
+    assert not previews.exists()

@@ -240,20 +240,11 @@ def test_preview_of_a_slide_is_its_picture_rendered_on_first_view(
 
 
 def test_preview_of_a_slide_without_libreoffice_is_its_text(built: tuple[Config, Path], root: str) -> None:
-    from mmrag.ingest.slide_render import picture_key
-    from mmrag.ingest.thumbs import thumbnail_path
+    from mmrag.ingest.slide_render import slide_pictures_folder
 
     cfg = replace(built[0], models=replace(built[0].models, slide_renderer="none"))
-    index = open_index(cfg, create=False, embedder=EMBEDDER)
-    try:
-        record = index.manifest.get(root, "reports/review.pptx")
-    finally:
-        index.close()
-    assert record is not None
-    for n in (1, 2):  # a picture stored by an earlier preview would be served: this test wants none
-        thumbnail_path(cfg.index_dir / "media", picture_key(f"{root}\x00reports/review.pptx", n, record.sha256)).unlink(
-            missing_ok=True
-        )
+    # pictures stored by an earlier preview would be served: this test wants none
+    shutil.rmtree(slide_pictures_folder(cfg.index_dir / "media", root, "reports/review.pptx"), ignore_errors=True)
     with TestClient(create_app(cfg, embedder=EMBEDDER)) as plain:
         res = plain.get("/api/preview", params={"root": root, "source": "reports/review.pptx", "slide": 2})
     data = res.json()
