@@ -295,7 +295,9 @@ class KeywordIndex:
         query = " OR ".join(_phrase(t) for t in exact_terms(text) if _WORD.search(t)) if exact else fts_query(text)
         if not query or k <= 0:
             return []
-        sql = "SELECT text, meta, bm25(chunk_text, 1.0, 0.5, 0.5) AS rank FROM chunk_text WHERE chunk_text MATCH ?"
+        # rowids first, text and metadata for the k best after: SQLite reads a row's selected columns
+        # before it sorts, so selecting text here would read every matching chunk's text
+        sql = "SELECT rowid, bm25(chunk_text, 1.0, 0.5, 0.5) AS rank FROM chunk_text WHERE chunk_text MATCH ?"
         args: list[object] = [query]
         if flt.modalities:
             sql += f" AND modality IN ({','.join('?' * len(flt.modalities))})"
@@ -315,9 +317,19 @@ class KeywordIndex:
         sql += " ORDER BY rank LIMIT ?"
         args.append(k)
         try:
-            rows = self._db.execute(sql, args).fetchall()
+            ranked = self._db.execute(sql, args).fetchall()
         except sqlite3.OperationalError:
             return []
+        if not ranked:
+            return []
+        marks = ",".join("?" * len(ranked))
+        found = {
+            rowid: (doc, meta)
+            for rowid, doc, meta in self._db.execute(
+                f"SELECT rowid, text, meta FROM chunk_text WHERE rowid IN ({marks})", [r for r, _ in ranked]
+            )
+        }
+        rows = [(*found[rowid], rank) for rowid, rank in ranked if rowid in found]
         hits = []
         for doc, meta_json, rank in rows:
             meta = json.loads(meta_json)

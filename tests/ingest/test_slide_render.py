@@ -135,3 +135,32 @@ def test_slide_pictures_are_made_at_ingest_only_when_search_embeds_them(tmp_path
     assert not slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="preview")))
     with pytest.raises(ConfigError, match="slide_pictures"):
         slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="sometimes")))
+
+
+def test_odp_decks_get_pictures_on_first_view_too(tmp_path: Path) -> None:
+    import subprocess
+
+    office = _need_office()
+    pptx = _deck(tmp_path / "deck.pptx")
+    profile = (tmp_path / "profile").as_uri()
+    subprocess.run(
+        [
+            office,
+            f"-env:UserInstallation={profile}",
+            "--headless",
+            "--convert-to",
+            "odp",
+            "--outdir",
+            str(tmp_path),
+            str(pptx),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    deck = tmp_path / "deck.odp"
+    assert slide_count(deck) == 3
+    pictures = SlidePictures(office, tmp_path / "media")
+    shown = {n: pictures.picture(deck, "/drive", "deck.odp", "v1", n) for n in (1, 2, 3)}
+    assert all(p is not None for p in shown.values())
+    assert _share(shown[2], 0) > 0.2 and _share(shown[3], 2) > 0.2  # type: ignore[arg-type]
