@@ -41,8 +41,9 @@ class ModelsConfig:
     speech_path: str = ""
     ocr_engine: str = "rapidocr"
     slide_renderer: str = "auto"  # LibreOffice for slide pictures: "auto" (if installed), a path, or "none"
-    # When slide pictures are made: "auto" = at ingest when an image-text encoder embeds them, else on
-    # first preview; "ingest"; or "preview" (LibreOffice's start-up is 1-2 s per deck).
+    # When slide pictures are made: "auto" = at ingest when an image-text encoder embeds them or a vision
+    # LLM is sent them (llm_vision), else on first preview; "ingest"; or "preview" (LibreOffice's start-up
+    # is 1-2 s per deck).
     slide_pictures: str = "auto"
     llm_base_url: str = ""
     llm_model: str = ""

@@ -124,12 +124,15 @@ SLIDE_PICTURE_MODES = ("auto", "ingest", "preview")
 def slide_pictures_at_ingest(cfg: Config) -> bool:
     """Whether slide pictures are rendered during ingest (else on first preview: ``slide_pictures``).
 
-    At ingest only when search needs them: an image-text encoder embeds each slide's picture.
+    At ingest only when something beyond the preview uses them: an image-text encoder embeds each
+    slide's picture, or a vision LLM (``llm_vision``) is sent the pictures of the slides it cites.
     """
     mode = cfg.models.slide_pictures
     if mode not in SLIDE_PICTURE_MODES:
         raise ConfigError(f"slide_pictures must be one of {', '.join(SLIDE_PICTURE_MODES)}, got {mode!r}")
-    return mode == "ingest" or (mode == "auto" and resolve_clip(cfg.models).available)
+    if mode != "auto":
+        return mode == "ingest"
+    return cfg.models.llm_vision or resolve_clip(cfg.models).available
 
 
 def ingest_settings(cfg: Config) -> IngestSettings:

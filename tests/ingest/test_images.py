@@ -171,7 +171,9 @@ def test_text_order_and_confident_labels_only_for_pictures_of_text(
         "Text in image: MILK",
         "PNG image, 320×240 pixels; main colours cyan, red.",
     ]
-    monkeypatch.setattr(images_module, "ocr_engine", lambda name, threads, cache=None: FakeOcr("one two three four five"))
+    monkeypatch.setattr(
+        images_module, "ocr_engine", lambda name, threads, cache=None: FakeOcr("one two three four five")
+    )
     one_chunk(ingestor(ocr="fake"), path)
     assert labeler.thresholds == [0.1, 0.5]
 

@@ -131,6 +131,7 @@ def test_slide_pictures_are_made_at_ingest_only_when_search_embeds_them(tmp_path
     weights = tmp_path / "clip.pt"
     weights.write_bytes(b"stand-in: only its presence is resolved here")
     assert slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, clip_path=str(weights))))
+    assert slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, llm_vision=True)))  # sent to a vision LLM
     assert slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="ingest")))
     assert not slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="preview")))
     with pytest.raises(ConfigError, match="slide_pictures"):
