@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mmrag.ingest.ocr import OcrEngine, RgbArray
 
 FILE_NAME = "ocr-cache.sqlite"
+KEEP_UNUSED_S = 180 * 86400  # a result not used for this long is forgotten (a file's re-ingest uses it)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ocr (
     key TEXT PRIMARY KEY,
@@ -58,6 +59,12 @@ class OcrCache:
             self._db.execute(
                 "INSERT OR REPLACE INTO ocr(key, text, used_at) VALUES (?, ?, ?)", (key, text, time.time())
             )
+
+    def prune(self, unused_for_s: float = KEEP_UNUSED_S) -> int:
+        """Forget results not used for ``unused_for_s`` seconds (pictures of long-deleted files); how many."""
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM ocr WHERE used_at < ?", (time.time() - unused_for_s,))
+            return int(cursor.rowcount)
 
     def __len__(self) -> int:
         with self._lock:

@@ -247,5 +247,21 @@ def run_ingest(paths: Sequence[Path], index: Index, cfg: Config, progress: Progr
             run.file(target, found)
         if target.is_folder:
             run.remove_missing(target, {f.source for f in files})
+    _prune_ocr_cache(run.settings.media.ocr_cache)
     run.report.seconds = time.monotonic() - started
     return run.report
+
+
+def _prune_ocr_cache(path: Path | None) -> None:
+    """Keep the OCR cache from growing without bound: results unused for half a year are dropped."""
+    if path is None or not path.is_file():
+        return
+    from mmrag.ingest.ocr_cache import OcrCache
+
+    cache = OcrCache(path)
+    try:
+        dropped = cache.prune()
+        if dropped:
+            log.info("forgot %d OCR results unused for half a year (%s)", dropped, path)
+    finally:
+        cache.close()

@@ -165,3 +165,18 @@ def test_the_shared_engine_is_wrapped_only_when_a_cache_file_is_given(
     assert isinstance(first, CachedOcr) and first.engine is engine
     assert ocr_engine("rapidocr", 2, tmp_path / "a.sqlite") is first
     assert ocr_engine("rapidocr", 2, tmp_path / "b.sqlite") is not first
+
+
+def test_results_unused_for_half_a_year_are_forgotten(tmp_path: Path) -> None:
+    import sqlite3
+
+    from mmrag.ingest.ocr_cache import KEEP_UNUSED_S, OcrCache
+
+    cache = OcrCache(tmp_path / "ocr-cache.sqlite")
+    cache.put("recent", "Quarterly review")
+    cache.put("stale", "A logo of a deleted deck")
+    with sqlite3.connect(tmp_path / "ocr-cache.sqlite") as db:
+        db.execute("UPDATE ocr SET used_at = used_at - ? WHERE key = 'stale'", (KEEP_UNUSED_S + 60,))
+    assert cache.prune() == 1
+    assert cache.get("recent") == "Quarterly review" and cache.get("stale") is None
+    cache.close()
