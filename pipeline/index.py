@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
@@ -19,7 +19,7 @@ from mmrag.retrieval.embed import SentenceTransformerEmbedder, TextEmbedder
 from mmrag.retrieval.keyword import KeywordIndex
 from mmrag.retrieval.manifest import Manifest
 from mmrag.retrieval.search import Searcher
-from mmrag.retrieval.store import ChunkStore, FileInfo, IndexMismatch
+from mmrag.retrieval.store import ChunkStore, FileInfo, IndexMismatch, Vectors
 from mmrag.retrieval.tables_sql import TableStore
 from mmrag.retrieval.vectorize import ImageTextEncoder, Vectorizer
 
@@ -42,6 +42,12 @@ class ModelMissing(Exception):
     """A model a command needs is not on this machine; the message says how to provide it."""
 
 
+# A file's vectors wait for others and go to the store together (a Chroma write costs ~10 ms whatever
+# its size); the manifest rows of those files are written only after that write.
+FLUSH_FILES = 64
+FLUSH_CHUNKS = 1024
+
+
 @dataclass
 class Index:
     """Everything a command needs to read or write one index folder."""
@@ -52,22 +58,34 @@ class Index:
     tables: TableStore
     manifest: Manifest
     vectorizer: Vectorizer
+    _pending: list[tuple[Sequence[Chunk], Vectors, FileInfo]] = field(default_factory=list, repr=False)
+    _after: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def replace_file(
-        self, root: str, source: str, chunks: Sequence[Chunk], info: FileInfo | None, tables: Sequence[Table] = ()
+        self,
+        root: str,
+        source: str,
+        chunks: Sequence[Chunk],
+        info: FileInfo | None,
+        tables: Sequence[Table] = (),
+        *,
+        then: Callable[[], None] | None = None,
     ) -> None:
         """Swap a file's chunks in every part of the index (vectors, keywords, tables) for new ones, or none.
 
-        Pictures made from the old version (thumbnails, frames, slide pictures) that the new chunks do not
-        use are deleted too: nothing derived from a removed or changed file stays on disk.
+        The new vectors may wait in memory for other files' (``flush``); ``then`` (the manifest row, so a
+        crash before the write leaves the file to be redone) runs once they are stored. Pictures made from
+        the old version (thumbnails, frames, slide pictures) that the new chunks do not use are deleted
+        too: nothing derived from a removed or changed file stays on disk.
         """
         media = self.path / MEDIA_DIR
         old_images = [p for p in self.keyword.images(root, source) if p.is_relative_to(media)]
         self.store.delete_source(root, source)
+        self._pending = [p for p in self._pending if (p[2].root, p[0][0].source) != (root, source)]
         self.keyword.delete_source(root, source)
         self.tables.delete_source(root, source)
         if chunks and info is not None:
-            self.store.upsert(chunks, self.vectorizer.chunks(chunks), info)
+            self._pending.append((chunks, self.vectorizer.chunks(chunks), info))
             self.keyword.upsert(chunks, info)
             if tables:
                 self.tables.replace_source(root, source, tables)
@@ -76,17 +94,34 @@ class Index:
             if image not in kept:
                 image.unlink(missing_ok=True)
         shutil.rmtree(slide_pictures_folder(media, root, source), ignore_errors=True)
+        if then is not None:
+            self._after.append(then)
+        if len(self._after) >= FLUSH_FILES or sum(len(c) for c, _, _ in self._pending) >= FLUSH_CHUNKS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the vectors that wait, then what waited for them (manifest rows)."""
+        if self._pending:
+            self.store.upsert_files(self._pending)
+            self._pending = []
+        after, self._after = self._after, []
+        for done in after:
+            done()
 
     def searcher(self, lists: frozenset[str] | None = None) -> Searcher:
         """The hybrid searcher; ``lists`` limits which candidate lists run (for comparisons)."""
+        self.flush()
         if lists is None:
             return Searcher(self.store, self.keyword, self.vectorizer)
         return Searcher(self.store, self.keyword, self.vectorizer, lists)
 
     def close(self) -> None:
-        self.manifest.close()
-        self.keyword.close()
-        self.tables.close()
+        try:
+            self.flush()
+        finally:
+            self.manifest.close()
+            self.keyword.close()
+            self.tables.close()
 
 
 def text_embedder(cfg: Config) -> TextEmbedder:

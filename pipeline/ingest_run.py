@@ -178,14 +178,19 @@ class _Run:
         info: FileInfo | None = None,
         tables: Sequence[Table] = (),
     ) -> None:
-        """Swap a file's old chunks for new ones (or none), then record the outcome in the manifest."""
-        self.index.replace_file(root, source, chunks, info, tables)
+        """Swap a file's old chunks for new ones (or none), then record the outcome in the manifest.
+
+        The manifest row is written once the chunks are stored (the index may hold a few files' vectors
+        back to write them together): a crash before that leaves the file to be redone by the next run.
+        """
         if chunks and info is not None:
-            self.index.manifest.put(replace(record, status=OK, chunks=len(chunks)))
+            done = replace(record, status=OK, chunks=len(chunks))
+            self.index.replace_file(root, source, chunks, info, tables, then=lambda: self.index.manifest.put(done))
             self.report.ingested.append(label)
             self.report.chunks += len(chunks)
             self.progress.file_done(label, OK, len(chunks))
         else:
+            self.index.replace_file(root, source, [], None)
             self.index.manifest.put(replace(record, status=SKIPPED, reason=reason))
             self._skip(label, reason)
 
@@ -247,6 +252,7 @@ def run_ingest(paths: Sequence[Path], index: Index, cfg: Config, progress: Progr
             run.file(target, found)
         if target.is_folder:
             run.remove_missing(target, {f.source for f in files})
+    index.flush()
     _prune_ocr_cache(run.settings.media.ocr_cache)
     run.report.seconds = time.monotonic() - started
     return run.report

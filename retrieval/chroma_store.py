@@ -105,15 +105,26 @@ class ChromaStore:
         return self._layout
 
     def upsert(self, chunks: Sequence[Chunk], vectors: Vectors, info: FileInfo) -> None:
-        if len(chunks) != len(vectors):
-            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        for start in range(0, len(chunks), WRITE_BATCH):
-            part = chunks[start : start + WRITE_BATCH]
+        self.upsert_files([(chunks, vectors, info)])
+
+    def upsert_files(self, files: Sequence[tuple[Sequence[Chunk], Vectors, FileInfo]]) -> None:
+        rows: list[tuple[str, str, dict[str, str | int | float | bool]]] = []
+        vectors: list[Vectors] = []
+        for chunks, file_vectors, info in files:
+            if len(chunks) != len(file_vectors):
+                raise ValueError(f"{len(chunks)} chunks but {len(file_vectors)} vectors")
+            rows += [(record_id(info.root, c), c.text, chunk_metadata(c, info, self._media)) for c in chunks]
+            vectors.append(np.asarray(file_vectors, dtype=np.float32).reshape(len(chunks), -1))
+        if not rows:
+            return
+        matrix = np.vstack(vectors)
+        for start in range(0, len(rows), WRITE_BATCH):
+            part = rows[start : start + WRITE_BATCH]
             self._collection.upsert(
-                ids=[record_id(info.root, c) for c in part],
-                embeddings=np.asarray(vectors[start : start + WRITE_BATCH], dtype=np.float32),
-                documents=[c.text for c in part],
-                metadatas=[chunk_metadata(c, info, self._media) for c in part],  # type: ignore[misc]
+                ids=[r[0] for r in part],
+                embeddings=matrix[start : start + WRITE_BATCH],
+                documents=[r[1] for r in part],
+                metadatas=[r[2] for r in part],  # type: ignore[misc]
             )
 
     def delete_source(self, root: str, source: str) -> None:

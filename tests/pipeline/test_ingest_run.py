@@ -267,3 +267,59 @@ def test_pictures_made_from_a_changed_or_deleted_file_leave_the_index(
     left = set(media.rglob("*.jpg"))
     assert len(left) == 1 and left < first  # only green.png's thumbnail: unchanged, kept
     assert not previews.exists()
+
+
+def test_a_failed_vector_write_leaves_its_files_to_the_next_run(
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmrag.pipeline.index import open_index
+    from mmrag.retrieval.chroma_store import ChromaStore
+    from mmrag.retrieval.manifest import OK
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for n in range(5):
+        (drive / f"note{n}.txt").write_text(f"Meeting note {n}: the badger project needs {n + 3} more engineers.\n")
+    embedder = CountingEmbedder()
+    real = ChromaStore.upsert_files
+
+    def disk_full(self: ChromaStore, files: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ChromaStore, "upsert_files", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        ingest([drive], cfg, embedder=embedder)
+    index = open_index(cfg, create=False, embedder=embedder)
+    try:  # vectors never written: no file is recorded as done, so none is taken as unchanged later
+        assert [r for r in index.manifest.files() if r.status == OK] == []
+    finally:
+        index.close()
+    monkeypatch.setattr(ChromaStore, "upsert_files", real)
+    report = ingest([drive], cfg, embedder=embedder)
+    assert len(report.ingested) == 5 and report.unchanged == 0
+    hits = search("badger project engineers", cfg, k=5, embedder=embedder)
+    assert {h.chunk.source for h in hits} == {f"note{n}.txt" for n in range(5)}
+
+
+def test_files_wait_to_be_written_together_and_are_searchable_at_the_end(tmp_path: Path, cfg: Config) -> None:
+    from mmrag.pipeline import index as index_module
+    from mmrag.retrieval.chroma_store import ChromaStore
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    for n in range(10):
+        (drive / f"memo{n}.txt").write_text(f"Memo {n} about the walrus budget.\n")
+    writes: list[int] = []
+    real = ChromaStore.upsert_files
+
+    def counting(self: ChromaStore, files: Sequence[object]) -> None:
+        writes.append(len(files))
+        real(self, files)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ChromaStore, "upsert_files", counting)
+        mp.setattr(index_module, "FLUSH_FILES", 4)
+        embedder = CountingEmbedder()
+        ingest([drive], cfg, embedder=embedder)
+    assert writes == [4, 4, 2]  # ten files in three writes
+    assert len(search("walrus budget memo", cfg, k=10, embedder=embedder)) == 10
