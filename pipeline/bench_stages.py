@@ -154,6 +154,7 @@ def instrumented(index: Index, timer: StageTimer, recorder: Recorder) -> Iterato
         stack.enter_context(timer.patch(index.vectorizer, "chunks", "embedding", recorder.saw_chunks))
         for part, name in (
             (index.store, "upsert"),
+            (index.store, "upsert_files"),
             (index.store, "delete_source"),
             (index.keyword, "upsert"),
             (index.keyword, "delete_source"),
