@@ -48,6 +48,18 @@ FLUSH_FILES = 64
 FLUSH_CHUNKS = 1024
 
 
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """A file's new chunks and vectors, waiting for the next write, and what to do once written."""
+
+    root: str
+    source: str
+    chunks: Sequence[Chunk]
+    vectors: Vectors
+    info: FileInfo
+    then: Callable[[], None] | None
+
+
 @dataclass
 class Index:
     """Everything a command needs to read or write one index folder."""
@@ -58,8 +70,7 @@ class Index:
     tables: TableStore
     manifest: Manifest
     vectorizer: Vectorizer
-    _pending: list[tuple[Sequence[Chunk], Vectors, FileInfo]] = field(default_factory=list, repr=False)
-    _after: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _waiting: list[_Waiting] = field(default_factory=list, repr=False)
 
     def replace_file(
         self,
@@ -81,32 +92,37 @@ class Index:
         media = self.path / MEDIA_DIR
         old_images = [p for p in self.keyword.images(root, source) if p.is_relative_to(media)]
         self.store.delete_source(root, source)
-        self._pending = [p for p in self._pending if (p[2].root, p[0][0].source) != (root, source)]
+        self._waiting = [w for w in self._waiting if (w.root, w.source) != (root, source)]  # an older version
         self.keyword.delete_source(root, source)
         self.tables.delete_source(root, source)
         if chunks and info is not None:
-            self._pending.append((chunks, self.vectorizer.chunks(chunks), info))
+            self._waiting.append(_Waiting(root, source, chunks, self.vectorizer.chunks(chunks), info, then))
             self.keyword.upsert(chunks, info)
             if tables:
                 self.tables.replace_source(root, source, tables)
+        elif then is not None:
+            then()
         kept = {c.image for c in chunks if c.image is not None}
         for image in old_images:
             if image not in kept:
                 image.unlink(missing_ok=True)
         shutil.rmtree(slide_pictures_folder(media, root, source), ignore_errors=True)
-        if then is not None:
-            self._after.append(then)
-        if len(self._after) >= FLUSH_FILES or sum(len(c) for c, _, _ in self._pending) >= FLUSH_CHUNKS:
+        if len(self._waiting) >= FLUSH_FILES or sum(len(w.chunks) for w in self._waiting) >= FLUSH_CHUNKS:
             self.flush()
 
     def flush(self) -> None:
         """Write the vectors that wait, then what waited for them (manifest rows)."""
-        if self._pending:
-            self.store.upsert_files(self._pending)
-            self._pending = []
-        after, self._after = self._after, []
-        for done in after:
-            done()
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        try:
+            self.store.upsert_files([(w.chunks, w.vectors, w.info) for w in waiting])
+        except BaseException:
+            self._waiting = waiting + self._waiting  # not written: still waiting (and still not in the manifest)
+            raise
+        for w in waiting:
+            if w.then is not None:
+                w.then()
 
     def searcher(self, lists: frozenset[str] | None = None) -> Searcher:
         """The hybrid searcher; ``lists`` limits which candidate lists run (for comparisons)."""

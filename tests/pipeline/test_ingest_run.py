@@ -323,3 +323,26 @@ def test_files_wait_to_be_written_together_and_are_searchable_at_the_end(tmp_pat
         ingest([drive], cfg, embedder=embedder)
     assert writes == [4, 4, 2]  # ten files in three writes
     assert len(search("walrus budget memo", cfg, k=10, embedder=embedder)) == 10
+
+
+def test_a_newer_version_of_a_waiting_file_replaces_it_before_the_write(cfg: Config) -> None:
+    from mmrag.ingest.chunk import Chunk, Modality, Page
+    from mmrag.pipeline.index import open_index
+    from mmrag.retrieval.store import FileInfo
+
+    embedder = CountingEmbedder()
+    index = open_index(cfg, create=True, embedder=embedder)
+    done: list[str] = []
+    info = FileInfo(root="/drive", kind="text", modified=0.0)
+    try:
+        chunk = Chunk("a.txt", Modality.TEXT, Page(1), "first version")
+        index.replace_file("/drive", "a.txt", [chunk], info, then=lambda: done.append("first"))
+        index.replace_file("/drive", "a.txt", [], None, then=lambda: done.append("skipped"))
+        index.flush()
+        assert done == ["skipped"] and index.store.count() == 0  # the older version was never written
+        newer = Chunk("a.txt", Modality.TEXT, Page(1), "second version")
+        index.replace_file("/drive", "a.txt", [newer], info, then=lambda: done.append("second"))
+        assert done == ["skipped"]  # waits for the write
+    finally:
+        index.close()  # closing writes what waits
+    assert done == ["skipped", "second"]
