@@ -5,10 +5,11 @@ in a private, throw-away profile, and each page is rendered with pypdfium2 into 
 folder. Rendering is best effort: when LibreOffice is missing, slow or fails, or the page count does
 not match the deck, the slides keep their text and the run goes on.
 
-When: at ingest (``Rendering``, started before the deck is read) when an image-text encoder embeds
-the pictures, since search then needs them; otherwise on the first preview of a slide
-(``SlidePictures``), because LibreOffice's start-up costs 1-2 s per deck and the picture is only
-shown, never searched. Both write the same files, keyed by the deck's content hash.
+When: at ingest (``Rendering``, started before the deck is read) when something beyond the preview
+uses the pictures (an image-text encoder embeds them, a vision LLM is sent them): the slide chunks then
+carry them. Otherwise on the first preview of a slide (``SlidePictures``), because LibreOffice's
+start-up costs 1-2 s per deck and the picture is only shown: those pictures live in a folder per deck
+(``slide_pictures_folder``), keyed by the deck's content hash, and leave with the deck's chunks.
 """
 
 from __future__ import annotations
@@ -141,8 +142,9 @@ def slide_pictures_folder(media_dir: Path, root: str, source: str) -> Path:
 class SlidePictures:
     """Slide pictures made on first request and kept in the media folder: the preview path.
 
-    One rendering per deck version at a time (concurrent requests for the same deck wait for it);
-    a deck LibreOffice cannot render is not tried again by this object until its content changes.
+    One rendering per deck version (concurrent requests for the same deck wait for it, and a slide
+    number the deck does not have renders nothing); a deck LibreOffice cannot render is not tried
+    again by this object until its content changes.
     """
 
     def __init__(self, office: str, media_dir: Path, timeout_s: float = 120.0) -> None:
@@ -151,7 +153,7 @@ class SlidePictures:
         self._timeout = timeout_s
         self._lock = threading.Lock()
         self._decks: dict[tuple[str, str], threading.Lock] = {}
-        self._failed: set[tuple[str, str]] = set()
+        self._tried: set[tuple[str, str]] = set()
 
     def picture(self, deck: Path, root: str, source: str, version: str, number: int) -> Path | None:
         """The stored picture of slide ``number`` of ``deck`` (rendering the deck once), or None.
@@ -168,14 +170,10 @@ class SlidePictures:
         with self._lock:
             deck_lock = self._decks.setdefault(key, threading.Lock())
         with deck_lock:
-            if not stored.is_file() and key not in self._failed:
-                slides = slide_count(deck)
-                pictures = {}
-                if slides:
-                    rendering = Rendering(self.office, deck)
-                    pictures = rendering.pictures(source, slides, folder, self._timeout, version)
-                if not pictures:
-                    self._failed.add(key)
+            slides = slide_count(deck)
+            if not stored.is_file() and key not in self._tried and 1 <= number <= slides:
+                self._tried.add(key)  # once per deck version: its pictures are stored now, or it failed
+                Rendering(self.office, deck).pictures(source, slides, folder, self._timeout, version)
         return stored if stored.is_file() else None
 
 
@@ -184,14 +182,9 @@ def slide_count(deck: Path) -> int:
     import re
     import zipfile
 
-    part, pattern = (
-        ("content.xml", rb"<draw:page[ >]")
-        if deck.suffix.lower() == ".odp"
-        else (
-            "ppt/presentation.xml",
-            rb"<p:sldId[ >]",
-        )
-    )
+    odp = deck.suffix.lower() == ".odp"
+    part = "content.xml" if odp else "ppt/presentation.xml"
+    pattern = rb"<draw:page[ >]" if odp else rb"<p:sldId[ >]"
     try:
         with zipfile.ZipFile(deck) as archive:
             return len(re.findall(pattern, archive.read(part)))

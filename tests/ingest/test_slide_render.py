@@ -113,6 +113,7 @@ def test_a_deck_that_cannot_be_rendered_is_tried_once(tmp_path: Path) -> None:
     pictures = SlidePictures(str(fake), tmp_path / "media")
     assert pictures.picture(deck, "/drive", "deck.pptx", "v1", 1) is None
     assert pictures.picture(deck, "/drive", "deck.pptx", "v1", 2) is None
+    assert pictures.picture(deck, "/drive", "deck.pptx", "v2", 9) is None  # no slide 9: nothing to render
     assert calls.read_text().count("run") == 1
     assert SlidePictures("", tmp_path / "media").picture(deck, "/drive", "deck.pptx", "v1", 1) is None
     assert slide_count(tmp_path / "calls") == 0  # not a deck
