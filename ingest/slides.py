@@ -73,6 +73,10 @@ class SlideContent:
     hidden: bool = False
     title_in_blocks: bool = False  # a long title is kept whole as the first block
 
+    def text_blocks(self) -> list[str]:
+        """The title (unless it is kept as the first block already), then every block: what is indexed."""
+        return ([self.title] if self.title and not self.title_in_blocks else []) + list(self.blocks)
+
 
 @dataclass(frozen=True, slots=True)
 class SlidesIngestor:
@@ -126,7 +130,7 @@ class SlidesIngestor:
         n = slide.number
         hidden = " (hidden)" if slide.hidden else ""
         prefix = f"{title} — slide {n}{hidden}\n\n"
-        blocks = ([slide.title] if slide.title and not slide.title_in_blocks else []) + list(slide.blocks)
+        blocks = slide.text_blocks()
         chunking = self.settings.chunking
         for part, body in enumerate(pack_blocks(blocks, chunking, reserved=len(prefix))):
             yield Chunk(source, Modality.TEXT, Slide(n), prefix + body, part=part, title=title)

@@ -232,6 +232,5 @@ def slide_text(path: Path, slide: int, *, rendered: bool = False) -> dict[str, o
     shown = next((s for s in slides if s.number == slide), None)
     if shown is None:
         raise Refused(404, f"the deck has {len(slides)} slides; slide {slide} does not exist")
-    lines = ([shown.title] if shown.title and not shown.title_in_blocks else []) + list(shown.blocks)
     note = SLIDE_FAILED_NOTE if rendered else SLIDE_NOTE
-    return {"kind": "slide", "slide": slide, "text": "\n".join(lines), "image": None, "note": note}
+    return {"kind": "slide", "slide": slide, "text": "\n".join(shown.text_blocks()), "image": None, "note": note}

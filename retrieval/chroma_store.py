@@ -46,6 +46,10 @@ def _settings() -> Any:
     return Settings(anonymized_telemetry=False, allow_reset=False)
 
 
+def _collection_names(client: Any) -> set[str]:
+    return {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
+
+
 class ChromaStore:
     """One persistent Chroma collection for every chunk of every modality."""
 
@@ -73,13 +77,11 @@ class ChromaStore:
         import chromadb
 
         client = chromadb.PersistentClient(path=str(path), settings=_settings())
-        existing = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
-        if COLLECTION in existing:
+        if COLLECTION in _collection_names(client):
             client.delete_collection(COLLECTION)
 
     def _open(self, layout: EmbeddingLayout, create: bool) -> Any:
-        existing = {c.name if hasattr(c, "name") else str(c) for c in self._client.list_collections()}
-        if COLLECTION in existing:
+        if COLLECTION in _collection_names(self._client):
             collection = self._client.get_collection(COLLECTION, embedding_function=None)
             recorded = (collection.metadata or {}).get(LAYOUT_KEY)
             if recorded is None:
