@@ -9,17 +9,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from mmrag.ingest.audio import AudioIngestor
 from mmrag.ingest.base import Ingestor, IngestSettings
 from mmrag.ingest.detect import FileKind
-from mmrag.ingest.documents import DocxIngestor, HtmlIngestor, MarkdownIngestor, TextIngestor
-from mmrag.ingest.images import ImagesIngestor
-from mmrag.ingest.mail import EmailIngestor
-from mmrag.ingest.odp import OdpIngestor
-from mmrag.ingest.pdf import PdfIngestor
-from mmrag.ingest.slides import SlidesIngestor
-from mmrag.ingest.tables import TablesIngestor
-from mmrag.ingest.video import VideoIngestor
+from mmrag.ingest.formats.audio import AudioIngestor
+from mmrag.ingest.formats.documents import DocxIngestor, HtmlIngestor, MarkdownIngestor, TextIngestor
+from mmrag.ingest.formats.images import ImagesIngestor
+from mmrag.ingest.formats.mail import EmailIngestor
+from mmrag.ingest.formats.odp import OdpIngestor
+from mmrag.ingest.formats.pdf import PdfIngestor
+from mmrag.ingest.formats.slides import SlidesIngestor
+from mmrag.ingest.formats.tables import TablesIngestor
+from mmrag.ingest.formats.video import VideoIngestor
 
 INGESTORS: dict[FileKind, Callable[[IngestSettings], Ingestor]] = {
     FileKind.PDF: lambda s: PdfIngestor(s.chunking),

@@ -16,11 +16,11 @@ from datetime import datetime
 from pathlib import Path
 
 from mmrag.ingest.chunk import Modality
-from mmrag.pipeline.answer import Answer
+from mmrag.pipeline.answer.extractive import Answer
+from mmrag.pipeline.answer.llm import TokenSink
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.index import Index, open_index
 from mmrag.pipeline.ingest_run import IngestReport, ProgressSink, run_ingest
-from mmrag.pipeline.llm import TokenSink
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.manifest import OK, Manifest
 from mmrag.retrieval.store import Hit, SearchFilter
@@ -93,7 +93,7 @@ def ask_index(
     index: Index, question: str, cfg: Config, filters: Filters | None = None, stream: TokenSink | None = None
 ) -> tuple[Answer, list[Hit]]:
     """Answer from the index: generative with a configured LLM, extractive (quoted, cited) otherwise."""
-    from mmrag.pipeline.generate import answer_question
+    from mmrag.pipeline.answer.generate import answer_question
 
     return answer_question(index, question, cfg, filters, stream)
 

@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the index holds")
     _common(p)
 
-    from mmrag.pipeline import bench, mcp_cli, server_cli
+    from mmrag.pipeline.bench import main as bench
+    from mmrag.pipeline.http import cli as server_cli
+    from mmrag.pipeline.mcp import cli as mcp_cli
 
     p = server_cli.register(sub)
     _common(p)
@@ -234,9 +236,9 @@ def cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
+    from mmrag.pipeline.answer.generate import answer_from_hits
     from mmrag.pipeline.api import ANSWER_HITS, search_index
     from mmrag.pipeline.evaluate import EvalReport, load_questions, record
-    from mmrag.pipeline.generate import answer_from_hits
     from mmrag.pipeline.index import open_index
     from mmrag.retrieval.search import ALL_LISTS
 
@@ -301,20 +303,17 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
-    from mmrag.pipeline import bench
-
+    from mmrag.pipeline.bench import main as bench
     return bench.run(args, cfg)
 
 
 def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
-    from mmrag.pipeline import server_cli
-
+    from mmrag.pipeline.http import cli as server_cli
     return server_cli.run(args, cfg)
 
 
 def cmd_mcp(args: argparse.Namespace, cfg: Config) -> int:
-    from mmrag.pipeline import mcp_cli
-
+    from mmrag.pipeline.mcp import cli as mcp_cli
     return mcp_cli.run(args, cfg)
 
 

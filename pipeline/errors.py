@@ -4,10 +4,10 @@ from __future__ import annotations
 
 
 def user_message(error: BaseException) -> str | None:
+    from mmrag.pipeline.answer.llm import LlmError
     from mmrag.pipeline.evaluate import QuestionFileError
     from mmrag.pipeline.image_query import ImageQueryError
     from mmrag.pipeline.index import ModelMissing
-    from mmrag.pipeline.llm import LlmError
     from mmrag.retrieval.store import IndexMismatch
 
     if isinstance(error, IndexMismatch | ModelMissing | QuestionFileError | ImageQueryError | LlmError):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mmrag.ingest.base import IngestSettings
 from mmrag.ingest.chunk import IngestError, Modality
-from mmrag.ingest.images import ImagesIngestor
+from mmrag.ingest.formats.images import ImagesIngestor
 from mmrag.pipeline.api import Filters, resolve_filter
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.index import Index

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Table
-from mmrag.ingest.ocr_cache import FILE_NAME as OCR_CACHE_FILE
-from mmrag.ingest.slide_render import find_office, slide_pictures_folder
+from mmrag.ingest.engines.ocr_cache import FILE_NAME as OCR_CACHE_FILE
+from mmrag.ingest.engines.slide_render import find_office, slide_pictures_folder
 from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.models import resolve_clip, resolve_ocr, resolve_speech, resolve_text
 from mmrag.pipeline.offline import apply_offline_env
@@ -222,7 +222,7 @@ def open_index(
     configured text model cannot be found. ``reindex`` wipes the folder's chunks and manifest first.
     """
     apply_offline_env(cfg.models.allow_downloads)
-    from mmrag.retrieval.chroma_store import ChromaStore
+    from mmrag.retrieval.stores.chroma import ChromaStore
 
     path = cfg.index_dir
     if not create and not (path / MANIFEST_FILE).exists():

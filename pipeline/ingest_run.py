@@ -262,7 +262,7 @@ def _prune_ocr_cache(path: Path | None) -> None:
     """Keep the OCR cache from growing without bound: results unused for half a year are dropped."""
     if path is None or not path.is_file():
         return
-    from mmrag.ingest.ocr_cache import OcrCache
+    from mmrag.ingest.engines.ocr_cache import OcrCache
 
     cache = OcrCache(path)
     try:

@@ -130,7 +130,7 @@ def test_the_guard_catches_unstructured_when_used_bare(tmp_path: Path) -> None:
 
 def test_importing_the_ingestors_does_not_import_unstructured() -> None:
     code = (
-        "import sys, os; import mmrag.ingest.registry, mmrag.ingest.documents, mmrag.ingest.mail;"
+        "import sys, os; import mmrag.ingest.registry, mmrag.ingest.formats.documents, mmrag.ingest.formats.mail;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('unstructured', 'spacy', 'pypdfium2', 'torch')));"
         "print(os.environ['DO_NOT_TRACK'], os.environ['SCARF_NO_ANALYTICS'])"
     )

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from mmrag.ingest import images as images_module
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Modality
-from mmrag.ingest.images import ImageLabeler
+from mmrag.ingest.formats import images as images_module
+from mmrag.ingest.formats.images import ImageLabeler
 from mmrag.pipeline.api import Filters
 from mmrag.pipeline.config import Config, load_config
 from mmrag.pipeline.image_query import ImageQueryError, describe_image, image_search_notices, search_by_image

@@ -142,8 +142,8 @@ def test_a_moved_index_still_finds_its_thumbnails(tmp_path: Path, cfg: Config, m
 
     from PIL import Image
 
-    from mmrag.ingest import images as images_module
-    from mmrag.ingest.images import ImageLabeler
+    from mmrag.ingest.formats import images as images_module
+    from mmrag.ingest.formats.images import ImageLabeler
 
     missing = ImageLabeler(weights=tmp_path / "no-such-weights.pth")  # no EfficientNet: this test is about paths
     monkeypatch.setattr(images_module, "image_labeler", lambda: missing)
@@ -180,7 +180,7 @@ def test_a_picture_is_read_once_per_index_even_across_decks_and_reindex(
     from pptx import Presentation
     from pptx.util import Inches
 
-    import mmrag.ingest.ocr as ocr_module
+    import mmrag.ingest.engines.ocr as ocr_module
 
     class Recogniser:
         def __init__(self) -> None:
@@ -228,9 +228,9 @@ def test_pictures_made_from_a_changed_or_deleted_file_leave_the_index(
     from pptx import Presentation
     from pptx.util import Inches
 
-    from mmrag.ingest import images as images_module
-    from mmrag.ingest.images import ImageLabeler
-    from mmrag.ingest.slide_render import slide_pictures_folder
+    from mmrag.ingest.engines.slide_render import slide_pictures_folder
+    from mmrag.ingest.formats import images as images_module
+    from mmrag.ingest.formats.images import ImageLabeler
 
     missing = ImageLabeler(weights=tmp_path / "no-such-weights.pth")
     monkeypatch.setattr(images_module, "image_labeler", lambda: missing)
@@ -273,8 +273,8 @@ def test_a_failed_vector_write_leaves_its_files_to_the_next_run(
     tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mmrag.pipeline.index import open_index
-    from mmrag.retrieval.chroma_store import ChromaStore
     from mmrag.retrieval.manifest import OK
+    from mmrag.retrieval.stores.chroma import ChromaStore
 
     drive = tmp_path / "drive"
     drive.mkdir()
@@ -303,7 +303,7 @@ def test_a_failed_vector_write_leaves_its_files_to_the_next_run(
 
 def test_files_wait_to_be_written_together_and_are_searchable_at_the_end(tmp_path: Path, cfg: Config) -> None:
     from mmrag.pipeline import index as index_module
-    from mmrag.retrieval.chroma_store import ChromaStore
+    from mmrag.retrieval.stores.chroma import ChromaStore
 
     drive = tmp_path / "drive"
     drive.mkdir()

@@ -1,0 +1,307 @@
+"""Ingestor for spreadsheets and delimited text: XLSX (every sheet), CSV and TSV.
+
+Each table (a sheet, or the whole CSV) gives TABLE chunks of consecutive data rows cited as
+``Rows(first, last, sheet)``, one or more summary chunks cited as ``Sheet(name)`` (the whole file,
+``Section()``, for a CSV: a summary is not evidence for any particular row), and one ``Table`` item with every cell as the sheet displays it, for the SQL table store.
+
+Rows are numbered as data rows: row 1 is the first row after the header, so row n of a CSV is
+line n + 1 of the file (the convention people and the evaluation questions use). The header of a
+CSV is its first non-empty row; a sheet's header is its first row that is about as wide as the
+table, so that title rows above it ("Revenue and results", "In millions of CHF") become the table's
+caption instead of its column names. A header that is all numbers is data: columns are then named
+"column 1", "column 2"... Chunks and the ``Table`` item of a sheet also record the spreadsheet row
+numbers (``extra`` "sheet_rows"), because a person opening the file sees those.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import itertools
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmrag.ingest.base import IngestSettings
+from mmrag.ingest.chunk import Chunk, IngestError, Locator, Rows, Section, Sheet, Table
+from mmrag.ingest.text.cellformat import format_cell
+from mmrag.ingest.text.tablechunks import clean_cell, header_names, looks_numeric, summary_chunks, table_chunks
+
+MAX_ROWS = 200_000
+"""Data rows read from one sheet or CSV; the rest is cut, and the table's summary says so."""
+MAX_COLUMNS = 512
+HEADER_WINDOW = 30
+NO_DATA = "no data found (every sheet is empty)"
+ENCRYPTED = "password-protected workbook (remove the password to index it)"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_SNIFF_CHARS = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TableData:
+    """One table read from a file, before chunking: every cell as displayed, trimmed."""
+
+    name: str | None  # the sheet name; None for a CSV
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]  # rows[i] is data row i + 1; blank rows are kept (all "")
+    caption: str = ""  # text above the header (sheet titles, units)
+    header_line: int = 0  # 1-based sheet row of the header (0: no header row, names generated)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TablesIngestor:
+    """XLSX, CSV and TSV files: row chunks, a summary per table, and ``Table`` items for SQL."""
+
+    settings: IngestSettings = field(default_factory=IngestSettings)
+
+    def ingest(self, path: Path, source: str) -> Iterator[Chunk | Table]:
+        head = _head_bytes(path)
+        if head.startswith(b"PK\x03\x04") or head.startswith(_OLE_MAGIC):
+            title, tables = read_workbook(path)
+        else:
+            title, tables = "", [read_delimited(path, tab=path.suffix.lower() in (".tsv", ".tab"))]
+        tables = [t for t in tables if t.rows]
+        if not tables:
+            raise IngestError(path, NO_DATA if head.startswith(b"PK") else "no data found (empty table)")
+        stem = Path(source).stem
+        for table in tables:
+            yield from table_items(source, title or stem, stem, table, self.settings)
+
+
+def table_items(
+    source: str, title: str, stem: str, table: TableData, settings: IngestSettings
+) -> Iterator[Chunk | Table]:
+    """The chunks and the ``Table`` item of one table read from ``source``."""
+    sheet = table.name
+    context = f"{stem} — sheet {sheet}" if sheet is not None else stem
+    whole: Locator = Sheet(sheet) if sheet is not None else Section()
+
+    def rows_at(first: int, last_row: int) -> Locator:
+        return Rows(first, last_row, sheet)
+
+    def sheet_rows(first: int, last_row: int) -> tuple[tuple[str, str], ...]:
+        if sheet is None or not table.header_line:
+            return ()
+        return (("sheet_rows", f"{table.header_line + first}-{table.header_line + last_row}"),)
+
+    chunking = settings.chunking
+    data = table_chunks(
+        source,
+        title,
+        table.header,
+        table.rows,
+        rows_at,
+        chunking,
+        context=context,
+        caption=table.caption,
+        extra_for_rows=sheet_rows,
+    )
+    yield from data
+    yield from summary_chunks(
+        source,
+        title,
+        table.header,
+        table.rows,
+        whole,
+        chunking,
+        context=context,
+        caption=table.caption,
+        notes=table.notes,
+        first_part=sum(1 for chunk in data if chunk.locator == whole),
+    )
+    yield Table(source, sheet if sheet is not None else stem, table.header, table.rows, whole, first_row=1)
+
+
+def _head_bytes(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(8192)
+    except OSError as e:
+        raise IngestError(path, f"cannot read the file ({e.strerror or e})") from e
+
+
+def shape_table(
+    name: str | None, grid: Sequence[Sequence[str]], *, find_header: bool, notes: Sequence[str] = ()
+) -> TableData:
+    """A table from raw rows (each without trailing blank cells): trim, find the header, name columns.
+
+    ``find_header`` skips title rows above a sheet's header (rows much narrower than the table);
+    without it the first non-empty row is the header, as for a CSV.
+    """
+    end = len(grid)
+    while end and not any(c.strip() for c in grid[end - 1]):
+        end -= 1
+    grid = grid[:end]
+    filled = [i for i, row in enumerate(grid) if row]  # a blank row has no cells left
+    if not filled:
+        return TableData(name, (), ())
+    if any(grid[i][0].strip() for i in filled):
+        left = 0
+    else:  # empty leading columns (a sheet that starts in column B) are dropped
+        left = min(next(j for j, c in enumerate(grid[i]) if c.strip()) for i in filled)
+    width = max(len(grid[i]) for i in filled) - left
+    notes = list(notes)
+    if width > MAX_COLUMNS:
+        notes.append(f"only the first {MAX_COLUMNS} of {width} columns are indexed")
+        width = MAX_COLUMNS
+    rows = [
+        tuple(clean_cell(c) for c in row[left : left + width]) + ("",) * max(0, width - len(row[left:])) for row in grid
+    ]
+    header_at = _header_index(rows, filled, find_header)
+    caption = " · ".join(" ".join(c for c in rows[i] if c) for i in filled if i < header_at)
+    if looks_numeric(rows[header_at]) or len(filled) == 1:
+        # No header row: the row is data, the columns get generated names.
+        return TableData(name, header_names([""] * width), tuple(rows[header_at:]), caption, 0, tuple(notes))
+    header = header_names(rows[header_at], width)
+    return TableData(name, header, tuple(rows[header_at + 1 :]), caption, header_at + 1, tuple(notes))
+
+
+def _header_index(rows: Sequence[Sequence[str]], filled: Sequence[int], find_header: bool) -> int:
+    if not find_header:
+        return filled[0]
+    window = filled[:HEADER_WINDOW]
+    counts = {i: sum(1 for c in rows[i] if c) for i in window}
+    widest = max(counts.values())
+    need = max(2, -(-widest // 2)) if widest >= 2 else 1
+    return next(i for i in window if counts[i] >= need)
+
+
+# --- XLSX -----------------------------------------------------------------------------------
+
+
+def read_workbook(path: Path) -> tuple[str, list[TableData]]:
+    """The workbook's title and one table per worksheet (chartsheets have no cells and are skipped)."""
+    _check_workbook(path)
+    import openpyxl
+
+    try:
+        workbook: Any = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as e:  # openpyxl raises many types for one cause: a file it cannot parse
+        raise IngestError(path, f"damaged workbook: it cannot be opened ({type(e).__name__}: {e})") from e
+    try:
+        title = clean_cell(str(workbook.properties.title or "")) if workbook.properties else ""
+        tables: list[TableData] = []
+        for worksheet in workbook.worksheets:
+            try:
+                grid, notes = _sheet_grid(worksheet)
+            except Exception as e:  # a damaged sheet part fails the file: no half-indexed workbook
+                raise IngestError(path, f"damaged workbook: sheet {worksheet.title!r} cannot be read ({e})") from e
+            tables.append(shape_table(str(worksheet.title), grid, find_header=True, notes=notes))
+        return title[:100], tables
+    finally:
+        workbook.close()
+
+
+def _sheet_grid(worksheet: Any) -> tuple[list[list[str]], list[str]]:
+    if hasattr(worksheet, "reset_dimensions"):
+        worksheet.reset_dimensions()  # stored dimensions are often wrong; read what is there
+    grid: list[list[str]] = []
+    notes: list[str] = []
+    for number, row in enumerate(worksheet.iter_rows(), start=1):
+        if number > MAX_ROWS + HEADER_WINDOW:
+            notes.append(
+                f"reading stopped at sheet row {number - 1} (limit {MAX_ROWS:,} rows); later rows are not indexed"
+            )
+            break
+        cells = [
+            format_cell(cell.value, cell.number_format or "General") if cell.value is not None else "" for cell in row
+        ]
+        while cells and not cells[-1].strip():
+            cells.pop()
+        grid.append(cells)
+    return grid, notes
+
+
+def _check_workbook(path: Path) -> None:
+    head = _head_bytes(path)
+    if head.startswith(_OLE_MAGIC):
+        if "EncryptedPackage".encode("utf-16-le") in head or _ole_has_stream(path, "EncryptedPackage"):
+            raise IngestError(path, ENCRYPTED)
+        raise IngestError(path, "legacy Excel format (.xls), not XLSX; save it as .xlsx to index it")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "xl/workbook.xml" not in archive.namelist():
+                raise IngestError(path, "damaged workbook: the main part xl/workbook.xml is missing")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, OSError) as e:
+        raise IngestError(path, f"damaged workbook: not a readable ZIP container ({e})") from e
+
+
+def _ole_has_stream(path: Path, name: str) -> bool:
+    """Whether an OLE container names ``name`` anywhere in its first megabyte (its directory)."""
+    with path.open("rb") as handle:
+        return name.encode("utf-16-le") in handle.read(1 << 20)
+
+
+# --- CSV / TSV ------------------------------------------------------------------------------
+
+
+def read_delimited(path: Path, *, tab: bool = False) -> TableData:
+    """A CSV or TSV file as one table: encoding and delimiter are detected, the header is line 1."""
+    for encoding in _encodings(path):
+        try:
+            with path.open(
+                "r", encoding=encoding, newline="", errors="strict" if encoding != "cp1252" else "replace"
+            ) as handle:
+                return _read_rows(path, handle, tab)
+        except UnicodeDecodeError:
+            continue
+        except OSError as e:
+            raise IngestError(path, f"cannot read the file ({e.strerror or e})") from e
+    raise IngestError(path, "text in an unknown encoding (not UTF-8, UTF-16 or Windows-1252)")
+
+
+def _encodings(path: Path) -> list[str]:
+    head = _head_bytes(path)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return ["utf-16"]
+    return ["utf-8-sig", "cp1252"]
+
+
+def _read_rows(path: Path, handle: io.TextIOBase, tab: bool) -> TableData:
+    sample = handle.read(_SNIFF_CHARS)
+    handle.seek(0)
+    delimiter = "\t" if tab else _sniff_delimiter(sample)
+    reader = csv.reader(handle, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    grid: list[list[str]] = []
+    notes: list[str] = []
+    started = False
+    try:
+        for record in reader:
+            started = started or any(c.strip() for c in record)
+            if not started:
+                continue  # blank lines before the header are not rows
+            if len(grid) > MAX_ROWS:
+                notes.append(f"reading stopped after {MAX_ROWS:,} data rows (the limit); later rows are not indexed")
+                break
+            while record and not record[-1].strip():
+                record.pop()
+            grid.append(record)
+    except csv.Error as e:
+        raise IngestError(path, f"malformed CSV near line {reader.line_num}: {e}") from e
+    return shape_table(None, grid, find_header=False, notes=notes)
+
+
+def _sniff_delimiter(sample: str) -> str:
+    lines = [line for line in itertools.islice(_lines(sample), 50) if line.strip()]
+    if not lines:
+        return ","
+    try:
+        dialect = csv.Sniffer().sniff("\n".join(lines), delimiters=",;\t|")
+        delimiter = str(dialect.delimiter)
+    except csv.Error:
+        delimiter = ""
+    if delimiter and delimiter in lines[0]:
+        return delimiter
+    counts = {d: lines[0].count(d) for d in ",;\t|"}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _lines(sample: str) -> Iterable[str]:
+    lines = sample.splitlines()
+    return lines[:-1] if len(lines) > 1 and not sample.endswith(("\n", "\r")) else lines

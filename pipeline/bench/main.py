@@ -1,0 +1,339 @@
+"""``mmrag bench``: ingest speed per modality, re-ingest, query latency at scale and cold start,
+each next to a baseline measured in the same run, so the ratio survives a noisy machine.
+
+It measures and reports; it asserts nothing. The figures, how each is measured and the latest
+results are described in docs/benchmarks.md. Wire it into the CLI with ``register`` and ``run``;
+``python -m mmrag.pipeline.bench.main`` runs it on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mmrag.pipeline.config import Config, load_config
+
+if TYPE_CHECKING:
+    from mmrag.pipeline.bench.baseline import Encode
+    from mmrag.pipeline.bench.cold import ColdStart
+    from mmrag.pipeline.bench.ingest import IngestFigures, SmallFiles
+    from mmrag.pipeline.bench.search import EmbedderSpec, TierResult
+
+SECTIONS = ("ingest", "baseline", "reingest", "small-files", "search", "cold")
+DEFAULT_SIZES = "10000,100000"
+REPO = Path(__file__).resolve().parents[2]
+
+
+class BenchUsageError(ValueError):
+    """A bench option that cannot be used; the CLI exits 2 with this message."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add ``bench`` to the ``mmrag`` command's subcommands."""
+    p = subparsers.add_parser("bench", help="measure ingest speed, re-ingest, query latency and cold start")
+    add_arguments(p)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--corpus", type=Path, help="folder to ingest (default: ../shared/corpus/drive, else data/sample-drive)"
+    )
+    p.add_argument("--sizes", default=DEFAULT_SIZES, help=f"synthetic index sizes in chunks (default {DEFAULT_SIZES})")
+    p.add_argument("--skip", action="append", default=[], help=f"parts to skip, comma-separated: {', '.join(SECTIONS)}")
+    p.add_argument("--queries", type=int, default=50, help="queries per index size (default 50)")
+    p.add_argument("--rounds", type=int, default=2, help="timed passes over the queries (default 2)")
+    p.add_argument("--small-files", type=int, default=1000, help="files in the re-ingest folder (default 1000)")
+    p.add_argument(
+        "--long-video", type=float, nargs="?", const=600.0, default=0.0, metavar="SECONDS",
+        help="also ingest a long video looped from the corpus's longest (default length 600 s)",
+    )  # fmt: skip
+    p.add_argument("--cache-dir", type=Path, help="where synthetic indexes are kept (default ~/.cache/mmrag-bench)")
+    p.add_argument("--rebuild", action="store_true", help="rebuild the cached synthetic indexes")
+    p.add_argument("--work-dir", type=Path, help="keep the bench's working files here (default: a temporary folder)")
+    p.add_argument(
+        "--embedder", choices=("model", "hash"), default="model",
+        help="hash: no model weights, for smoke tests only (figures are then not representative)",
+    )  # fmt: skip
+    p.add_argument("--config", type=Path, help="config file (default: $MMRAG_CONFIG or ~/.config/mmrag/config.toml)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    p.set_defaults(index=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    corpus: Path | None
+    sizes: tuple[int, ...]
+    skip: frozenset[str]
+    queries: int
+    rounds: int
+    small_files: int
+    long_video_s: float
+    cache: Path
+    rebuild: bool
+    work: Path | None
+    hash_embedder: bool
+    config_file: Path | None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Options:
+        try:
+            sizes = tuple(int(s.replace("_", "")) for s in str(args.sizes).split(",") if s.strip())
+        except ValueError as e:
+            raise BenchUsageError(f"--sizes takes numbers like 10000,100000, got {args.sizes!r}") from e
+        skip = frozenset(s.strip() for value in args.skip for s in value.split(",") if s.strip())
+        unknown = skip - set(SECTIONS)
+        if unknown:
+            raise BenchUsageError(
+                f"unknown part(s) to skip: {', '.join(sorted(unknown))} (known: {', '.join(SECTIONS)})"
+            )
+        if any(s < 1 for s in sizes) or args.queries < 1 or args.rounds < 1:
+            raise BenchUsageError("--sizes, --queries and --rounds must be positive")
+        cache = args.cache_dir or Path.home() / ".cache" / "mmrag-bench"
+        return cls(
+            args.corpus, sizes, skip, args.queries, args.rounds, args.small_files, args.long_video, cache,
+            args.rebuild, args.work_dir, args.embedder == "hash", args.config,
+        )  # fmt: skip
+
+    @staticmethod
+    def default_sizes() -> tuple[int, ...]:
+        return tuple(int(s) for s in DEFAULT_SIZES.split(","))
+
+    def corpus_folder(self) -> Path:
+        if self.corpus is not None:
+            if not self.corpus.is_dir():
+                raise BenchUsageError(f"--corpus {self.corpus} is not a folder")
+            return self.corpus
+        for candidate in (REPO.parent / "shared" / "corpus" / "drive", REPO / "data" / "sample-drive"):
+            if candidate.is_dir():
+                return candidate
+        raise BenchUsageError("no default corpus here (../shared/corpus/drive or data/sample-drive): pass --corpus DIR")
+
+
+@dataclass
+class Results:
+    machine: dict[str, float | int | str | bool | None] = field(default_factory=dict)
+    ingest: IngestFigures | None = None
+    small: SmallFiles | None = None
+    tiers: list[TierResult] = field(default_factory=list)
+    cold: ColdStart | None = None
+    seconds: float = 0.0
+    load_at_end: float = 0.0
+    complete: bool = False  # every part ran, at the default sizes: the whole-bench time is comparable
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(f"[bench] {message}\n")
+    sys.stderr.flush()
+
+
+def measure(cfg: Config, opts: Options) -> Results:
+    """Run every part not skipped and collect the figures."""
+    from mmrag.pipeline.bench.common import load_now, machine_info
+
+    started = time.perf_counter()
+    results = Results(machine=machine_info())
+    work = opts.work or Path(tempfile.mkdtemp(prefix="mmrag-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if "ingest" not in opts.skip:
+            results.ingest = _ingest(cfg, opts, work)
+        if "small-files" not in opts.skip and opts.small_files > 0:
+            from mmrag.pipeline.bench.ingest import small_files_reingest
+
+            results.small = small_files_reingest(cfg, opts.cache, opts.small_files, rebuild=opts.rebuild, note=_note)
+        if "search" not in opts.skip:
+            from mmrag.pipeline.bench.search import measure_tier
+
+            spec = _embedder_spec(cfg, opts)
+            for size in opts.sizes:
+                _note(f"search latency on {size:,} chunks")
+                tier = measure_tier(
+                    size, opts.cache, spec, queries=opts.queries, rounds=opts.rounds, rebuild=opts.rebuild
+                )
+                results.tiers.append(tier)
+        if "cold" not in opts.skip:
+            from mmrag.pipeline.bench.cold import measure_cold_start
+
+            results.cold = measure_cold_start(
+                cfg, work, config_file=opts.config_file, with_ask=not opts.hash_embedder, runs=3, note=_note
+            )
+    finally:
+        if opts.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    results.seconds = time.perf_counter() - started
+    results.complete = not opts.skip and opts.sizes == Options.default_sizes() and not opts.long_video_s
+    results.load_at_end = load_now()
+    return results
+
+
+def _ingest(cfg: Config, opts: Options, work: Path) -> IngestFigures:
+    from mmrag.pipeline.bench.ingest import measure_ingest
+    from mmrag.retrieval.embed import HashEmbedder
+
+    hashing = HashEmbedder(384) if opts.hash_embedder else None
+    encode: Encode | None = None
+    if "baseline" not in opts.skip:
+        if hashing is not None:
+            encode = lambda text: [float(x) for x in hashing.embed([text])[0]]  # noqa: E731
+        else:
+            from mmrag.pipeline.bench.baseline import sentence_transformer_encoder
+
+            encode = sentence_transformer_encoder(_embedder_spec(cfg, opts).location)
+    return measure_ingest(
+        opts.corpus_folder(),
+        cfg,
+        work / "ingest",
+        embedder=hashing,
+        baseline=encode,
+        long_video_s=opts.long_video_s,
+        reingest="reingest" not in opts.skip,
+        note=_note,
+    )
+
+
+def _embedder_spec(cfg: Config, opts: Options) -> EmbedderSpec:
+    from mmrag.pipeline.bench.search import EmbedderSpec
+    from mmrag.pipeline.index import ModelMissing
+    from mmrag.pipeline.models import resolve_text
+
+    if opts.hash_embedder:
+        return EmbedderSpec("hash")
+    found = resolve_text(cfg.models)
+    if not found.available:
+        raise ModelMissing(f"no text embedding model: {found.remedy}")
+    return EmbedderSpec(cfg.models.text_model, found.location, cfg.models.text_runtime)
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One of the issue's figures to reach, with what this run measured (None: not measured)."""
+
+    name: str
+    goal: str
+    measured: float | None
+    met: bool | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "target": self.goal, "measured": _round(self.measured), "met": self.met}
+
+
+def _target(name: str, goal: str, measured: float | None, limit: float, above: bool = False) -> Target:
+    if measured is None:
+        return Target(name, goal, None, None)
+    return Target(name, goal, measured, measured >= limit if above else measured < limit)
+
+
+def targets(r: Results) -> list[Target]:
+    out: list[Target] = []
+    if r.ingest is not None:
+        mmrag_s, baseline_s = r.ingest.text_corpus()
+        speedup = baseline_s / mmrag_s if baseline_s and mmrag_s else None
+        out.append(_target("ingest speedup over the baseline, text corpus", ">= 3x", speedup, 3.0, above=True))
+        out.append(_target("one hour of video (minutes)", "< 10", r.ingest.hour_of_video_min()[0], 10.0))
+    tier = next((t for t in r.tiers if t.size == 100_000), None)
+    out.append(_target("search p50 at 100,000 chunks (ms)", "< 50", tier.search.p50 if tier else None, 50.0))
+    out.append(_target("search p95 at 100,000 chunks (ms)", "< 150", tier.search.p95 if tier else None, 150.0))
+    small = r.small.unchanged_s if r.small is not None and r.small.files >= 1000 else None
+    out.append(_target("re-ingest of an unchanged 1,000-file folder (s)", "< 5", small, 5.0))
+    out.append(
+        _target("whole bench, every part, default sizes (min)", "< 15", r.seconds / 60 if r.complete else None, 15)
+    )
+    return out
+
+
+def to_json(r: Results) -> dict[str, object]:
+    """The machine-readable figures (``--json``); shapes are described in docs/benchmarks.md."""
+    out: dict[str, object] = {
+        "search_ms": {str(t.size): t.to_json() for t in r.tiers},
+        "ingest": {},
+        "reingest_unchanged_s": None,
+        "reingest_one_changed_s": None,
+        "cold_start_s": None if r.cold is None else _round(r.cold.ask_s),
+    }
+    if r.ingest is not None:
+        fig = r.ingest
+        mmrag_s, baseline_s = fig.text_corpus()
+        hour_min, basis = fig.hour_of_video_min()
+        out["ingest"] = {run.modality: run.to_json() for run in fig.runs}
+        out["ingest_text_corpus"] = {
+            "mmrag_s": round(mmrag_s, 2),
+            "baseline_s": _round(baseline_s, 2),
+            "speedup": _round(baseline_s / mmrag_s if baseline_s and mmrag_s else None, 2),
+            **fig.text_corpus_same_work(),
+        }
+        out["ingest_corpus"] = fig.corpus
+        out["ingest_warmup_s"] = round(fig.warmup_s, 2)
+        out["one_hour_video_min"] = _round(hour_min, 2)
+        out["one_hour_video_basis"] = basis
+        out["long_video"] = None if fig.long_video is None else fig.long_video.to_json()
+        if fig.reingest is not None:
+            out["reingest_unchanged_s"] = round(fig.reingest.unchanged_s, 3)
+            out["reingest_one_changed_s"] = round(fig.reingest.one_changed_s, 3)
+            out["reingest_changed_file"] = fig.reingest.changed_file
+    if r.small is not None:
+        out["small_files"] = {
+            "files": r.small.files,
+            "first_ingest_s": round(r.small.first_s, 2),
+            "reingest_unchanged_s": round(r.small.unchanged_s, 3),
+        }
+    if r.cold is not None:
+        out["cold"] = r.cold.to_json()
+    out["targets"] = [t.to_json() for t in targets(r)]
+    out["machine"] = {**r.machine, "load_avg_1m_at_end": r.load_at_end}
+    out["bench_s"] = round(r.seconds, 1)
+    return out
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    """``mmrag bench``: measure, then print the table (or ``--json``). Exit 2 on a usage error."""
+    from mmrag.pipeline.bench.render import render
+    from mmrag.pipeline.offline import apply_offline_env
+
+    try:
+        opts = Options.from_args(args)
+        if "ingest" not in opts.skip:
+            opts.corpus_folder()
+    except BenchUsageError as e:
+        sys.stderr.write(f"mmrag bench: {e}\n")
+        return 2
+    apply_offline_env(cfg.models.allow_downloads)
+    results = measure(cfg, opts)
+    if args.json:
+        _emit(json.dumps(to_json(results), indent=2, ensure_ascii=False))
+    else:
+        _emit("\n".join(render(results, targets(results))))
+    return 0
+
+
+def _emit(text: str) -> None:
+    """The command's output (everything else goes to stderr)."""
+    sys.stdout.write(text + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mmrag.pipeline.bench.main``, before the command is wired into ``mmrag``."""
+    import logging
+
+    parser = argparse.ArgumentParser(prog="python -m mmrag.pipeline.bench.main", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr)
+    return run(args, load_config(config_file=args.config))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

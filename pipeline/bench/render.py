@@ -1,0 +1,173 @@
+"""The human-readable report of ``mmrag bench``: plain aligned tables, one section per part."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mmrag.pipeline.bench.ingest import IngestFigures
+    from mmrag.pipeline.bench.main import Results, Target
+    from mmrag.pipeline.bench.search import TierResult
+    from mmrag.pipeline.bench.stages import ModalityRun
+
+STAGE_COLUMNS = ("parse", "ocr", "transcription", "labels", "embedding", "writing")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell; the first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return [line(headers), "  ".join("-" * w for w in widths), *(line(row) for row in rows)]
+
+
+def _num(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}{suffix}"
+
+
+def _modality_row(run: ModalityRun) -> list[str]:
+    stages = dict(run.stages)
+    total = run.seconds or 1.0
+    if run.rtf is not None:
+        amount, speed = f"{run.units:,.0f} s media", f"rtf {run.rtf:.3f}"
+    else:
+        amount, speed = f"{run.units:,.0f} {run.unit}", f"{run.per_s:,.2f}/s"
+    slowest = f"{run.slowest[0][0]} {run.slowest[0][1]:.1f}s" if run.slowest else ""
+    return [
+        run.modality,
+        str(run.files),
+        amount,
+        str(run.chunks),
+        f"{run.seconds:.1f}",
+        speed,
+        "n/a" if run.baseline_per_s is None else f"{run.baseline_per_s:,.2f}/s",
+        _num(run.speedup, 2, "x"),
+        *(f"{100 * stages.get(name, 0.0) / total:.0f}%" for name in STAGE_COLUMNS),
+        slowest,
+    ]
+
+
+def _ingest(fig: IngestFigures) -> list[str]:
+    lines = [f"Ingest per modality  (corpus {fig.corpus}; models warmed up first: {fig.warmup_s:.1f} s)", ""]
+    headers = [
+        "modality",
+        "files",
+        "amount",
+        "chunks",
+        "mmrag s",
+        "mmrag",
+        "baseline",
+        "speedup",
+        *STAGE_COLUMNS,
+        "slowest file",
+    ]
+    lines += table(headers, [_modality_row(r) for r in fig.runs])
+    mmrag_s, baseline_s = fig.text_corpus()
+    speedup = baseline_s / mmrag_s if baseline_s and mmrag_s else None
+    lines.append("")
+    lines.append(
+        f"text corpus (pdf, docs, slides, tables): mmrag {mmrag_s:.1f} s, baseline {_num(baseline_s, 1, ' s')}, "
+        f"speedup {_num(speedup, 2, 'x')}"
+    )
+    same = fig.text_corpus_same_work()
+    if baseline_s:
+        lines.append(
+            f"  of which OCR of slide pictures (the baseline reads none): {same['ocr_s']:.1f} s; "
+            f"speedup on the same work {_num(same['speedup_same_work'], 2, 'x')}; "
+            f"embedding the same texts: {_num(same['embedding_s'], 1, ' s')} vs "
+            f"{_num(same['baseline_embedding_s'], 1, ' s')} ({_num(same['embedding_speedup'], 2, 'x')})"
+        )
+    parsers = sorted({r.baseline_parser for r in fig.runs if r.baseline_parser})
+    if parsers:
+        lines.append("baseline parsers: " + "; ".join(parsers))
+    hour, basis = fig.hour_of_video_min()
+    lines.append(f"one hour of video: {_num(hour, 1, ' min')} (from {basis})")
+    if fig.long_video is not None:
+        lv = fig.long_video
+        lines.append(f"long video: {lv.media_s:.0f} s looped from {lv.source}, ingested in {lv.seconds:.1f} s")
+    if fig.reingest is not None:
+        re = fig.reingest
+        lines += [
+            "",
+            f"re-ingest, corpus unchanged: {re.unchanged_s:.2f} s",
+            f"re-ingest, one file changed ({re.changed_file or 'none'}; {re.changed_ingested} ingested): "
+            f"{re.one_changed_s:.2f} s",
+        ]
+    return lines
+
+
+def _tier_row(t: TierResult) -> list[str]:
+    ratio = t.search.p50 / t.baseline.p50 if t.baseline.p50 else None
+    return [
+        f"{t.size:,}",
+        f"{t.search.p50:.1f}",
+        f"{t.search.p95:.1f}",
+        f"{t.search.p99:.1f}",
+        f"{t.search_embed.p50:.1f}",
+        f"{t.answer.p50:.1f}",
+        f"{t.answer.p95:.1f}",
+        f"{t.baseline.p50:.1f}",
+        f"{t.baseline.p95:.1f}",
+        _num(ratio, 1, "x"),
+        f"{t.vector_only.p50:.1f}",
+        f"{t.keyword_only.p50:.1f}",
+        f"{t.build_s:.0f}{' (cached)' if t.cached else ''}",
+        f"{t.disk_mb:,.0f}",
+        f"{t.index_rss_mb:,.0f}",
+        f"{t.peak_rss_mb:,.0f}",
+    ]
+
+
+def _search(tiers: Sequence[TierResult]) -> list[str]:
+    first = tiers[0]
+    lines = [
+        f"Query latency, warm, ms  ({first.queries} queries x {first.search.n // max(1, first.queries)} rounds; "
+        "baseline = plain Chroma collection.query, k=10)",
+        "",
+    ]
+    headers = ["chunks", "p50", "p95", "p99", "+embed p50", "+answer p50", "+answer p95", "chroma p50", "chroma p95"]
+    headers += ["ratio p50", "vector p50", "keyword p50", "build s", "disk MB", "index RSS MB", "peak RSS MB"]
+    lines += table(headers, [_tier_row(t) for t in tiers])
+    slow = [t for t in tiers if t.add_file_keywords_ms_per_chunk > 10 * max(t.add_file_vectors_ms_per_chunk, 0.1)]
+    for t in tiers:
+        lines.append(
+            f"adding a file to the {t.size:,}-chunk index: vectors {t.add_file_vectors_ms_per_chunk:.1f} ms/chunk, "
+            f"keywords {t.add_file_keywords_ms_per_chunk:.1f} ms/chunk"
+        )
+    if slow:
+        lines.append("  (keyword writes grow with the index: each upsert deletes by an unindexed column)")
+    return lines
+
+
+def render(r: Results, goals: Sequence[Target]) -> list[str]:
+    m = r.machine
+    lines = [
+        f"mmrag bench: {m.get('cores')} cores, {m.get('cpu')}, {m.get('memory_gb')} GB; "
+        f"load average {m.get('load_avg_1m_at_start')} at start, {r.load_at_end} at end",
+        "Figures from a shared or busy machine are noisy: compare the ratios to the baselines, not the absolutes.",
+        "",
+    ]
+    if r.ingest is not None:
+        lines += [*_ingest(r.ingest), ""]
+    if r.small is not None:
+        lines += [
+            f"{r.small.files:,} small files: first ingest {r.small.first_s:.1f} s, "
+            f"re-ingest unchanged {r.small.unchanged_s:.2f} s",
+            "",
+        ]
+    if r.tiers:
+        lines += [*_search(r.tiers), ""]
+    if r.cold is not None:
+        ask = "not measured (needs the configured text model)" if r.cold.ask_s is None else f"{r.cold.ask_s:.2f} s"
+        lines += [f"cold start: `mmrag ask` to first answer {ask}; `mmrag --help` {r.cold.help_s:.2f} s", ""]
+    rows = [[g.name, g.goal, _num(g.measured, 2), {True: "yes", False: "NO", None: "-"}[g.met]] for g in goals]
+    lines += ["Targets", "", *table(["figure", "target", "measured", "met"], rows), ""]
+    lines.append(f"bench took {r.seconds / 60:.1f} min")
+    return lines

@@ -1,0 +1,370 @@
+"""Warm query latency on a synthetic index of N chunks, next to plain Chroma on the same collection.
+
+Each tier runs in its own process (``python -m mmrag.pipeline.bench.search``) so that its peak memory
+is its own and one tier's caches do not warm the next. The index is built once per size and version
+under the cache folder and reused: vectors are random unit vectors (384-d, the text layout), texts
+are generated (see ``bench_synthetic``), written through ``ChromaStore.upsert``. Keyword rows are
+made by ``KeywordIndex.upsert`` one file at a time in a scratch table and copied over in bulk:
+``upsert`` deletes each record id first and that delete scans the whole table, so writing 100,000
+chunks straight through it takes hours (the cost of adding one more file to the built index is
+measured and reported as ``add_file_ms_per_chunk``).
+
+Queries are 4 words taken from indexed chunks (so keyword search and the extractive answer have
+real work), embedded with the real text model; "search" times the hybrid search with the query
+vector precomputed, "search_embed" includes embedding the query, "answer" is search + extractive
+answer as ``mmrag ask`` runs it. The baseline is ``collection.query(query_embeddings=..., n_results=10)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmrag.pipeline.bench.common import Latency, current_rss_mb, dir_size_mb, peak_rss_mb
+from mmrag.pipeline.bench.synthetic import (
+    BUILT_MARKER,
+    COMMON_WORDS,
+    DIM,
+    KEYWORD_FILE,
+    LAYOUT,
+    MODIFIED,
+    build_index,
+    synthetic_files,
+    tier_dir,
+    unit_vectors,
+    vocabulary,
+)
+from mmrag.retrieval.embed import HashEmbedder, TextEmbedder, Vectors
+from mmrag.retrieval.store import FileInfo, SearchFilter
+
+SEARCH_K = 10
+CANDIDATES = 50
+ADDED_FILE_CHUNKS = 10
+ANSWER_QUERIES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderSpec:
+    """Which text model embeds the queries: a sentence-transformers folder, or the hash embedder (tests)."""
+
+    name: str
+    location: str = ""
+    runtime: str = "onnx-int8"
+
+    @property
+    def is_hash(self) -> bool:
+        return not self.location
+
+    def load(self) -> TextEmbedder:
+        if self.is_hash:
+            return HashEmbedder(DIM)
+        from mmrag.retrieval.embed_onnx import OnnxEmbedder, unsupported
+
+        if self.runtime == "onnx-int8" and unsupported(Path(self.location)) is None:
+            return OnnxEmbedder(self.name, Path(self.location), DIM)
+        from mmrag.retrieval.embed import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(self.name, self.location, DIM)
+
+
+class AlignedEmbedder:
+    """Gives each benchmark query a vector near its source chunk's, as a real question's would be.
+
+    With ``pay`` the real model still embeds every text (so the time is real) and only the query
+    texts get their aligned vector; without it, nothing is embedded (the figure leaves embedding out).
+    Other texts (an answer's sentences) get the model's own vectors.
+    """
+
+    def __init__(self, inner: TextEmbedder, aligned: dict[str, Vectors], *, pay: bool) -> None:
+        self._inner = inner
+        self._aligned = aligned
+        self._pay = pay
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def dim(self) -> int:
+        return self._inner.dim
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not self._pay and all(t in self._aligned for t in texts):
+            return np.stack([self._aligned[t] for t in texts]).astype(np.float32)
+        out = self._inner.embed(texts)
+        for row, text in enumerate(texts):
+            if text in self._aligned:
+                out[row] = self._aligned[text]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TierResult:
+    size: int
+    build_s: float
+    cached: bool
+    disk_mb: float
+    peak_rss_mb: float
+    index_rss_mb: float
+    queries: int
+    answered: int
+    search: Latency
+    search_embed: Latency
+    answer: Latency
+    vector_only: Latency
+    keyword_only: Latency
+    baseline: Latency
+    embed: Latency
+    add_file_vectors_ms_per_chunk: float
+    add_file_keywords_ms_per_chunk: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **self.search.to_json(),
+            "baseline_p50": round(self.baseline.p50, 2),
+            "baseline_p95": round(self.baseline.p95, 2),
+            "baseline_p99": round(self.baseline.p99, 2),
+            "ratio_p50": round(self.search.p50 / self.baseline.p50, 2) if self.baseline.p50 else None,
+            "with_query_embedding": self.search_embed.to_json(),
+            "with_answer": self.answer.to_json(),
+            "vector_only": self.vector_only.to_json(),
+            "keyword_only": self.keyword_only.to_json(),
+            "baseline": self.baseline.to_json(),
+            "query_embedding": self.embed.to_json(),
+            "queries": self.queries,
+            "answered": self.answered,
+            "build_s": round(self.build_s, 1),
+            "cached": self.cached,
+            "disk_mb": round(self.disk_mb, 1),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "index_rss_mb": round(self.index_rss_mb, 1),
+            "add_file_ms_per_chunk": {
+                "vectors": round(self.add_file_vectors_ms_per_chunk, 2),
+                "keywords": round(self.add_file_keywords_ms_per_chunk, 2),
+            },
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, object]) -> TierResult:
+        """The worker's ``dataclasses.asdict`` output, back into a result."""
+        values = {f.name: data[f.name] for f in fields(cls)}
+        for name, value in values.items():
+            if isinstance(value, dict):
+                values[name] = Latency(**value)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _queries(keyword_db: Path, count: int, seed: int = 99) -> list[tuple[str, str]]:
+    """Four uncommon words from each of ``count`` random indexed chunks, with that chunk's record id."""
+    common = set(vocabulary()[:COMMON_WORDS])
+    rng = np.random.default_rng(seed)
+    db = sqlite3.connect(f"file:{keyword_db}?mode=ro", uri=True)
+    try:
+        total = int(db.execute("SELECT max(rowid) FROM chunk_text").fetchone()[0])
+        out: list[tuple[str, str]] = []
+        for rowid in rng.integers(1, total + 1, size=count).tolist():
+            text, record = db.execute("SELECT text, record_id FROM chunk_text WHERE rowid = ?", (rowid,)).fetchone()
+            words = sorted({w.strip(".").lower() for w in str(text).split()} - common)
+            picked = rng.choice(len(words), size=min(4, len(words)), replace=False).tolist()
+            out.append((" ".join(words[i] for i in picked), str(record)))
+    finally:
+        db.close()
+    return out
+
+
+def _aligned_vectors(collection: Any, queries: Sequence[tuple[str, str]], seed: int = 5) -> dict[str, Vectors]:
+    """Each query's vector: its source chunk's stored vector plus noise, cosine about 0.8 to it."""
+    rng = np.random.default_rng(seed)
+    stored = collection.get(ids=[record for _, record in queries], include=["embeddings"])
+    by_id = {i: np.asarray(v, dtype=np.float32) for i, v in zip(stored["ids"], stored["embeddings"], strict=True)}
+    out: dict[str, Vectors] = {}
+    for text, record in queries:
+        vector = by_id[record] + rng.standard_normal(DIM).astype(np.float32) * (0.75 / np.sqrt(DIM))
+        out[text] = (vector / np.linalg.norm(vector)).astype(np.float32)
+    return out
+
+
+def _interleaved(
+    variants: dict[str, Callable[[int], object]], count: int, warmup: int, rounds: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each variant; variants alternate per query so load swings hit them alike."""
+    for i in range(min(warmup, count)):
+        for call in variants.values():
+            call(i)
+    out: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for i in range(count):
+            for name, call in variants.items():
+                start = time.perf_counter()
+                call(i)
+                out[name].append(time.perf_counter() - start)
+    return out
+
+
+def _add_file_cost(store: object, keyword: object) -> tuple[float, float]:
+    """ms per chunk to add one more file to the built index through the product's writers (median of 3)."""
+    from mmrag.retrieval.keyword import KeywordIndex
+    from mmrag.retrieval.stores.chroma import ChromaStore
+
+    assert isinstance(store, ChromaStore) and isinstance(keyword, KeywordIndex)
+    vector_ms: list[float] = []
+    keyword_ms: list[float] = []
+    for seed in (1, 2, 3):
+        file = next(synthetic_files(ADDED_FILE_CHUNKS, ADDED_FILE_CHUNKS, seed=seed))
+        info = FileInfo(root=f"/bench-added-file-{seed}", kind="pdf", modified=MODIFIED)
+        vectors = unit_vectors(np.random.default_rng(seed), len(file.chunks), DIM)
+        start = time.perf_counter()
+        store.upsert(file.chunks, vectors, info)
+        vector_ms.append((time.perf_counter() - start) * 1000 / len(file.chunks))
+        start = time.perf_counter()
+        keyword.upsert(file.chunks, info)
+        keyword_ms.append((time.perf_counter() - start) * 1000 / len(file.chunks))
+        store.delete_source(info.root, file.source)
+        keyword.delete_source(info.root, file.source)
+    return sorted(vector_ms)[1], sorted(keyword_ms)[1]
+
+
+def _open(path: Path, size: int, rebuild: bool, note: Callable[[str], None]) -> tuple[object, object, float, bool]:
+    """The tier's store and keyword index, built first when missing, stale or ``rebuild``."""
+    from mmrag.retrieval.keyword import KeywordIndex
+    from mmrag.retrieval.store import IndexMismatch
+    from mmrag.retrieval.stores.chroma import ChromaStore
+
+    marker = path / BUILT_MARKER
+    cached = marker.exists() and not rebuild
+    if cached:
+        try:
+            store = ChromaStore(path / "chroma", LAYOUT, create=False)
+            keyword = KeywordIndex(path / KEYWORD_FILE)
+            return store, keyword, float(json.loads(marker.read_text())["build_s"]), True
+        except IndexMismatch:
+            note(f"the cached {size:,}-chunk index was made by another version; rebuilding it")
+    note(f"building the synthetic {size:,}-chunk index in {path} (cached for later runs)")
+    build_s = build_index(path, size, note)
+    return ChromaStore(path / "chroma", LAYOUT, create=False), KeywordIndex(path / KEYWORD_FILE), build_s, False
+
+
+def run_tier(
+    size: int, cache: Path, spec: EmbedderSpec, *, queries: int, rounds: int, rebuild: bool, note: Callable[[str], None]
+) -> TierResult:
+    import chromadb
+    from chromadb.config import Settings
+
+    from mmrag.pipeline.answer.extractive import extractive_answer
+    from mmrag.pipeline.api import ANSWER_HITS
+    from mmrag.retrieval.keyword import KeywordIndex
+    from mmrag.retrieval.search import Searcher
+    from mmrag.retrieval.stores.chroma import COLLECTION, ChromaStore
+    from mmrag.retrieval.vectorize import Vectorizer
+
+    embedder = spec.load()
+    embedder.embed(["warm up the model"])
+    path = tier_dir(cache, size)
+    rss_before = current_rss_mb()
+    store, keyword, build_s, cached = _open(path, size, rebuild, note)
+    assert isinstance(store, ChromaStore) and isinstance(keyword, KeywordIndex)
+    client = chromadb.PersistentClient(
+        path=str(path / "chroma"), settings=Settings(anonymized_telemetry=False, allow_reset=False)
+    )
+    collection = client.get_collection(COLLECTION, embedding_function=None)
+    picked = _queries(path / KEYWORD_FILE, queries)
+    texts = [text for text, _ in picked]
+    aligned = _aligned_vectors(collection, picked)
+    vectors = [aligned[t] for t in texts]
+    embed_s = []
+    for text in texts:
+        start = time.perf_counter()
+        embedder.embed([text])
+        embed_s.append(time.perf_counter() - start)
+    fast = Searcher(store, keyword, Vectorizer(AlignedEmbedder(embedder, aligned, pay=False)))
+    real_vectorizer = Vectorizer(AlignedEmbedder(embedder, aligned, pay=True))
+    real = Searcher(store, keyword, real_vectorizer)
+    answered: set[int] = set()
+
+    def answer(i: int) -> None:
+        if not extractive_answer(texts[i], real.search(texts[i], ANSWER_HITS), real_vectorizer).declined:
+            answered.add(i)
+
+    variants: dict[str, Callable[[int], object]] = {
+        "baseline": lambda i: collection.query(query_embeddings=vectors[i].reshape(1, -1), n_results=SEARCH_K),
+        "search": lambda i: fast.search(texts[i], SEARCH_K),
+        "vector_only": lambda i: store.query(vectors[i], CANDIDATES, SearchFilter()),
+        "keyword_only": lambda i: keyword.search(texts[i], CANDIDATES, SearchFilter()),
+        "search_embed": lambda i: real.search(texts[i], SEARCH_K),
+    }
+    note(f"timing {len(texts)} queries x {rounds} rounds on {size:,} chunks")
+    times = _interleaved(variants, len(texts), warmup=5, rounds=rounds)
+    # The answer embeds every sentence of its hits (seconds, not ms): fewer queries keep the bench short.
+    times.update(_interleaved({"answer": answer}, min(len(texts), ANSWER_QUERIES), warmup=2, rounds=1))
+    index_rss = current_rss_mb() - rss_before
+    vector_ms, keyword_ms = _add_file_cost(store, keyword)
+    keyword.close()
+    return TierResult(
+        size=size,
+        build_s=build_s,
+        cached=cached,
+        disk_mb=dir_size_mb(path),
+        peak_rss_mb=peak_rss_mb(),
+        index_rss_mb=index_rss,
+        queries=len(texts),
+        answered=len(answered),
+        **{name: Latency.of(seconds) for name, seconds in times.items()},
+        embed=Latency.of(embed_s),
+        add_file_vectors_ms_per_chunk=vector_ms,
+        add_file_keywords_ms_per_chunk=keyword_ms,
+    )
+
+
+def measure_tier(
+    size: int, cache: Path, spec: EmbedderSpec, *, queries: int, rounds: int, rebuild: bool, timeout_s: float = 7200
+) -> TierResult:
+    """Run one tier in a fresh process and read its figures back."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "mmrag.pipeline.bench.search", "--size", str(size), "--cache", str(cache)]
+    cmd += ["--queries", str(queries), "--rounds", str(rounds), "--model-name", spec.name]
+    cmd += ["--model-location", spec.location, "--model-runtime", spec.runtime] if spec.location else []
+    cmd += ["--rebuild"] if rebuild else []
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, check=True, timeout=timeout_s, text=True)
+    return TierResult.from_wire(json.loads(done.stdout))
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The worker process of one tier: prints the tier's figures as JSON on stdout."""
+    from mmrag.pipeline.offline import apply_offline_env
+
+    parser = argparse.ArgumentParser(prog="python -m mmrag.pipeline.bench.search")
+    parser.add_argument("--size", type=int, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--model-name", default="hash")
+    parser.add_argument("--model-location", default="")
+    parser.add_argument("--model-runtime", default="onnx-int8")
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args(argv)
+    apply_offline_env()
+    spec = EmbedderSpec(args.model_name, args.model_location, args.model_runtime)
+    result = run_tier(
+        args.size, args.cache, spec, queries=args.queries, rounds=args.rounds, rebuild=args.rebuild, note=_note
+    )
+    sys.stdout.write(json.dumps(asdict(result)) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

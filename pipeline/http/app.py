@@ -1,0 +1,347 @@
+"""``mmrag serve``: the HTTP API (FastAPI, schema at /openapi.json) and the web page, all served locally.
+
+Binds to localhost by default. Any other address needs an API token (``--token`` or ``$MMRAG_API_TOKEN``);
+with a token set, every ``/api`` request must carry ``Authorization: Bearer <token>``, except media URLs
+that the API itself handed out signed (``server_links``: one file or preview, for an hour). Files are served
+only from ingested roots (see ``server_files``). FastAPI and uvicorn are imported only in this module
+and its ``server_*`` siblings, so ``mmrag --help`` never loads them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import queue
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel
+
+from mmrag.ingest.engines.slide_render import SlidePictures, find_office
+from mmrag.pipeline.api import ask_index, search_index
+from mmrag.pipeline.config import Config
+from mmrag.pipeline.http.cli import DEFAULT_PORT, LOCAL_HOSTS, TOKEN_ENV, TokenRequired, check_bind, register, run
+from mmrag.pipeline.http.files import (
+    IMAGE_SUFFIXES,
+    BadRange,
+    Refused,
+    image_thumbnail_png,
+    media_image,
+    media_type,
+    parse_range,
+    pdf_page_png,
+    read_bytes,
+    served_path,
+    served_with_version,
+    slide_text,
+    table_rows,
+)
+from mmrag.pipeline.http.links import signed_ok, signer
+from mmrag.pipeline.http.payloads import citation_json, hit_json, parse_filters, sse_event, upload_name
+from mmrag.pipeline.index import MEDIA_DIR, Index, ingest_settings
+from mmrag.pipeline.worker import IndexWorker, IngestJobs, JobBusy
+from mmrag.retrieval.embed import TextEmbedder
+from mmrag.retrieval.store import IndexMismatch
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_K = 100
+UPLOAD_SLACK = 64 * 1024  # multipart boundaries and headers around the file
+STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+
+
+class IngestRequest(BaseModel):
+    paths: list[str]
+
+
+def _too_large(limit: int) -> str:
+    return f"the upload is over the {limit / (1024 * 1024):g} MB limit"
+
+
+def _asset(name: str) -> str:
+    return resources.files("mmrag.pipeline").joinpath("web", name).read_text(encoding="utf-8")
+
+
+def create_app(
+    cfg: Config,
+    *,
+    token: str | None = None,
+    embedder: TextEmbedder | None = None,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+) -> FastAPI:
+    """The API and web page over the index at ``cfg.index_dir``.
+
+    ``embedder`` replaces the configured text model (tests pass the one the index was built with).
+    """
+    worker = IndexWorker(cfg, embedder)
+    jobs = IngestJobs(worker)
+    app = FastAPI(
+        title="mmrag",
+        summary="Search and ask a drive of documents, slides, tables, images, audio and video, with citations.",
+        version="1",
+    )
+    app.state.worker = worker
+    app.state.jobs = jobs
+    slide_pictures = SlidePictures(
+        find_office(cfg.models.slide_renderer), cfg.index_dir / MEDIA_DIR, min(120.0, cfg.limits.file_seconds)
+    )
+    app.router.add_event_handler("shutdown", worker.shutdown)
+
+    sign = signer(token) if token else (lambda url: url)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if token and request.url.path.startswith("/api/"):
+            given = request.headers.get("authorization", "")
+            media = signed_ok(token, request.method, request.url.path, request.query_params.multi_items())
+            if not media and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                return JSONResponse({"detail": "missing or wrong API token (Authorization: Bearer ...)"}, 401)
+        declared = request.headers.get("content-length", "")
+        if request.method == "POST" and declared.isdigit() and int(declared) > max_upload_bytes + UPLOAD_SLACK:
+            return JSONResponse({"detail": _too_large(max_upload_bytes)}, 413)
+        return await call_next(request)
+
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"detail": exc.reason}, exc.status)
+
+    @app.exception_handler(IndexMismatch)
+    async def no_index(_request: Request, exc: IndexMismatch) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, 409)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(_asset("index.html"))
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise HTTPException(404, "no such asset")
+        return Response(_asset(name), media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/status")
+    def status() -> dict[str, object]:
+        """What the index holds: chunks, files by status, ingested roots and the embedding layout."""
+        try:
+            return worker.call(
+                lambda index: {
+                    "ready": True,
+                    "index": str(cfg.index_dir),
+                    "layout": index.store.layout.describe(),
+                    "chunks": index.store.count(),
+                    "roots": index.manifest.roots(),
+                    "files": index.manifest.counts(),
+                }
+            )
+        except IndexMismatch as e:
+            return {"ready": False, "index": str(cfg.index_dir), "detail": str(e), "chunks": 0, "roots": []}
+
+    @app.get("/api/search")
+    def search(
+        q: Annotated[str, Query(min_length=1, description="the query")],
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        modality: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
+        folder: Annotated[list[str], Query()] = [],  # noqa: B006
+        type: Annotated[list[str], Query(description="file type: pdf, docx, ...")] = [],  # noqa: B006
+    ) -> dict[str, object]:
+        """Ranked evidence for a query, with a preview URL and file URL per hit."""
+        filters = parse_filters(modality, folder, type)
+        return worker.call(
+            lambda index: {"query": q, "hits": [hit_json(index, h, sign) for h in search_index(index, q, k, filters)]}
+        )
+
+    @app.post("/api/search/image")
+    def search_image(
+        image: Annotated[UploadFile, File(description="the example picture")],
+        k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
+        modality: Annotated[list[str], Query()] = [],  # noqa: B006
+        folder: Annotated[list[str], Query()] = [],  # noqa: B006
+    ) -> dict[str, object]:
+        """Images and frames like an uploaded picture, and text about what it shows."""
+        from mmrag.pipeline.image_query import (
+            ImageQueryError,
+            describe_image,
+            image_search_notices,
+            search_by_image,
+        )
+
+        filters = parse_filters(modality, folder, [])
+        with tempfile.TemporaryDirectory(prefix="mmrag-upload-") as tmp:
+            path = Path(tmp) / upload_name(image.filename or "")
+            size = 0
+            with path.open("wb") as out:
+                while block := image.file.read(1 << 20):
+                    size += len(block)
+                    if size > max_upload_bytes:
+                        raise HTTPException(413, _too_large(max_upload_bytes))
+                    out.write(block)
+            try:
+                description = describe_image(path, ingest_settings(cfg))
+            except ImageQueryError as e:
+                raise HTTPException(400, str(e).replace(str(path), image.filename or "the upload")) from e
+
+            def run(index: Index) -> dict[str, object]:
+                hits = search_by_image(index, path, k, filters, description=description)
+                return {
+                    "description": description,
+                    "notices": image_search_notices(index, cfg, description),
+                    "hits": [hit_json(index, h, sign) for h in hits],
+                }
+
+            return worker.call(run)
+
+    @app.get("/api/ask", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    def ask(
+        q: Annotated[str, Query(min_length=1, description="the question")],
+        modality: Annotated[list[str], Query()] = [],  # noqa: B006
+        folder: Annotated[list[str], Query()] = [],  # noqa: B006
+    ) -> StreamingResponse:
+        """The answer as Server-Sent Events: ``token`` (text pieces), then ``answer`` (with citations) or ``error``."""
+        filters = parse_filters(modality, folder, [])
+        events: queue.Queue[str | None] = queue.Queue()
+
+        def run(index: Index) -> None:
+            try:
+                answer, hits = ask_index(
+                    index, q, cfg, filters, stream=lambda t: events.put(sse_event("token", {"text": t}))
+                )
+                data = {
+                    "question": q,
+                    **answer.to_json(),
+                    "citations": [citation_json(index, c, sign) for c in answer.citations],
+                    "hits": [hit_json(index, h, sign) for h in hits],
+                }
+                events.put(sse_event("answer", data))
+            except Exception as e:  # the stream has started: the client learns of the failure as an event
+                from mmrag.pipeline.errors import user_message
+
+                events.put(sse_event("error", {"detail": user_message(e) or f"{type(e).__name__}: {e}"}))
+            finally:
+                events.put(None)
+
+        worker.submit(run)
+
+        def stream() -> Iterator[str]:
+            while (event := events.get()) is not None:
+                yield event
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    @app.post("/api/ingest", status_code=202)
+    def start_ingest(body: IngestRequest) -> dict[str, str]:
+        """Start indexing files and folders in the background (one job at a time; 409 while one runs)."""
+        if not body.paths:
+            raise HTTPException(400, "give at least one path")
+        paths = [Path(p).expanduser() for p in body.paths]
+        for path in paths:
+            if not path.is_absolute():
+                raise HTTPException(400, f"{path} is not an absolute path on the server")
+            if not path.exists():
+                raise HTTPException(400, f"{path} does not exist on the server")
+        try:
+            job = jobs.start(paths)
+        except JobBusy as e:
+            raise HTTPException(409, str(e)) from e
+        return {"job": job.id}
+
+    @app.get("/api/ingest/{job_id}")
+    def ingest_progress(job_id: str) -> dict[str, object]:
+        """Progress of an ingest job: files_total, files_done, chunks, current, state and, when done, report."""
+        job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no ingest job {job_id}")
+        return job.to_json()
+
+    @app.get("/api/preview", response_model=None)
+    def preview(
+        root: str,
+        source: str,
+        page: int | None = None,
+        slide: int | None = None,
+        rows: Annotated[str | None, Query(pattern=r"^\d+-\d+$")] = None,
+        sheet: str | None = None,
+        start: float | None = None,
+        image: str | None = None,
+    ) -> Response | dict[str, object]:
+        """Evidence to show: a PDF page, a slide picture or a thumbnail as an image; a table's cited rows or a slide's text as JSON."""
+
+        if slide is not None and image is None:
+            path, version = worker.call(lambda index: served_with_version(index, root, source))
+            # outside the index worker: a first rendering runs LibreOffice for a second or two
+            picture = slide_pictures.picture(path, root, source, version, slide)
+            if picture is not None:
+                return Response(picture.read_bytes(), media_type="image/jpeg")
+            return slide_text(path, slide, rendered=bool(slide_pictures.office))
+
+        def run(index: Index) -> Response | dict[str, object]:
+            path = served_path(index, root, source)
+            if image is not None:
+                stored = media_image(index, image)
+                return Response(stored.read_bytes(), media_type=media_type(stored))
+            if page is not None:
+                if path.suffix.lower() != ".pdf":
+                    return {"kind": "page", "page": page, "note": "page images are rendered for PDF files only"}
+                return Response(pdf_page_png(path, page), media_type="image/png")
+            if rows is not None:
+                first, last = (int(x) for x in rows.split("-"))
+                return table_rows(index, root, source, first, last, sheet)
+            if start is not None:
+                return {
+                    "kind": "media",
+                    "start": start,
+                    "file": "/api/file?" + urlencode({"root": root, "source": source}),
+                }
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                return Response(image_thumbnail_png(path), media_type="image/png")
+            raise Refused(400, "say what to preview: page, slide, rows, start or image")
+
+        return worker.call(run)
+
+    @app.get("/api/file", response_model=None, responses={206: {"description": "Partial content"}})
+    def original(root: str, source: str, request: Request) -> Response:
+        """The original file, with HTTP Range support so audio and video can seek."""
+        path = worker.call(lambda index: served_path(index, root, source))
+        size = path.stat().st_size
+        headers = {"Accept-Ranges": "bytes", "Content-Disposition": "inline"}
+        wanted = request.headers.get("range")
+        if wanted is None:
+            span = parse_range("bytes=0-", size) if size else None
+            headers["Content-Length"] = str(size)
+            body = read_bytes(path, span) if span else iter(())
+            return StreamingResponse(body, 200, headers, media_type=media_type(path))
+        try:
+            span = parse_range(wanted, size)
+        except BadRange as e:
+            return JSONResponse({"detail": str(e)}, 416, {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
+        headers["Content-Range"] = f"bytes {span.start}-{span.end}/{size}"
+        headers["Content-Length"] = str(span.length)
+        return StreamingResponse(read_bytes(path, span), 206, headers, media_type=media_type(path))
+
+    return app
+
+
+def serve(
+    cfg: Config, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None
+) -> None:  # pragma: no cover - exercised through `mmrag serve`
+    """Run the server until interrupted. Raises ``TokenRequired`` for a non-local bind without a token."""
+    import uvicorn
+
+    check_bind(host, token)
+    uvicorn.run(create_app(cfg, token=token), host=host, port=port, log_level="warning")
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "LOCAL_HOSTS",
+    "TOKEN_ENV",
+    "TokenRequired",
+    "check_bind",
+    "create_app",
+    "register",
+    "run",
+    "serve",
+]

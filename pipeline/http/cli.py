@@ -1,0 +1,56 @@
+"""``mmrag serve`` on the command line: its flags and the token rule, without importing the web stack.
+
+``cli.py`` calls ``register`` while building its parser, so this module must stay light: FastAPI and
+uvicorn are imported by ``run`` only when the command actually starts the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mmrag.pipeline.config import Config
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+TOKEN_ENV = "MMRAG_API_TOKEN"
+DEFAULT_PORT = 8765
+
+
+class TokenRequired(Exception):
+    """The server would be reachable from other machines without an API token."""
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen beyond this machine without an API token."""
+    if host not in LOCAL_HOSTS and not token:
+        raise TokenRequired(
+            f"refusing to listen on {host} without an API token: anyone who can reach it could read the indexed "
+            f"files. Pass --token SECRET or set ${TOKEN_ENV}, or bind to 127.0.0.1."
+        )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Add ``mmrag serve`` to the command's subparsers (returns it so the CLI can add its common flags)."""
+    p = subparsers.add_parser("serve", help="the web page and HTTP API (search, ask, ingest, previews)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--token", help=f"API token; required for a non-local --host (default: ${TOKEN_ENV})")
+    return p
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    """``mmrag serve``: 0 after a clean stop, 1 when refusing to start."""
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    try:
+        check_bind(args.host, token)
+    except TokenRequired as e:
+        sys.stderr.write(f"mmrag serve: {e}\n")
+        return 1
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    sys.stdout.write(f"mmrag: serving {cfg.index_dir} on http://{shown}:{args.port}/ (Ctrl-C to stop)\n")
+    sys.stdout.flush()
+    from mmrag.pipeline.http.app import serve
+
+    serve(cfg, args.host, args.port, token)
+    return 0

@@ -1,0 +1,95 @@
+"""The API's JSON: hits and citations with the URLs of their previews and files, filters from query parameters."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import HTTPException
+
+from mmrag.ingest.chunk import Modality, Page, Rows, Slide, TimeSpan
+from mmrag.pipeline.answer.extractive import Citation
+from mmrag.pipeline.api import Filters
+from mmrag.pipeline.http.files import IMAGE_SUFFIXES, media_name
+from mmrag.pipeline.http.links import Signer
+from mmrag.pipeline.index import Index
+from mmrag.retrieval.store import Hit
+
+
+def preview_url(index: Index, hit: Hit) -> str:
+    params: dict[str, str] = {"root": hit.root, "source": hit.chunk.source}
+    loc = hit.chunk.locator
+    image = media_name(index, hit)
+    if image:
+        params["image"] = image
+    elif isinstance(loc, Page):
+        params["page"] = str(loc.page)
+    elif isinstance(loc, Slide):
+        params["slide"] = str(loc.slide)
+    elif isinstance(loc, Rows):
+        params["rows"] = f"{loc.first}-{loc.last}"
+        if loc.sheet is not None:
+            params["sheet"] = loc.sheet
+    elif isinstance(loc, TimeSpan):
+        params["start"] = f"{loc.start:g}"
+    elif hit.chunk.modality is not Modality.IMAGE:
+        return ""
+    return "/api/preview?" + urlencode(params)
+
+
+def file_url(hit: Hit) -> str:
+    return "/api/file?" + urlencode({"root": hit.root, "source": hit.chunk.source})
+
+
+def _unsigned(url: str) -> str:
+    return url
+
+
+def hit_json(index: Index, hit: Hit, sign: Signer = _unsigned) -> dict[str, object]:
+    """A hit as ``Hit.to_json`` plus its root and the URLs of its preview and original file.
+
+    ``sign`` adds a signature to those URLs when the server has an API token (``server_links``).
+    """
+    return {**hit.to_json(), "root": hit.root, "preview": sign(preview_url(index, hit)), "file": sign(file_url(hit))}
+
+
+def citation_json(index: Index, citation: Citation, sign: Signer = _unsigned) -> dict[str, object]:
+    out = citation.to_json()
+    out.pop("thumbnail", None)  # a server-side path; the preview URL replaces it
+    return {
+        **out,
+        "root": citation.hit.root,
+        "preview": sign(preview_url(index, citation.hit)),
+        "file": sign(file_url(citation.hit)),
+    }
+
+
+def parse_filters(modality: list[str], folder: list[str], kind: list[str]) -> Filters:
+    modalities = set()
+    for value in modality:
+        for name in value.split(","):
+            if not name.strip():
+                continue
+            try:
+                modalities.add(Modality(name.strip().lower()))
+            except ValueError as e:
+                known = ", ".join(m.value for m in Modality)
+                raise HTTPException(400, f"unknown modality {name!r} (known: {known})") from e
+    kinds = {k.strip().lower().lstrip(".") for value in kind for k in value.split(",") if k.strip()}
+    return Filters(
+        modalities=frozenset(modalities), kinds=frozenset(kinds), folders=tuple(f for f in folder if f.strip())
+    )
+
+
+def upload_name(filename: str) -> str:
+    """A safe local name for an upload that keeps its words (the describer reads file-name words)."""
+    name = Path(filename.replace("\\", "/")).name
+    stem = re.sub(r"[^\w-]+", "-", Path(name).stem).strip("-")[:100] or "query"
+    suffix = Path(name).suffix.lower()
+    return stem + (suffix if suffix in IMAGE_SUFFIXES else ".img")
+
+
+def sse_event(event: str, data: object) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"

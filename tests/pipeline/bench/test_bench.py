@@ -1,0 +1,115 @@
+"""``mmrag bench`` works end to end on a tiny input and prints the figures' documented shape.
+
+Smoke tests only: nothing here asserts a timing (benchmarks are measured by running the command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mmrag.pipeline.bench import main as bench
+from mmrag.pipeline.bench.common import Latency, StageTimer
+
+
+def _tiny_corpus(root: Path) -> Path:
+    drive = root / "drive"
+    (drive / "notes").mkdir(parents=True)
+    (drive / "data").mkdir()
+    (drive / "notes" / "budget.md").write_text(
+        "# Budget 2024\n\nThe travel budget for 2024 is 12,500 EUR. It was approved in March.\n", encoding="utf-8"
+    )
+    (drive / "notes" / "office.txt").write_text("The Lisbon office opens at 8:30 on weekdays.\n", encoding="utf-8")
+    rows = "\n".join(f"2024-01-{d:02d},{100 + d},{90 + d}" for d in range(1, 29))
+    (drive / "data" / "prices.csv").write_text("date,high,low\n" + rows + "\n", encoding="utf-8")
+    return drive
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def test_bench_on_a_tiny_input_prints_every_figure_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_network: list[str]
+) -> None:
+    argv = ["--corpus", str(_tiny_corpus(tmp_path)), "--sizes", "200", "--embedder", "hash", "--json"]
+    argv += ["--small-files", "20", "--queries", "5", "--rounds", "1", "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--skip", "cold"]
+
+    assert bench.main(argv) == 0
+
+    data = json.loads(capsys.readouterr().out)
+    tier = data["search_ms"]["200"]
+    for key in ("p50", "p95", "p99", "baseline_p50", "baseline_p95", "baseline_p99", "ratio_p50", "build_s"):
+        assert _positive(tier[key]), key
+    assert _positive(tier["with_answer"]["p50"]) and _positive(tier["disk_mb"]) and _positive(tier["peak_rss_mb"])
+    assert tier["answered"] > 0
+    assert set(data["ingest"]) == {"docs", "tables"}
+    docs, tables = data["ingest"]["docs"], data["ingest"]["tables"]
+    assert (docs["unit"], docs["units"]) == ("files", 2)
+    assert (tables["unit"], tables["units"]) == ("rows", 28)
+    for figures in (docs, tables):
+        assert _positive(figures["per_s"]) and _positive(figures["baseline_per_s"]) and _positive(figures["speedup"])
+        assert abs(sum(figures["stage_share"].values()) - 1.0) < 0.01
+    corpus = data["ingest_text_corpus"]
+    assert _positive(corpus["speedup"]) and corpus["ocr_s"] == 0  # no pictures in this corpus
+    assert corpus["speedup_same_work"] == corpus["speedup"]
+    assert corpus["embedding_s"] >= 0 and corpus["baseline_embedding_s"] >= 0  # the hash embedder takes ~0 s
+    assert "embedding_speedup" in corpus
+    assert data["reingest_unchanged_s"] >= 0 and _positive(data["reingest_one_changed_s"])
+    assert data["small_files"]["files"] == 20 and data["small_files"]["reingest_unchanged_s"] >= 0
+    assert data["cold_start_s"] is None  # skipped
+    assert _positive(data["machine"]["cores"]) and _positive(data["bench_s"])
+    assert {t["name"] for t in data["targets"]} >= {"search p50 at 100,000 chunks (ms)"}
+    assert list((tmp_path / "cache").iterdir()), "the synthetic index is cached for the next run"
+
+
+def test_the_table_names_each_part(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--corpus", str(_tiny_corpus(tmp_path)), "--embedder", "hash", "--small-files", "5"]
+    argv += ["--skip", "search,cold,baseline"]
+
+    assert bench.main(argv) == 0
+
+    out = capsys.readouterr().out
+    assert "Ingest per modality" in out and "re-ingest, corpus unchanged" in out and "Targets" in out
+
+
+def test_unknown_part_to_skip_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--skip", "everything", "--embedder", "hash"]) == 2
+    assert "unknown part(s) to skip: everything" in capsys.readouterr().err
+
+
+def test_register_adds_the_command_with_its_defaults() -> None:
+    parser = argparse.ArgumentParser(prog="mmrag")
+    bench.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", "--long-video"])
+    options = bench.Options.from_args(args)
+    assert options.sizes == (10_000, 100_000) and options.long_video_s == 600.0 and args.index is None
+
+
+def test_importing_the_command_loads_no_heavy_library() -> None:
+    code = "import sys, mmrag.pipeline.bench.main as b; print(sorted(m for m in ('torch', 'chromadb', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_latency_percentiles_interpolate_between_ranks() -> None:
+    latency = Latency.of([0.001 * i for i in range(1, 101)])
+    assert (round(latency.p50, 2), round(latency.p99, 2), latency.n) == (50.5, 99.01, 100)
+
+
+def test_stage_timer_restores_what_it_wrapped() -> None:
+    class Worker:
+        def work(self) -> int:
+            return 1
+
+    worker = Worker()
+    timer = StageTimer()
+    with timer.patch(worker, "work", "stage"):
+        assert worker.work() == 1
+    assert "work" not in vars(worker) and "stage" in timer.seconds
