@@ -8,6 +8,7 @@ typed; only the store adapter flattens them into scalar metadata, and it rebuild
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +23,10 @@ class Modality(StrEnum):
     FRAME = "frame"
     SPEECH = "speech"
     MOMENT = "moment"
+
+
+PICTURED = frozenset({Modality.IMAGE, Modality.FRAME, Modality.MOMENT})
+"""Modalities whose chunks carry a picture (``Chunk.image``) a person or a vision model can look at."""
 
 
 def _clock(seconds: float) -> str:
@@ -43,6 +48,15 @@ class Page:
     def to_json(self) -> dict[str, object]:
         return {"page": self.page}
 
+    def fragment(self) -> str:
+        return f"page={self.page}"
+
+    def preview_params(self) -> dict[str, str]:
+        return {"page": str(self.page)}
+
+    def overlaps(self, wanted: Wanted) -> bool:
+        return wanted.only("page") and wanted.page in (None, self.page)
+
 
 @dataclass(frozen=True, slots=True)
 class Slide:
@@ -55,6 +69,15 @@ class Slide:
 
     def to_json(self) -> dict[str, object]:
         return {"slide": self.slide}
+
+    def fragment(self) -> str:
+        return ""
+
+    def preview_params(self) -> dict[str, str]:
+        return {"slide": str(self.slide)}
+
+    def overlaps(self, wanted: Wanted) -> bool:
+        return wanted.only("slide") and wanted.slide in (None, self.slide)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +98,20 @@ class Rows:
             out["sheet"] = self.sheet
         return out
 
+    def fragment(self) -> str:
+        return ""
+
+    def preview_params(self) -> dict[str, str]:
+        params = {"rows": f"{self.first}-{self.last}"}
+        if self.sheet is not None:
+            params["sheet"] = self.sheet
+        return params
+
+    def overlaps(self, wanted: Wanted) -> bool:
+        if not wanted.only("sheet", "rows") or wanted.sheet not in (None, self.sheet):
+            return False
+        return wanted.rows is None or (self.first <= wanted.rows[1] and wanted.rows[0] <= self.last)
+
 
 @dataclass(frozen=True, slots=True)
 class Sheet:
@@ -87,6 +124,15 @@ class Sheet:
 
     def to_json(self) -> dict[str, object]:
         return {"sheet": self.sheet}
+
+    def fragment(self) -> str:
+        return ""
+
+    def preview_params(self) -> dict[str, str]:
+        return {}  # a whole sheet (its summary) has no rows to show
+
+    def overlaps(self, wanted: Wanted) -> bool:
+        return wanted.only("sheet") and wanted.sheet in (None, self.sheet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +148,18 @@ class TimeSpan:
     def to_json(self) -> dict[str, object]:
         return {"start": round(self.start, 2), "end": round(self.end, 2)}
 
+    def fragment(self) -> str:
+        return f"t={int(round(self.start, 2))}"
+
+    def preview_params(self) -> dict[str, str]:
+        return {"start": f"{round(self.start, 2):g}"}
+
+    def overlaps(self, wanted: Wanted) -> bool:
+        if not wanted.only("span"):
+            return False
+        start, end = round(self.start, 2), round(self.end, 2)
+        return wanted.span is None or (start <= wanted.span[1] and wanted.span[0] <= end)
+
 
 @dataclass(frozen=True, slots=True)
 class Section:
@@ -115,8 +173,50 @@ class Section:
     def to_json(self) -> dict[str, object]:
         return {"section": " > ".join(self.path)} if self.path else {}
 
+    def fragment(self) -> str:
+        return ""
+
+    def preview_params(self) -> dict[str, str]:
+        return {}
+
+    def overlaps(self, wanted: Wanted) -> bool:
+        return wanted.only()
+
 
 Locator = Page | Slide | Rows | Sheet | TimeSpan | Section
+"""Every locator has ``cite()`` ("p. 3"), ``to_json()``, ``fragment()`` (the part of a link after ``#``:
+``page=3``, ``t=92``), ``preview_params()`` (what the web preview needs to show it) and ``overlaps(wanted)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """Where evidence is said to be, as an evaluation question gives it; unset fields constrain nothing.
+
+    ``span`` is seconds [start, end]; ``rows`` are 1-based data rows [first, last].
+    """
+
+    page: int | None = None
+    slide: int | None = None
+    sheet: str | None = None
+    rows: tuple[int, int] | None = None
+    span: tuple[float, float] | None = None
+
+    @classmethod
+    def from_json(cls, entry: Mapping[str, object]) -> Wanted:
+        """From an evidence entry: ``{"page": 3}``, ``{"sheet": "Q3", "rows": [4, 9]}``, ``{"start": 1, "end": 9}``."""
+        rows = entry.get("rows")
+        span = (entry.get("start"), entry.get("end"))
+        return cls(
+            page=int(str(entry["page"])) if "page" in entry else None,
+            slide=int(str(entry["slide"])) if "slide" in entry else None,
+            sheet=str(entry["sheet"]) if "sheet" in entry else None,
+            rows=(int(str(rows[0])), int(str(rows[1]))) if isinstance(rows, list | tuple) and len(rows) == 2 else None,
+            span=(float(str(span[0])), float(str(span[1]))) if None not in span else None,
+        )
+
+    def only(self, *fields: str) -> bool:
+        """Whether nothing but ``fields`` is constrained (a page locator cannot satisfy a wanted slide)."""
+        return all(getattr(self, name) is None for name in ("page", "slide", "sheet", "rows", "span") if name not in fields)
 
 SECTION_SEPARATOR = " > "
 
@@ -181,12 +281,3 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     locator: Locator
     first_row: int = 1
-
-
-class IngestError(Exception):
-    """A file that cannot be ingested, with a reason a person can act on."""
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
-        self.reason = reason

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmrag.ingest.chunk import Modality
+from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def _date(text: str | None, flag: str, end_of_day: bool = False) -> datetime | N
         raise UsageError(f"{flag} takes a date like 2024-01-31, got {text!r}") from e
 
 
-class UsageError(Exception):
+class UsageError(MmragError):
     pass
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.ingest.base import ChunkingConfig
+from mmrag.ingest.errors import MmragError
 
 
-class ConfigError(Exception):
+class ConfigError(MmragError):
     """A configuration value that cannot be used; the message names the file or variable."""
 
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+from mmrag.ingest.errors import MmragError
+
 
 def user_message(error: BaseException) -> str | None:
-    from mmrag.pipeline.answer.llm import LlmError
-    from mmrag.pipeline.evaluate import QuestionFileError
-    from mmrag.pipeline.image_query import ImageQueryError
-    from mmrag.pipeline.index import ModelMissing
-    from mmrag.retrieval.store import IndexMismatch
-
-    if isinstance(error, IndexMismatch | ModelMissing | QuestionFileError | ImageQueryError | LlmError):
+    """The line to show for a failure a person can fix (an ``MmragError`` or an OS file error), else None."""
+    if isinstance(error, MmragError):
         return str(error)
     if isinstance(error, FileNotFoundError):
         return f"{error.filename or error}: no such file or folder" if error.filename else str(error)

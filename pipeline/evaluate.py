@@ -17,12 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmrag.ingest.chunk import Wanted, locator_from_json
+from mmrag.ingest.errors import MmragError
 from mmrag.retrieval.store import Hit
 
 LOCATOR_KEYS = ("page", "slide", "sheet", "rows", "start", "end")
 
 
-class QuestionFileError(Exception):
+class QuestionFileError(MmragError):
     """A question file that cannot be read; the message names the file and line."""
 
 
@@ -56,31 +58,12 @@ def load_questions(path: Path) -> list[Question]:
     return out
 
 
-def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
-
-
 def matches(source: str, locator: Mapping[str, object], entry: Mapping[str, object]) -> bool:
-    """Whether a hit (source + locator JSON) matches one evidence entry."""
+    """Whether a hit (source + locator JSON) matches one evidence entry (``Locator.overlaps``)."""
     file = str(entry.get("file", ""))
     if not file or not (source == file or source.endswith("/" + file)):
         return False
-    for key in ("page", "slide", "sheet"):
-        if key in entry and str(locator.get(key)) != str(entry[key]):
-            return False
-    if "rows" in entry:
-        rows, want = locator.get("rows"), entry["rows"]
-        if not isinstance(rows, list | tuple) or not isinstance(want, list | tuple):
-            return False
-        if not _overlap((float(rows[0]), float(rows[1])), (float(want[0]), float(want[1]))):
-            return False
-    if "start" in entry and "end" in entry:
-        if "start" not in locator or "end" not in locator:
-            return False
-        span = (float(str(locator["start"])), float(str(locator["end"])))
-        if not _overlap(span, (float(str(entry["start"])), float(str(entry["end"])))):
-            return False
-    return True
+    return locator_from_json(dict(locator)).overlaps(Wanted.from_json(entry))
 
 
 def first_match_rank(hits: Sequence[Mapping[str, object]], evidence: Iterable[Mapping[str, object]]) -> int | None:

@@ -19,7 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from mmrag.ingest.base import IngestSettings
-from mmrag.ingest.chunk import IngestError, Modality
+from mmrag.ingest.chunk import PICTURED
+from mmrag.ingest.errors import IngestError, MmragError
 from mmrag.ingest.formats.images import ImagesIngestor
 from mmrag.pipeline.api import Filters, resolve_filter
 from mmrag.pipeline.config import Config
@@ -28,13 +29,12 @@ from mmrag.pipeline.models import resolve_clip
 from mmrag.retrieval.search import fuse
 from mmrag.retrieval.store import Hit, SearchFilter
 
-VISUAL_MODALITIES = frozenset({Modality.IMAGE, Modality.FRAME, Modality.MOMENT})
 CANDIDATES = 50  # per search, before fusion
 MAX_DESCRIPTION_CHARS = 2000  # the text embedder reads far less; the keyword side needs no more
 IMAGE_QUERY_WEIGHTS = {"visual": 1.0, "description": 1.0}  # looks like it, and is described like it
 
 
-class ImageQueryError(Exception):
+class ImageQueryError(MmragError):
     """The query image cannot be used (not an image, damaged, too large); the message says which and why."""
 
 
@@ -85,7 +85,7 @@ def image_search_notices(index: Index, cfg: Config, description: str) -> list[st
 
 def _visual_filter(flt: SearchFilter) -> SearchFilter | None:
     """The user's filter narrowed to visual chunks, or ``None`` when it allows none of them."""
-    allowed = VISUAL_MODALITIES & flt.modalities if flt.modalities else VISUAL_MODALITIES
+    allowed = PICTURED & flt.modalities if flt.modalities else PICTURED
     return replace(flt, modalities=allowed) if allowed else None
 
 

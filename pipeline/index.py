@@ -12,6 +12,7 @@ from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.engines.ocr_cache import FILE_NAME as OCR_CACHE_FILE
 from mmrag.ingest.engines.slide_render import find_office, slide_pictures_folder
+from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.models import resolve_clip, resolve_ocr, resolve_speech, resolve_text
 from mmrag.pipeline.offline import apply_offline_env
@@ -38,7 +39,7 @@ TEXT_RUNTIMES = ("onnx-int8", "torch")
 log = logging.getLogger(__name__)
 
 
-class ModelMissing(Exception):
+class ModelMissing(MmragError):
     """A model a command needs is not on this machine; the message says how to provide it."""
 
 

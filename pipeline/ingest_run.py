@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from mmrag.ingest.chunk import Chunk, IngestError, Table
+from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.detect import FileKind, detect
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.registry import ingestor_for
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.index import Index, ingest_settings

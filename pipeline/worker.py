@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.index import Index, open_index
 from mmrag.pipeline.ingest_run import run_ingest
@@ -110,7 +111,7 @@ class IngestJob:
             }
 
 
-class JobBusy(Exception):
+class JobBusy(MmragError):
     """An ingest job is already running; only one runs at a time."""
 
 

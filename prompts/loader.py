@@ -22,12 +22,14 @@ from functools import cache
 from importlib import resources
 from string import Template
 
+from mmrag.ingest.errors import MmragError
+
 PACKAGE = "mmrag.prompts"
 SUFFIX = ".md"
 _HEADER = re.compile(r"\A\s*<!--.*?-->[ \t]*\n?", re.DOTALL)
 
 
-class PromptError(Exception):
+class PromptError(MmragError):
     """A template that cannot be rendered with the given variables; the message names both."""
 
 

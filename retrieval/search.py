@@ -19,7 +19,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-from mmrag.ingest.chunk import Modality
+from mmrag.ingest.chunk import PICTURED, Modality
 from mmrag.retrieval.fusion import Fused, moment_bonus, reciprocal_rank_fusion
 from mmrag.retrieval.keyword import KeywordIndex, exact_terms
 from mmrag.retrieval.records import record_id
@@ -30,7 +30,6 @@ VECTOR_POOL = 100
 KEYWORD_POOL = 50
 EXACT_POOL = 5
 MODALITY_POOL = 5
-VISUAL_MODALITIES = (Modality.IMAGE, Modality.FRAME, Modality.MOMENT)
 WEIGHTS = {"vector": 1.0, "keyword": 1.0, "exact": 1.0}
 MODALITY_WEIGHT = 0.3
 ALL_LISTS = frozenset({"vector", "keyword", "exact", "modality"})
@@ -89,7 +88,7 @@ class Searcher:
         for modality in Modality:
             if modality == Modality.TEXT or (flt.modalities and modality not in flt.modalities):
                 continue
-            if self._vectorizer.visual and modality in VISUAL_MODALITIES:
+            if self._vectorizer.visual and modality in PICTURED:
                 own = replace(flt, modalities=frozenset({modality}))
                 lists[f"modality:{modality}"] = self._store.query(query_vector, MODALITY_POOL, own)
             else:

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mmrag.ingest.chunk import Chunk, Modality
+from mmrag.ingest.errors import MmragError
 
 LAYOUT_VERSION = 1
 
@@ -67,7 +68,7 @@ class EmbeddingLayout:
         return f"{self.text_model} ({self.text_dim}-d){image}, layout v{self.version}"
 
 
-class IndexMismatch(Exception):
+class IndexMismatch(MmragError):
     """The index was built with other models than the ones configured now."""
 
 

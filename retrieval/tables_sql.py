@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmrag.ingest.chunk import Locator, Rows, Sheet, Table, locator_from_json
+from mmrag.ingest.errors import MmragError
+from mmrag.ingest.text.numbers import CURRENCY, parse_number
 
 SqlValue = int | float | str | bytes | None
 Params = Sequence[SqlValue] | Mapping[str, SqlValue]
@@ -62,8 +64,6 @@ CREATE INDEX IF NOT EXISTS tables_by_source ON tables(root, source);
 """
 
 _WORD_SEPARATORS = re.compile(r"[^a-z0-9]+")
-_NUMBER = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
-_CURRENCY = "$€£¥₹"
 _NAME_MAX = 60
 _MAX_VALUE_BYTES = 16 * 1024 * 1024
 # What a table shows for "nothing" (stored as NULL, so that AVG and COUNT skip it; _raw keeps it).
@@ -87,7 +87,7 @@ _ALLOWED_ACTIONS = frozenset(
 )
 
 
-class QueryError(ValueError):
+class QueryError(MmragError, ValueError):
     """A query that was refused or failed; the message says why (it can be shown to a person or an LLM)."""
 
 
@@ -131,31 +131,10 @@ class QueryResult:
 def sql_value(text: str) -> SqlValue:
     """How a displayed cell is stored: a number when it is one, else the text; NULL when empty."""
     t = text.strip()
-    if not t or t.strip(_CURRENCY).strip().lower() in _EMPTY_MARKS:
+    if not t or t.strip(CURRENCY).strip().lower() in _EMPTY_MARKS:
         return None
-    number = _parse_number(t)
+    number = parse_number(t)
     return t if number is None else number
-
-
-def _parse_number(text: str) -> int | float | None:
-    # Mirrors ingest.tablechunks.parse_number (retrieval does not import ingest's logic).
-    t = text.replace("\u2212", "-")
-    negative = False
-    if t[:1] in ("+", "-"):
-        negative, t = t[0] == "-", t[1:].lstrip()
-    t = t.strip(_CURRENCY).strip()
-    if t.startswith("(") and t.endswith(")"):
-        negative, t = not negative, t[1:-1].strip()
-    if t[:1] in ("+", "-"):
-        negative, t = negative != (t[0] == "-"), t[1:].lstrip()
-    t = t.strip(_CURRENCY).strip()
-    if t.endswith("%"):
-        t = t[:-1].rstrip()
-    if not _NUMBER.fullmatch(t) or (len(t) > 1 and t[0] == "0" and t[1].isdigit()):
-        return None
-    plain = t.replace(",", "")
-    value: int | float = int(plain) if plain.isdigit() and len(plain) < 19 else float(plain)
-    return -value if negative else value
 
 
 def column_names(headers: Sequence[str]) -> tuple[str, ...]:

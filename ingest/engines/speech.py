@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from mmrag.ingest.chunk import IngestError
+from mmrag.ingest.errors import IngestError
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mmrag.ingest.chunk import IngestError
+from mmrag.ingest.errors import IngestError
 
 _PIXELS_LOCK = threading.Lock()
 """Held while ``Image.MAX_IMAGE_PIXELS`` is changed, i.e. around a header parse or a huge decode."""

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, TimeSpan
+from mmrag.ingest.chunk import Chunk, Modality, TimeSpan
 from mmrag.ingest.engines.speech import Segment, SpeechModelError, decode_audio, speech_windows, transcriber_for
+from mmrag.ingest.errors import IngestError
 
 NO_MODEL = "no speech model available (see `mmrag models`)"
 NO_SPEECH = "no speech found (silent or music-only audio)"

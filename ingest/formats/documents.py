@@ -21,7 +21,8 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from mmrag.ingest.base import ChunkingConfig
-from mmrag.ingest.chunk import SECTION_SEPARATOR, Chunk, IngestError, Locator, Modality, Page, Section
+from mmrag.ingest.chunk import SECTION_SEPARATOR, Chunk, Locator, Modality, Page, Section
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats import unstructured_adapter as ua
 from mmrag.ingest.text.textsplit import pack_blocks
 

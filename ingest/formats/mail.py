@@ -18,7 +18,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from mmrag.ingest.base import ChunkingConfig
-from mmrag.ingest.chunk import Chunk, IngestError
+from mmrag.ingest.chunk import Chunk
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats import unstructured_adapter as ua
 from mmrag.ingest.formats.documents import (
     EMPTY,

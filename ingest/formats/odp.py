@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from xml.etree import ElementTree
 
-from mmrag.ingest.chunk import IngestError
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.pptx_parts import CellTable, cell_table
 from mmrag.ingest.formats.slides import ENCRYPTED, Picture, SlideContent, SlidesIngestor
 from mmrag.ingest.text.tablechunks import clean_cell, markdown_table

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.ingest.base import ChunkingConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, Page
+from mmrag.ingest.chunk import Chunk, Modality, Page
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.text.textsplit import pack_blocks
 
 PDFIUM_LOCK = threading.RLock()

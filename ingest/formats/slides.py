@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.ingest.base import IngestSettings
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, Slide, Table
+from mmrag.ingest.chunk import Chunk, Modality, Slide, Table
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.pptx_parts import CellTable, chart_data, diagram_text, graphic_kind, pptx_table
 from mmrag.ingest.text.tablechunks import clean_cell, markdown_table, table_chunks
 from mmrag.ingest.text.textsplit import pack_blocks

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from mmrag.ingest.base import IngestSettings
-from mmrag.ingest.chunk import Chunk, IngestError, Locator, Rows, Section, Sheet, Table
+from mmrag.ingest.chunk import Chunk, Locator, Rows, Section, Sheet, Table
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.text.cellformat import format_cell
 from mmrag.ingest.text.tablechunks import clean_cell, header_names, looks_numeric, summary_chunks, table_chunks
 

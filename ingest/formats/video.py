@@ -35,8 +35,9 @@ import numpy as np
 import numpy.typing as npt
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, TimeSpan
+from mmrag.ingest.chunk import Chunk, Modality, TimeSpan
 from mmrag.ingest.engines.speech import Segment
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.audio import AudioIngestor, speech_chunks, transcribe_file
 
 log = logging.getLogger(__name__)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from mmrag.ingest.base import ChunkingConfig
 from mmrag.ingest.chunk import Chunk, Locator, Modality
+from mmrag.ingest.text.numbers import CURRENCY, parse_number
 from mmrag.ingest.text.textsplit import pack_blocks
 
 MAX_ROWS_PER_CHUNK = 40
@@ -32,9 +33,6 @@ _EXAMPLES = 8
 _EXAMPLE_MAX = 40
 _SPACES = re.compile(r"\s+")
 _UNUSUAL_SPACE = re.compile(r"[^\S ]|  ")
-_PLAIN_NUMBER = re.compile(r"-?(?:0|[1-9]\d{0,17})(\.\d+)?")
-_NUMBER = re.compile(r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
-_CURRENCY = "$€£¥₹"
 # What a sheet shows for "nothing" in a numeric column; it does not make the column text.
 _NULLISH = frozenset({"-", "–", "—", "n/a", "na", "n.a.", "nan", "null", "none", "#n/a", "…", "..."})
 
@@ -54,37 +52,6 @@ def header_names(cells: Sequence[str], width: int | None = None) -> tuple[str, .
     width = len(cells) if width is None else width
     names = [clean_cell(cells[i]) if i < len(cells) else "" for i in range(width)]
     return tuple(name or f"column {i}" for i, name in enumerate(names, start=1))
-
-
-def parse_number(text: str) -> int | float | None:
-    """The number a cell shows, or ``None``: "$1,801.5" -> 1801.5, "(194)" -> -194, "52.9%" -> 52.9.
-
-    Percentages keep the number as displayed (not divided by 100). Text with leading zeros ("007",
-    an id) and dates are not numbers.
-    """
-    t = text.strip()
-    simple = _PLAIN_NUMBER.fullmatch(t)
-    if simple is not None:  # the common case: no separators, symbols or signs to strip
-        return float(t) if simple.group(1) else int(t)
-    t = t.replace("\u2212", "-")
-    if not t:
-        return None
-    negative = False
-    if t[0] in "+-":
-        negative, t = t[0] == "-", t[1:].lstrip()
-    t = t.strip(_CURRENCY).strip()
-    if t.startswith("(") and t.endswith(")"):
-        negative, t = not negative, t[1:-1].strip()
-    if t[:1] in "+-":
-        negative, t = negative != (t[0] == "-"), t[1:].lstrip()
-    t = t.strip(_CURRENCY).strip()
-    if t.endswith("%"):
-        t = t[:-1].rstrip()
-    if not _NUMBER.fullmatch(t) or (len(t) > 1 and t[0] == "0" and t[1].isdigit()):
-        return None
-    plain = t.replace(",", "")
-    value: int | float = int(plain) if plain.isdigit() and len(plain) < 19 else float(plain)
-    return -value if negative else value
 
 
 def looks_numeric(cells: Sequence[str]) -> bool:
@@ -211,7 +178,7 @@ def describe_columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> li
         if not values:
             lines.append(f"- {name}: empty")
             continue
-        numbers = [(parse_number(v), v) for v in values if v.strip(_CURRENCY).strip().lower() not in _NULLISH]
+        numbers = [(parse_number(v), v) for v in values if v.strip(CURRENCY).strip().lower() not in _NULLISH]
         parsed = [(n, v) for n, v in numbers if n is not None]
         # A stray repeated header or footnote does not make a column of figures a text column.
         if parsed and len(parsed) >= 0.8 * len(numbers):

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmrag.ingest.chunk import Modality
+from mmrag.ingest.chunk import PICTURED
 from mmrag.pipeline.answer.units import Scored, score_units, terms
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.vectorize import Vectorizer
@@ -19,7 +19,6 @@ from mmrag.retrieval.vectorize import Vectorizer
 DECLINE_TEXT = "Not found in the indexed files."
 EXTRACTIVE_NOTE = "Extractive answer (quoted from the indexed files; no LLM is configured):"
 MAX_QUOTE_CHARS = 400
-_PICTURED = frozenset({Modality.IMAGE, Modality.FRAME, Modality.MOMENT})
 QUOTE_FLOOR = 0.6  # quote only units scoring at least this share of the best one
 
 
@@ -34,7 +33,7 @@ class Citation:
     def thumbnail(self) -> str:
         """The picture to show next to an image, frame or moment citation ("" for other evidence)."""
         chunk = self.hit.chunk
-        return str(chunk.image) if chunk.image is not None and chunk.modality in _PICTURED else ""
+        return str(chunk.image) if chunk.image is not None and chunk.modality in PICTURED else ""
 
     def to_json(self) -> dict[str, object]:
         chunk = self.hit.chunk
@@ -74,12 +73,8 @@ def link_for(hit: Hit) -> str:
     """A link a person can open: the file, with the page or the second when the format supports it."""
     path = Path(hit.root) / hit.chunk.source if hit.root else Path(hit.chunk.source)
     uri = path.as_uri() if path.is_absolute() else str(path)
-    loc = hit.chunk.locator.to_json()
-    if "page" in loc:
-        return f"{uri}#page={loc['page']}"
-    if "start" in loc:
-        return f"{uri}#t={int(float(str(loc['start'])))}"
-    return uri
+    fragment = hit.chunk.locator.fragment()
+    return f"{uri}#{fragment}" if fragment else uri
 
 
 def content_words(text: str) -> set[str]:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmrag.ingest.chunk import Modality
+from mmrag.ingest.chunk import PICTURED
 from mmrag.pipeline.answer.citations import Checked, CitationGate
 from mmrag.pipeline.answer.extractive import (
     DECLINE_TEXT,
@@ -48,7 +48,6 @@ NOT_FOUND = "NOT_FOUND"  # the reply that means "the evidence does not hold the 
 MAX_EVIDENCE_CHARS = 3000
 MAX_IMAGES = 4
 MIN_SIMILARITY = 0.3
-_PICTURED = frozenset({Modality.IMAGE, Modality.FRAME, Modality.MOMENT})
 _QUOTE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -91,7 +90,7 @@ def build_messages(question: str, hits: Sequence[Hit], *, boundary: str, vision:
     if vision:
         for n, hit in enumerate(hits, start=1):
             chunk = hit.chunk
-            if chunk.modality in _PICTURED and chunk.image is not None and len(images) < MAX_IMAGES:
+            if chunk.modality in PICTURED and chunk.image is not None and len(images) < MAX_IMAGES:
                 images.append((f"Image of evidence [{n}] ({chunk.source}, {chunk.locator.cite()}):", chunk.image))
     return [Message(Role.SYSTEM, system), Message(Role.USER, user, tuple(images))]
 

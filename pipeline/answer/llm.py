@@ -21,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.config import ModelsConfig
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ _IMAGE_TYPES = {
 }
 
 
-class LlmError(Exception):
+class LlmError(MmragError):
     """The LLM could not answer for a reason a person can fix; the message names the endpoint."""
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.config import Config, load_config
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ DEFAULT_SIZES = "10000,100000"
 REPO = Path(__file__).resolve().parents[2]
 
 
-class BenchUsageError(ValueError):
+class BenchUsageError(MmragError, ValueError):
     """A bench option that cannot be used; the CLI exits 2 with this message."""
 
 

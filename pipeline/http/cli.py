@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.config import Config
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -17,7 +18,7 @@ TOKEN_ENV = "MMRAG_API_TOKEN"
 DEFAULT_PORT = 8765
 
 
-class TokenRequired(Exception):
+class TokenRequired(MmragError):
     """The server would be reachable from other machines without an API token."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mmrag.ingest.chunk import Rows, Sheet
+from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.index import MEDIA_DIR, Index
 from mmrag.retrieval.manifest import OK
 from mmrag.retrieval.store import Hit
@@ -36,7 +37,7 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-class Refused(Exception):
+class Refused(MmragError):
     """A file request that is not served; ``status`` is the HTTP status, the message the reason."""
 
     def __init__(self, status: int, reason: str) -> None:
@@ -220,7 +221,7 @@ def slide_text(path: Path, slide: int, *, rendered: bool = False) -> dict[str, o
 
     ``rendered``: LibreOffice was there and tried, so the note says rendering failed, not that it is missing.
     """
-    from mmrag.ingest.chunk import IngestError
+    from mmrag.ingest.errors import IngestError
     from mmrag.ingest.formats.odp import OdpIngestor
     from mmrag.ingest.formats.slides import SlidesIngestor
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import HTTPException
 
-from mmrag.ingest.chunk import Modality, Page, Rows, Slide, TimeSpan
+from mmrag.ingest.chunk import Modality
 from mmrag.pipeline.answer.extractive import Citation
 from mmrag.pipeline.api import Filters
 from mmrag.pipeline.http.files import IMAGE_SUFFIXES, media_name
@@ -19,23 +19,16 @@ from mmrag.retrieval.store import Hit
 
 
 def preview_url(index: Index, hit: Hit) -> str:
+    """The preview of a hit: its stored picture when it has one, else what its locator says to show."""
     params: dict[str, str] = {"root": hit.root, "source": hit.chunk.source}
-    loc = hit.chunk.locator
     image = media_name(index, hit)
     if image:
         params["image"] = image
-    elif isinstance(loc, Page):
-        params["page"] = str(loc.page)
-    elif isinstance(loc, Slide):
-        params["slide"] = str(loc.slide)
-    elif isinstance(loc, Rows):
-        params["rows"] = f"{loc.first}-{loc.last}"
-        if loc.sheet is not None:
-            params["sheet"] = loc.sheet
-    elif isinstance(loc, TimeSpan):
-        params["start"] = f"{loc.start:g}"
-    elif hit.chunk.modality is not Modality.IMAGE:
-        return ""
+    else:
+        shown = hit.chunk.locator.preview_params()
+        if not shown and hit.chunk.modality is not Modality.IMAGE:
+            return ""
+        params |= shown
     return "/api/preview?" + urlencode(params)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmrag.ingest.chunk import IngestError
 from mmrag.ingest.engines.speech import (
     FasterWhisperTranscriber,
     OpenAIWhisperTranscriber,
@@ -20,6 +19,7 @@ from mmrag.ingest.engines.speech import (
     speech_windows,
     transcriber_for,
 )
+from mmrag.ingest.errors import IngestError
 
 
 def seg(start: float, end: float, text: str) -> Segment:

@@ -11,8 +11,9 @@ import pytest
 
 import mmrag.ingest.formats.audio as audio_module
 from mmrag.ingest.base import IngestSettings, MediaConfig
-from mmrag.ingest.chunk import IngestError, Modality, TimeSpan
+from mmrag.ingest.chunk import Modality, TimeSpan
 from mmrag.ingest.engines.speech import Segment, Transcriber
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.audio import NO_MODEL, NO_SPEECH, AudioIngestor
 
 SR = 16_000

@@ -9,7 +9,8 @@ from docx.enum.text import WD_BREAK
 from docx.oxml import OxmlElement
 
 from mmrag.ingest.base import ChunkingConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, Page, Section, locator_from_json
+from mmrag.ingest.chunk import Chunk, Modality, Page, Section, locator_from_json
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats import unstructured_adapter as ua
 from mmrag.ingest.formats.documents import (
     DocxIngestor,

@@ -14,8 +14,9 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, Section
+from mmrag.ingest.chunk import Chunk, Modality, Section
 from mmrag.ingest.engines.thumbs import main_colours, save_thumbnail, thumbnail_path, to_rgb
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats import images as images_module
 from mmrag.ingest.formats.images import ImageLabeler, ImagesIngestor, clean_field, name_words
 

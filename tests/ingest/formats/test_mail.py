@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from mmrag.ingest.base import ChunkingConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Section
+from mmrag.ingest.chunk import Chunk, Section
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.mail import EmailIngestor
 
 

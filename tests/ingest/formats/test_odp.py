@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, Slide, Table
+from mmrag.ingest.chunk import Chunk, Modality, Slide, Table
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.odp import OdpIngestor
 from mmrag.ingest.formats.slides import ENCRYPTED
 

@@ -9,7 +9,8 @@ import pypdf
 import pytest
 
 from mmrag.ingest.base import ChunkingConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, Page
+from mmrag.ingest.chunk import Chunk, Modality, Page
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.pdf import ENCRYPTED, NO_TEXT, PdfIngestor, normalise_page_text
 
 MakePdf = Callable[..., Path]

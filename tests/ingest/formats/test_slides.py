@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from mmrag.ingest.base import ChunkingConfig, IngestSettings, MediaConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, Slide, Table
+from mmrag.ingest.chunk import Chunk, Modality, Slide, Table
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.slides import ENCRYPTED, NO_CONTENT, SlidesIngestor
 
 DRIVE = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "drive"

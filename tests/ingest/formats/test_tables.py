@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from mmrag.ingest.base import ChunkingConfig, IngestSettings
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, Rows, Section, Sheet, Table
+from mmrag.ingest.chunk import Chunk, Modality, Rows, Section, Sheet, Table
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats import tables
 from mmrag.ingest.formats.tables import ENCRYPTED, TablesIngestor
 from mmrag.ingest.text.cellformat import format_cell
-from mmrag.ingest.text.tablechunks import parse_number, table_chunks
+from mmrag.ingest.text.numbers import parse_number
+from mmrag.ingest.text.tablechunks import table_chunks
 
 DRIVE = Path(__file__).resolve().parents[3].parent / "shared" / "corpus" / "drive"
 

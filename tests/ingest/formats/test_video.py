@@ -11,8 +11,9 @@ import pytest
 import mmrag.ingest.engines.ocr as ocr_module
 import mmrag.ingest.formats.audio as audio_module
 from mmrag.ingest.base import IngestSettings, MediaConfig
-from mmrag.ingest.chunk import Chunk, IngestError, Modality, TimeSpan
+from mmrag.ingest.chunk import Chunk, Modality, TimeSpan
 from mmrag.ingest.engines.speech import Segment, Transcriber
+from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.video import (
     NO_FRAMES,
     Keyframe,

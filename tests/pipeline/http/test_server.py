@@ -489,9 +489,8 @@ def test_the_cli_path_does_not_import_the_web_stack() -> None:
 
 
 def test_slide_text_reads_odp_decks_as_they_were_indexed(tmp_path: Path) -> None:
-    from tests.ingest.formats.test_odp import build_odp
-
     from mmrag.pipeline.http.files import Refused, slide_text
+    from tests.ingest.formats.test_odp import build_odp
 
     deck = build_odp(tmp_path / "review.odp")
     first = slide_text(deck, 1)
