@@ -9,57 +9,19 @@ hits = search("carbon intensity 2022", cfg, k=5)
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
-from mmrag.ingest.chunk import Modality
 from mmrag.pipeline.answer.extractive import Answer
 from mmrag.pipeline.answer.llm import TokenSink
 from mmrag.pipeline.config import Config
+from mmrag.pipeline.filters import Filters, resolve_filter
 from mmrag.pipeline.index import Index, open_index
 from mmrag.pipeline.ingest_run import IngestReport, ProgressSink, run_ingest
 from mmrag.retrieval.embed import TextEmbedder
-from mmrag.retrieval.manifest import OK, Manifest
-from mmrag.retrieval.store import Hit, SearchFilter
+from mmrag.retrieval.store import Hit
 
 ANSWER_HITS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """What a user may restrict a search to. Folder and glob patterns match sources (relative paths)."""
-
-    modalities: frozenset[Modality] = frozenset()
-    kinds: frozenset[str] = frozenset()
-    folders: tuple[str, ...] = ()
-    globs: tuple[str, ...] = ()
-    modified_after: datetime | None = None
-    modified_before: datetime | None = None
-    extra_sources: frozenset[str] | None = field(default=None)
-
-
-def resolve_filter(filters: Filters, manifest: Manifest) -> SearchFilter:
-    """Turn user filters into a store filter; folder/glob patterns are resolved to sources via the manifest."""
-    sources: frozenset[str] | None = None
-    if filters.folders or filters.globs:
-        folders = [f.strip("/") + "/" for f in filters.folders]
-        sources = frozenset(
-            r.source
-            for r in manifest.files()
-            if r.status == OK
-            and (not folders or any(r.source.startswith(f) for f in folders))
-            and (not filters.globs or any(fnmatch.fnmatch(r.source, g) for g in filters.globs))
-        )
-    return SearchFilter(
-        modalities=filters.modalities,
-        kinds=filters.kinds,
-        sources=sources,
-        modified_after=filters.modified_after,
-        modified_before=filters.modified_before,
-    )
 
 
 def ingest(

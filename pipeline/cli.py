@@ -11,16 +11,15 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mmrag.ingest.chunk import Modality
 from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.config import Config, ConfigError, load_config
+from mmrag.pipeline.filters import FilterError
 
 if TYPE_CHECKING:
-    from mmrag.pipeline.api import Filters
+    from mmrag.pipeline.filters import Filters
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -113,42 +112,20 @@ def _config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _date(text: str | None, flag: str, end_of_day: bool = False) -> datetime | None:
-    """A date or date-time; a bare ``--before`` date includes that whole day."""
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-        if end_of_day and len(text.strip()) == 10:
-            when = datetime.combine(when.date(), time.max)
-        return when
-    except ValueError as e:
-        raise UsageError(f"{flag} takes a date like 2024-01-31, got {text!r}") from e
-
-
 class UsageError(MmragError):
     pass
 
 
 def _parse_filters(args: argparse.Namespace) -> Filters:
-    from mmrag.pipeline.api import Filters
+    from mmrag.pipeline.filters import parse_filters
 
-    modalities = set()
-    for value in args.modality:
-        for name in value.split(","):
-            try:
-                modalities.add(Modality(name.strip().lower()))
-            except ValueError as e:
-                known = ", ".join(m.value for m in Modality)
-                raise UsageError(f"unknown modality {name!r} (known: {known})") from e
-    kinds = {k.strip().lower().lstrip(".") for value in args.kinds for k in value.split(",")}
-    return Filters(
-        modalities=frozenset(modalities),
-        kinds=frozenset(kinds),
-        folders=tuple(args.folder),
-        globs=tuple(args.glob),
-        modified_after=_date(args.after, "--after"),
-        modified_before=_date(args.before, "--before", end_of_day=True),
+    return parse_filters(
+        modalities=args.modality,
+        kinds=args.kinds,
+        folders=args.folder,
+        globs=args.glob,
+        after=args.after,
+        before=args.before,
     )
 
 
@@ -342,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = _config(args)
         return COMMANDS[args.command](args, cfg)
-    except UsageError as e:
+    except (UsageError, FilterError) as e:
         parser.print_usage(sys.stderr)
         print(f"mmrag {args.command}: {e}", file=sys.stderr)
         return EXIT_USAGE

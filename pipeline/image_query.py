@@ -22,8 +22,8 @@ from mmrag.ingest.base import IngestSettings
 from mmrag.ingest.chunk import PICTURED
 from mmrag.ingest.errors import IngestError, MmragError
 from mmrag.ingest.formats.images import ImagesIngestor
-from mmrag.pipeline.api import Filters, resolve_filter
 from mmrag.pipeline.config import Config
+from mmrag.pipeline.filters import Filters, resolve_filter
 from mmrag.pipeline.index import Index
 from mmrag.pipeline.models import resolve_clip
 from mmrag.retrieval.search import fuse

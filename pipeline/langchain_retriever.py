@@ -30,8 +30,9 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import Field, PrivateAttr, SkipValidation
 
 from mmrag.ingest.chunk import Modality
-from mmrag.pipeline.api import Filters, search_index
+from mmrag.pipeline.api import search_index
 from mmrag.pipeline.config import load_config
+from mmrag.pipeline.filters import Filters, parse_filters
 from mmrag.pipeline.index import Index, open_index
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.records import record_id
@@ -82,13 +83,13 @@ class MmragRetriever(BaseRetriever):
 
     @property
     def filters(self) -> Filters:
-        return Filters(
-            modalities=frozenset(self.modalities),
-            kinds=frozenset(k.strip().lower().lstrip(".") for k in self.kinds),
+        return parse_filters(
+            modalities=self.modalities,
+            kinds=self.kinds,
             folders=self.folders,
             globs=self.globs,
-            modified_after=self.modified_after,
-            modified_before=self.modified_before,
+            after=self.modified_after,
+            before=self.modified_before,
         )
 
     def _get_relevant_documents(

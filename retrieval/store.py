@@ -87,7 +87,9 @@ class SearchFilter:
     """Restricts every candidate search. Empty fields mean no restriction.
 
     ``sources`` is resolved by the caller (from folder/glob patterns, through the manifest) into the
-    exact set of sources allowed; ``None`` means all.
+    exact set of sources allowed; ``None`` means all. ``principals`` is the permission seam: when set,
+    only chunks whose principals include one of them are seen (an empty set sees nothing); ``None``
+    means no permission filtering.
     """
 
     modalities: frozenset[Modality] = frozenset()
@@ -95,6 +97,7 @@ class SearchFilter:
     sources: frozenset[str] | None = None
     modified_after: datetime | None = None
     modified_before: datetime | None = None
+    principals: frozenset[str] | None = None
 
     @property
     def empty(self) -> bool:
@@ -104,6 +107,7 @@ class SearchFilter:
             and self.sources is None
             and self.modified_after is None
             and self.modified_before is None
+            and self.principals is None
         )
 
 

@@ -39,7 +39,7 @@ from mmrag.prompts.loader import new_boundary, quote_data, render
 from mmrag.retrieval.store import Hit
 
 if TYPE_CHECKING:
-    from mmrag.pipeline.api import Filters
+    from mmrag.pipeline.filters import Filters
     from mmrag.pipeline.index import Index
 
 log = logging.getLogger(__name__)

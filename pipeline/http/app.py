@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from mmrag.ingest.engines.slide_render import SlidePictures, find_office
 from mmrag.pipeline.api import ask_index, search_index
 from mmrag.pipeline.config import Config
+from mmrag.pipeline.filters import FilterError, Filters, parse_filters
 from mmrag.pipeline.http.cli import DEFAULT_PORT, LOCAL_HOSTS, TOKEN_ENV, TokenRequired, check_bind, register, run
 from mmrag.pipeline.http.files import (
     IMAGE_SUFFIXES,
@@ -42,7 +43,7 @@ from mmrag.pipeline.http.files import (
     table_rows,
 )
 from mmrag.pipeline.http.links import signed_ok, signer
-from mmrag.pipeline.http.payloads import citation_json, hit_json, parse_filters, sse_event, upload_name
+from mmrag.pipeline.http.payloads import citation_json, hit_json, sse_event, upload_name
 from mmrag.pipeline.index import MEDIA_DIR, Index, ingest_settings
 from mmrag.pipeline.worker import IndexWorker, IngestJobs, JobBusy
 from mmrag.retrieval.embed import TextEmbedder
@@ -52,6 +53,24 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_K = 100
 UPLOAD_SLACK = 64 * 1024  # multipart boundaries and headers around the file
 STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+
+
+def search_filters(
+    modality: Annotated[list[str], Query(description="text, table, image, frame, speech, moment")] = [],  # noqa: B006 (FastAPI copies query defaults)
+    folder: Annotated[list[str], Query(description="only files under this folder (relative)")] = [],  # noqa: B006
+    type: Annotated[list[str], Query(description="file type: pdf, docx, ...")] = [],  # noqa: B006
+    glob: Annotated[list[str], Query(description="only files matching this pattern, e.g. *.pdf")] = [],  # noqa: B006
+    after: Annotated[str | None, Query(description="only files modified on or after (YYYY-MM-DD)")] = None,
+    before: Annotated[str | None, Query(description="only files modified on or before (YYYY-MM-DD)")] = None,
+) -> Filters:
+    """The filter query parameters of every search route, parsed as the CLI parses its flags."""
+    try:
+        return parse_filters(modalities=modality, kinds=type, folders=folder, globs=glob, after=after, before=before)
+    except FilterError as e:
+        raise HTTPException(400, str(e)) from e
+
+
+FilterParams = Annotated[Filters, Depends(search_filters)]
 
 
 class IngestRequest(BaseModel):
@@ -143,13 +162,10 @@ def create_app(
     @app.get("/api/search")
     def search(
         q: Annotated[str, Query(min_length=1, description="the query")],
+        filters: FilterParams,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-        modality: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
-        folder: Annotated[list[str], Query()] = [],  # noqa: B006
-        type: Annotated[list[str], Query(description="file type: pdf, docx, ...")] = [],  # noqa: B006
     ) -> dict[str, object]:
         """Ranked evidence for a query, with a preview URL and file URL per hit."""
-        filters = parse_filters(modality, folder, type)
         return worker.call(
             lambda index: {"query": q, "hits": [hit_json(index, h, sign) for h in search_index(index, q, k, filters)]}
         )
@@ -157,9 +173,8 @@ def create_app(
     @app.post("/api/search/image")
     def search_image(
         image: Annotated[UploadFile, File(description="the example picture")],
+        filters: FilterParams,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-        modality: Annotated[list[str], Query()] = [],  # noqa: B006
-        folder: Annotated[list[str], Query()] = [],  # noqa: B006
     ) -> dict[str, object]:
         """Images and frames like an uploaded picture, and text about what it shows."""
         from mmrag.pipeline.image_query import (
@@ -169,7 +184,6 @@ def create_app(
             search_by_image,
         )
 
-        filters = parse_filters(modality, folder, [])
         with tempfile.TemporaryDirectory(prefix="mmrag-upload-") as tmp:
             path = Path(tmp) / upload_name(image.filename or "")
             size = 0
@@ -197,11 +211,9 @@ def create_app(
     @app.get("/api/ask", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
     def ask(
         q: Annotated[str, Query(min_length=1, description="the question")],
-        modality: Annotated[list[str], Query()] = [],  # noqa: B006
-        folder: Annotated[list[str], Query()] = [],  # noqa: B006
+        filters: FilterParams,
     ) -> StreamingResponse:
         """The answer as Server-Sent Events: ``token`` (text pieces), then ``answer`` (with citations) or ``error``."""
-        filters = parse_filters(modality, folder, [])
         events: queue.Queue[str | None] = queue.Queue()
 
         def run(index: Index) -> None:

@@ -7,11 +7,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlencode
 
-from fastapi import HTTPException
-
 from mmrag.ingest.chunk import Modality
 from mmrag.pipeline.answer.extractive import Citation
-from mmrag.pipeline.api import Filters
 from mmrag.pipeline.http.files import IMAGE_SUFFIXES, media_name
 from mmrag.pipeline.http.links import Signer
 from mmrag.pipeline.index import Index
@@ -57,23 +54,6 @@ def citation_json(index: Index, citation: Citation, sign: Signer = _unsigned) ->
         "preview": sign(preview_url(index, citation.hit)),
         "file": sign(file_url(citation.hit)),
     }
-
-
-def parse_filters(modality: list[str], folder: list[str], kind: list[str]) -> Filters:
-    modalities = set()
-    for value in modality:
-        for name in value.split(","):
-            if not name.strip():
-                continue
-            try:
-                modalities.add(Modality(name.strip().lower()))
-            except ValueError as e:
-                known = ", ".join(m.value for m in Modality)
-                raise HTTPException(400, f"unknown modality {name!r} (known: {known})") from e
-    kinds = {k.strip().lower().lstrip(".") for value in kind for k in value.split(",") if k.strip()}
-    return Filters(
-        modalities=frozenset(modalities), kinds=frozenset(kinds), folders=tuple(f for f in folder if f.strip())
-    )
 
 
 def upload_name(filename: str) -> str:

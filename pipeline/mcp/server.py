@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import date, datetime, time
+from datetime import date
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
@@ -27,9 +27,10 @@ from typing_extensions import TypedDict  # pydantic needs this one, not typing's
 
 from mmrag.ingest.chunk import Chunk, Modality
 from mmrag.pipeline.answer.extractive import Answer, Citation, link_for
-from mmrag.pipeline.api import Filters, ask_index, search_index
+from mmrag.pipeline.api import ask_index, search_index
 from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.errors import user_message
+from mmrag.pipeline.filters import Filters, parse_filters
 from mmrag.pipeline.index import Index
 from mmrag.pipeline.worker import IndexWorker
 from mmrag.retrieval.embed import TextEmbedder
@@ -178,15 +179,8 @@ def tool_filters(
     after: date | None,
     before: date | None,
 ) -> Filters:
-    """The same ``Filters`` the CLI builds from its flags; a ``before`` date includes that whole day."""
-    return Filters(
-        modalities=frozenset(modality or ()),
-        kinds=frozenset(k.strip().lower().lstrip(".") for k in type or () if k.strip()),
-        folders=tuple(f for f in folder or () if f.strip()),
-        globs=tuple(g for g in glob or () if g.strip()),
-        modified_after=datetime.combine(after, time.min) if after else None,
-        modified_before=datetime.combine(before, time.max) if before else None,
-    )
+    """The same ``Filters`` the CLI builds from its flags (``parse_filters``)."""
+    return parse_filters(modalities=modality, kinds=type, folders=folder, globs=glob, after=after, before=before)
 
 
 def _version() -> str:

@@ -84,13 +84,3 @@ def test_ingest_search_ask_offline_with_json_shapes(
 
     status = _json(capsys, ["status", "--index", index, "--json"])
     assert status["chunks"] == report["chunks"]
-
-
-def test_before_date_includes_that_whole_day() -> None:
-    from datetime import datetime
-
-    from mmrag.pipeline.cli import _date
-
-    assert _date("2024-01-31", "--before", end_of_day=True) == datetime(2024, 1, 31, 23, 59, 59, 999999)
-    assert _date("2024-01-31T08:00", "--before", end_of_day=True) == datetime(2024, 1, 31, 8, 0)
-    assert _date("2024-01-31", "--after") == datetime(2024, 1, 31)

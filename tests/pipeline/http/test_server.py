@@ -143,6 +143,21 @@ def test_search_filters_by_modality_and_rejects_unknown_ones(client: TestClient)
     assert res.status_code == 400 and "unknown modality" in res.json()["detail"]
 
 
+def test_search_takes_the_same_filters_as_the_cli(client: TestClient) -> None:
+    both = client.get("/api/search", params={"q": "budget travel revenue", "k": 20}).json()["hits"]
+    assert {h["source"] for h in both} >= {"finance/budget.txt", "reports/review.pptx"}
+    pptx = client.get("/api/search", params={"q": "budget travel revenue", "glob": "*.pptx"}).json()["hits"]
+    assert pptx and {h["source"] for h in pptx} == {"reports/review.pptx"}
+    future = client.get("/api/search", params={"q": "budget", "after": "2999-01-01"}).json()["hits"]
+    assert future == []
+    past = client.get("/api/search", params={"q": "budget", "before": "1990-01-01", "type": "txt"}).json()["hits"]
+    assert past == []
+    bad = client.get("/api/search", params={"q": "budget", "after": "yesterday"})
+    assert bad.status_code == 400 and "after takes a date like 2024-01-31" in bad.json()["detail"]
+    asked = client.get("/api/ask", params={"q": "What is the travel budget?", "glob": "*.pptx"})
+    assert "48,000" not in asked.text  # the filter reached the answer's search too
+
+
 def test_ask_streams_tokens_then_the_answer_with_citations(client: TestClient) -> None:
     res = client.get("/api/ask", params={"q": "What is the travel budget for 2025?"})
     assert res.status_code == 200
