@@ -1,27 +1,164 @@
 """The Python API: the same operations as the command line, returning typed results.
 
-from mmrag.pipeline.api import ingest, search, ask
-from mmrag.pipeline.config import load_config
-cfg = load_config(index_dir=Path("my-index"))
-report = ingest([Path("~/drive")], cfg)
-hits = search("carbon intensity 2022", cfg, k=5)
+    from mmrag.pipeline.api import ask, ingest, search
+    from mmrag.pipeline.config import load_config
+    cfg = load_config(index_dir=Path("my-index"))
+    report = ingest([Path("~/drive")], cfg)
+    hits = search("carbon intensity 2022", cfg, k=5)
+
+The index of a configuration is opened on the first call and kept open for the next ones, so the
+models load once and every later ``search`` costs what a warm search costs. Calls from several
+threads take turns. ``close()`` releases what is open (do it after another process re-ingested the
+index, so the next call sees its work); ``Session`` is the same for one configuration, explicitly.
+
+``search_index`` and ``ask_index`` are the same operations on an ``App`` a caller opened itself
+(``app.open_app``): the CLI, the web server, MCP and the benchmark use them.
 """
 
 from __future__ import annotations
 
+import atexit
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 
-from mmrag.pipeline.answer.extractive import Answer
 from mmrag.pipeline.answer.llm import TokenSink
+from mmrag.pipeline.answer.stage import answer_from_hits
+from mmrag.pipeline.answer.types import Answer
+from mmrag.pipeline.app import App, open_app
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.filters import Filters, resolve_filter
-from mmrag.pipeline.index import Index, open_index
 from mmrag.pipeline.ingest_run import IngestReport, ProgressSink, run_ingest
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import Hit
 
+__all__ = [
+    "ANSWER_HITS",
+    "Filters",
+    "Session",
+    "answer_hits",
+    "ask",
+    "ask_index",
+    "close",
+    "index_status",
+    "ingest",
+    "search",
+    "search_index",
+]
+
 ANSWER_HITS = 8
+
+
+def search_index(
+    app: App,
+    query: str,
+    k: int = 10,
+    filters: Filters | None = None,
+    keyword: bool = True,
+    lists: frozenset[str] | None = None,
+) -> list[Hit]:
+    """Ranked hits for ``query`` in an open index (``lists`` limits the candidate lists, for comparisons)."""
+    flt = resolve_filter(filters or Filters(), app.manifest)
+    return app.searcher(lists).search(query, k, flt, keyword=keyword)
+
+
+def answer_hits(app: App, question: str, hits: Sequence[Hit], stream: TokenSink | None = None) -> Answer:
+    """The answer to ``question`` from hits already retrieved (``mmrag eval`` searches once for both scores)."""
+    return answer_from_hits(
+        question,
+        hits,
+        tables=app.tables,
+        vectorizer=app.vectorizer,
+        llm=app.models.llm(),
+        strict=app.cfg.models.llm_strict_citations,
+        stream=stream,
+    )
+
+
+def ask_index(
+    app: App, question: str, filters: Filters | None = None, stream: TokenSink | None = None
+) -> tuple[Answer, list[Hit]]:
+    """Answer from an open index: generative with a configured LLM, extractive (quoted, cited) otherwise.
+
+    Returns the answer and the hits it was drawn from; with ``stream``, the answer's text is passed to it.
+    """
+    hits = search_index(app, question, ANSWER_HITS, filters)
+    return answer_hits(app, question, hits, stream), hits
+
+
+def index_status(app: App) -> dict[str, object]:
+    """What an open index holds: chunks, files by status, ingested roots and the embedding layout."""
+    return {
+        "index": str(app.path),
+        "layout": app.store.layout.describe(),
+        "chunks": app.store.count(),
+        "roots": app.manifest.roots(),
+        "files": app.manifest.counts(),
+    }
+
+
+class Session:
+    """One configuration's index, opened on first use and kept open until ``close`` (or ``with`` ends).
+
+    ``embedder`` replaces the configured text model (it must be the one the index was built with).
+    """
+
+    def __init__(self, cfg: Config, *, embedder: TextEmbedder | None = None) -> None:
+        self.cfg = cfg
+        self.embedder = embedder
+        self._app: App | None = None
+        self._lock = threading.RLock()
+
+    def _open(self, *, create: bool = False, reindex: bool = False) -> App:
+        if reindex and self._app is not None:
+            self._app.close()
+            self._app = None
+        if self._app is None:
+            self._app = open_app(self.cfg, create=create or reindex, embedder=self.embedder, reindex=reindex)
+        return self._app
+
+    def ingest(
+        self, paths: Sequence[Path], *, progress: ProgressSink | None = None, reindex: bool = False
+    ) -> IngestReport:
+        """Index files and folders (folders are synced: files gone from them leave the index)."""
+        with self._lock:
+            return run_ingest(paths, self._open(create=True, reindex=reindex), progress)
+
+    def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        with self._lock:
+            return search_index(self._open(), query, k, filters)
+
+    def ask(self, question: str, filters: Filters | None = None, stream: TokenSink | None = None) -> Answer:
+        with self._lock:
+            return ask_index(self._open(), question, filters, stream)[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._app is not None:
+                app, self._app = self._app, None
+                app.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+_sessions: dict[tuple[Config, int], Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session(cfg: Config, embedder: TextEmbedder | None) -> Session:
+    key = (cfg, id(embedder))  # the session holds the embedder, so its id is not reused while cached
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = _sessions[key] = Session(cfg, embedder=embedder)
+        return session
 
 
 def ingest(
@@ -32,47 +169,29 @@ def ingest(
     reindex: bool = False,
     embedder: TextEmbedder | None = None,
 ) -> IngestReport:
-    index = open_index(cfg, create=True, embedder=embedder, reindex=reindex)
-    try:
-        return run_ingest(paths, index, cfg, progress)
-    finally:
-        index.close()
-
-
-def search_index(
-    index: Index,
-    query: str,
-    k: int = 10,
-    filters: Filters | None = None,
-    keyword: bool = True,
-    lists: frozenset[str] | None = None,
-) -> list[Hit]:
-    flt = resolve_filter(filters or Filters(), index.manifest)
-    return index.searcher(lists).search(query, k, flt, keyword=keyword)
-
-
-def ask_index(
-    index: Index, question: str, cfg: Config, filters: Filters | None = None, stream: TokenSink | None = None
-) -> tuple[Answer, list[Hit]]:
-    """Answer from the index: generative with a configured LLM, extractive (quoted, cited) otherwise."""
-    from mmrag.pipeline.answer.generate import answer_question
-
-    return answer_question(index, question, cfg, filters, stream)
+    """Index files and folders into ``cfg.index_dir`` (re-runs are incremental; ``reindex`` rebuilds)."""
+    return _session(cfg, embedder).ingest(paths, progress=progress, reindex=reindex)
 
 
 def search(
     query: str, cfg: Config, k: int = 10, filters: Filters | None = None, *, embedder: TextEmbedder | None = None
 ) -> list[Hit]:
-    index = open_index(cfg, create=False, embedder=embedder)
-    try:
-        return search_index(index, query, k, filters)
-    finally:
-        index.close()
+    """The ``k`` best hits for ``query`` (hybrid, joint over every modality)."""
+    return _session(cfg, embedder).search(query, k, filters)
 
 
 def ask(question: str, cfg: Config, filters: Filters | None = None, *, embedder: TextEmbedder | None = None) -> Answer:
-    index = open_index(cfg, create=False, embedder=embedder)
-    try:
-        return ask_index(index, question, cfg, filters)[0]
-    finally:
-        index.close()
+    """A cited answer to ``question``, or a decline when nothing indexed answers it."""
+    return _session(cfg, embedder).ask(question, filters)
+
+
+def close(cfg: Config | None = None) -> None:
+    """Release the open index of ``cfg`` (or of every configuration); the next call opens it again."""
+    with _sessions_lock:
+        chosen = [key for key in _sessions if cfg is None or key[0] == cfg]
+        sessions = [_sessions.pop(key) for key in chosen]
+    for session in sessions:
+        session.close()
+
+
+atexit.register(close)

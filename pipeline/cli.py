@@ -135,17 +135,18 @@ def _emit_json(data: Any) -> None:
 
 def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
-    from mmrag.pipeline.api import ingest
-    from mmrag.pipeline.models import resolve_clip
+    from mmrag.pipeline.app import open_app
+    from mmrag.pipeline.ingest_run import run_ingest
 
-    notices = []
-    clip = resolve_clip(cfg.models)
-    if not clip.available:
-        notices.append(clip.remedy)
-    for note in notices:
-        render.notice(note)
-    with render.IngestProgress(enabled=not args.verbose) as progress:
-        report = ingest(args.paths, cfg, progress=progress, reindex=args.reindex)
+    app = open_app(cfg, create=True, reindex=args.reindex)
+    try:
+        notices = [] if app.models.clip.available else [app.models.clip.remedy]
+        for note in notices:
+            render.notice(note)
+        with render.IngestProgress(enabled=not args.verbose) as progress:
+            report = run_ingest(args.paths, app, progress)
+    finally:
+        app.close()
     if args.json:
         _emit_json({**report.to_json(), "index": str(cfg.index_dir), "notices": notices})
     else:
@@ -156,7 +157,7 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
     from mmrag.pipeline.api import search_index
-    from mmrag.pipeline.index import open_index
+    from mmrag.pipeline.app import open_app
 
     if args.k < 1:
         raise UsageError("--k must be at least 1")
@@ -165,21 +166,20 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
     filters = _parse_filters(args)
     notices: list[str] = []
     description = None
-    index = open_index(cfg, create=False)
+    app = open_app(cfg, create=False)
     try:
         if args.image is not None:
             from mmrag.pipeline.image_query import describe_image, image_search_notices, search_by_image
-            from mmrag.pipeline.index import ingest_settings
 
-            description = describe_image(args.image, ingest_settings(cfg))
-            notices = image_search_notices(index, cfg, description)
+            description = describe_image(args.image, app.models.ingest_settings())
+            notices = image_search_notices(app, description)
             hits = search_by_image(
-                index, args.image, args.k, filters, description=description, keyword=not args.no_keyword
+                app, args.image, args.k, filters, description=description, keyword=not args.no_keyword
             )
         else:
-            hits = search_index(index, args.query, args.k, filters, keyword=not args.no_keyword)
+            hits = search_index(app, args.query, args.k, filters, keyword=not args.no_keyword)
     finally:
-        index.close()
+        app.close()
     for note in notices:
         render.notice(note)
     query = args.query or f"image {args.image}"
@@ -195,16 +195,16 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
 def cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
     from mmrag.pipeline.api import ask_index
-    from mmrag.pipeline.index import open_index
+    from mmrag.pipeline.app import open_app
 
     filters = _parse_filters(args)
     stream = args.stream if args.stream is not None else (sys.stdout.isatty() and not args.json)
     sink = render.AnswerStream(args.question) if stream and not args.json else None
-    index = open_index(cfg, create=False)
+    app = open_app(cfg, create=False)
     try:
-        answer, hits = ask_index(index, args.question, cfg, filters, stream=sink)
+        answer, hits = ask_index(app, args.question, filters, stream=sink)
     finally:
-        index.close()
+        app.close()
     if args.json:
         _emit_json({"question": args.question, **answer.to_json(), "hits": [h.to_json() for h in hits]})
     else:
@@ -214,10 +214,9 @@ def cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
-    from mmrag.pipeline.answer.generate import answer_from_hits
-    from mmrag.pipeline.api import ANSWER_HITS, search_index
+    from mmrag.pipeline.api import ANSWER_HITS, answer_hits, search_index
+    from mmrag.pipeline.app import open_app
     from mmrag.pipeline.evaluate import EvalReport, load_questions, record
-    from mmrag.pipeline.index import open_index
     from mmrag.retrieval.search import ALL_LISTS
 
     if args.k < 1:
@@ -229,16 +228,16 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
         if not lists or not lists <= ALL_LISTS:
             raise UsageError(f"--lists takes names from {', '.join(sorted(ALL_LISTS))}")
     report = EvalReport()
-    index = open_index(cfg, create=False)
+    app = open_app(cfg, create=False)
     try:
         for q in questions:
-            hits = search_index(index, q.question, max(args.k, ANSWER_HITS), keyword=not args.no_keyword, lists=lists)
+            hits = search_index(app, q.question, max(args.k, ANSWER_HITS), keyword=not args.no_keyword, lists=lists)
             answer = None
             if not args.no_answer:
-                answer = answer_from_hits(index, q.question, hits[:ANSWER_HITS], cfg).to_json()
+                answer = answer_hits(app, q.question, hits[:ANSWER_HITS]).to_json()
             record(report, q, hits[: args.k], answer)
     finally:
-        index.close()
+        app.close()
     if args.json:
         _emit_json(report.to_json())
     else:
@@ -260,19 +259,14 @@ def cmd_models(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
-    from mmrag.pipeline.index import open_index
+    from mmrag.pipeline.api import index_status
+    from mmrag.pipeline.app import open_app
 
-    index = open_index(cfg, create=False)
+    app = open_app(cfg, create=False)
     try:
-        data = {
-            "index": str(cfg.index_dir),
-            "layout": index.store.layout.describe(),
-            "chunks": index.store.count(),
-            "roots": index.manifest.roots(),
-            "files": index.manifest.counts(),
-        }
+        data = index_status(app)
     finally:
-        index.close()
+        app.close()
     if args.json:
         _emit_json(data)
     else:

@@ -66,11 +66,23 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Which vector store holds the chunks (``retrieval.stores.registry``) and where.
+
+    ``path`` is the embedded store's folder ("" = ``chroma/`` inside the index folder).
+    """
+
+    kind: str = "chroma"
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     index_dir: Path
     models: ModelsConfig = field(default_factory=ModelsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     batch_size: int = 64
 
 
@@ -144,6 +156,7 @@ def load_config(
     models = _section(ModelsConfig, data.pop("models", {}), f"{where} [models]")
     limits = _section(LimitsConfig, data.pop("limits", {}), f"{where} [limits]")
     chunking = _section(ChunkingConfig, data.pop("chunking", {}), f"{where} [chunking]")
+    store = _section(StoreConfig, data.pop("store", {}), f"{where} [store]")
     top_index = data.pop("index_dir", None)
     batch_size = data.pop("batch_size", 64)
     if data:
@@ -155,6 +168,9 @@ def load_config(
     if env.get("MMRAG_ALLOW_DOWNLOADS"):
         overrides["allow_downloads"] = env["MMRAG_ALLOW_DOWNLOADS"].lower() in ("1", "true", "yes")
     models = replace(models, **overrides)
+    if env.get("MMRAG_STORE"):
+        store = replace(store, kind=env["MMRAG_STORE"])
+    _check_choices(models, store, where)
 
     if index_dir is None:
         index_dir = Path(top_index).expanduser() if top_index and not env.get("MMRAG_INDEX") else None
@@ -163,5 +179,33 @@ def load_config(
         models=models,
         limits=limits,
         chunking=chunking,
+        store=store,
         batch_size=int(batch_size),
     )
+
+
+SLIDE_PICTURE_MODES = ("auto", "ingest", "preview")
+SPEECH_BACKENDS = ("faster-whisper", "openai-whisper")
+OCR_ENGINES = ("rapidocr", "tesseract", "none")
+
+
+def _check_choices(models: ModelsConfig, store: StoreConfig, where: str) -> None:
+    """Refuse a setting that names no known option now, not on first use (the message lists the options)."""
+    from mmrag.pipeline.answer.llm import BACKENDS
+    from mmrag.retrieval.embed import TEXT_RUNTIMES
+    from mmrag.retrieval.stores.registry import STORES
+
+    choices = (
+        ("[models] text_runtime (or MMRAG_TEXT_RUNTIME)", models.text_runtime, TEXT_RUNTIMES),
+        ("[models] slide_pictures", models.slide_pictures, SLIDE_PICTURE_MODES),
+        ("[models] speech_backend (or MMRAG_SPEECH_BACKEND)", models.speech_backend, SPEECH_BACKENDS),
+        ("[models] ocr_engine", models.ocr_engine, OCR_ENGINES),
+        ("[models] llm_backend (or MMRAG_LLM_BACKEND)", models.llm_backend.strip().lower(), ("", *BACKENDS)),
+        ("[store] kind (or MMRAG_STORE)", store.kind, tuple(STORES)),
+    )
+    for setting, value, known in choices:
+        if value not in known:
+            options = ", ".join(repr(k) for k in known if k)
+            raise ConfigError(f"{where}: {setting} must be one of {options}, got {value!r}")
+    if models.llm_timeout_s <= 0:
+        raise ConfigError(f"{where}: [models] llm_timeout_s must be more than 0 seconds, got {models.llm_timeout_s!r}")

@@ -22,10 +22,8 @@ from mmrag.ingest.base import IngestSettings
 from mmrag.ingest.chunk import PICTURED
 from mmrag.ingest.errors import IngestError, MmragError
 from mmrag.ingest.formats.images import ImagesIngestor
-from mmrag.pipeline.config import Config
+from mmrag.pipeline.app import App
 from mmrag.pipeline.filters import Filters, resolve_filter
-from mmrag.pipeline.index import Index
-from mmrag.pipeline.models import resolve_clip
 from mmrag.retrieval.search import fuse
 from mmrag.retrieval.store import Hit, SearchFilter
 
@@ -63,15 +61,15 @@ def describe_image(image: Path, settings: IngestSettings | None = None) -> str:
     return "\n".join(lines).strip()[:MAX_DESCRIPTION_CHARS]
 
 
-def image_search_notices(index: Index, cfg: Config, description: str) -> list[str]:
+def image_search_notices(app: App, description: str) -> list[str]:
     """What a person should know about a query by image, one line each (empty when both searches ran).
 
     Says when visual similarity is off and how to turn it on, and when nothing in the image could be
     put into words (then, without visual similarity, there is nothing to search with).
     """
     notices = []
-    if not index.vectorizer.visual:
-        remedy = resolve_clip(cfg.models).remedy.removeprefix("visual search is off. ") or "see `mmrag models`"
+    if not app.vectorizer.visual:
+        remedy = app.models.clip.remedy.removeprefix("visual search is off. ") or "see `mmrag models`"
         if remedy[1:2].islower():  # "Put the weights..." reads on after the colon; "MMRAG_CLIP_WEIGHTS ..." stays
             remedy = remedy[0].lower() + remedy[1:]
         notices.append(
@@ -90,7 +88,7 @@ def _visual_filter(flt: SearchFilter) -> SearchFilter | None:
 
 
 def search_by_image(
-    index: Index,
+    app: App,
     image: Path,
     k: int = 10,
     filters: Filters | None = None,
@@ -101,7 +99,7 @@ def search_by_image(
 ) -> list[Hit]:
     """Hits for an example image: nearest images/frames/moments fused with hits for its description.
 
-    ``settings`` chooses the describer's OCR engine and pixel limit (``pipeline.index.ingest_settings``).
+    ``settings`` chooses the describer's OCR engine and pixel limit (``app.models.ingest_settings()``).
     ``description``, when the caller already has it (to show it), must come from ``describe_image`` on
     the same file: describing is also what refuses a missing, broken or oversized image. Each hit's
     ``signals`` holds its score in each search it came from (``visual``: cosine similarity;
@@ -111,13 +109,13 @@ def search_by_image(
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if description is None:
-        description = describe_image(image, settings)
-    flt = resolve_filter(filters or Filters(), index.manifest)
+        description = describe_image(image, settings or app.models.ingest_settings())
+    flt = resolve_filter(filters or Filters(), app.manifest)
     pool = max(CANDIDATES, k)
     lists: dict[str, list[Hit]] = {}
     visual_flt = _visual_filter(flt)
-    if index.vectorizer.visual and visual_flt is not None:
-        lists["visual"] = index.store.query(index.vectorizer.image_query(image), pool, visual_flt)
+    if app.vectorizer.visual and visual_flt is not None:
+        lists["visual"] = app.store.query(app.vectorizer.image_query(image), pool, visual_flt)
     if description.strip():
-        lists["description"] = index.searcher().search(description, pool, flt, keyword=keyword)
+        lists["description"] = app.searcher().search(description, pool, flt, keyword=keyword)
     return fuse(lists, k, IMAGE_QUERY_WEIGHTS)

@@ -18,8 +18,7 @@ from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.registry import ingestor_for
-from mmrag.pipeline.config import Config
-from mmrag.pipeline.index import Index, ingest_settings
+from mmrag.pipeline.app import App
 from mmrag.pipeline.walk import Found, Target, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
 from mmrag.retrieval.store import FileInfo
@@ -92,12 +91,14 @@ def _label(target: Target, found: Found) -> str:
 
 
 class _Run:
-    def __init__(self, index: Index, cfg: Config, progress: ProgressSink) -> None:
-        self.index = index
-        self.cfg = cfg
+    def __init__(self, app: App, progress: ProgressSink) -> None:
+        self.app = app
+        self.manifest = app.manifest
+        self.index = app.index
+        self.cfg = app.cfg
         self.progress = progress
         self.report = IngestReport()
-        self.settings = ingest_settings(cfg)
+        self.settings = app.models.ingest_settings()
 
     def file(self, target: Target, found: Found) -> None:
         root = str(target.root)
@@ -116,7 +117,7 @@ class _Run:
                 "(raise [limits] max_file_mb to include it)",
             )
             return
-        old = self.index.manifest.get(root, found.source)
+        old = self.manifest.get(root, found.source)
         if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
             self._unchanged(label, old)
             return
@@ -126,7 +127,7 @@ class _Run:
             self._skip(label, f"cannot read the file ({e.strerror or e})")
             return
         if old and old.sha256 == digest:
-            self.index.manifest.touch(root, found.source, st.st_size, st.st_mtime_ns)
+            self.manifest.touch(root, found.source, st.st_size, st.st_mtime_ns)
             self._unchanged(label, old)
             return
         record = FileRecord(root, found.source, st.st_size, st.st_mtime_ns, digest, FileKind.UNKNOWN.value, SKIPPED)
@@ -147,7 +148,7 @@ class _Run:
         ingestor = ingestor_for(kind, self.settings)
         if ingestor is None:
             self._forget(root, found.source)
-            self.index.manifest.put(replace(record, status=UNSUPPORTED, reason=kind.value))
+            self.manifest.put(replace(record, status=UNSUPPORTED, reason=kind.value))
             self.report.unsupported.append(Skipped(label, f"{kind.value} files are not indexed yet"))
             self.progress.file_done(label, UNSUPPORTED, 0)
             return
@@ -186,13 +187,13 @@ class _Run:
         """
         if chunks and info is not None:
             done = replace(record, status=OK, chunks=len(chunks))
-            self.index.replace_file(root, source, chunks, info, tables, then=lambda: self.index.manifest.put(done))
+            self.index.replace_file(root, source, chunks, info, tables, then=lambda: self.manifest.put(done))
             self.report.ingested.append(label)
             self.report.chunks += len(chunks)
             self.progress.file_done(label, OK, len(chunks))
         else:
             self.index.replace_file(root, source, [], None)
-            self.index.manifest.put(replace(record, status=SKIPPED, reason=reason))
+            self.manifest.put(replace(record, status=SKIPPED, reason=reason))
             self._skip(label, reason)
 
     def _unchanged(self, label: str, old: FileRecord) -> None:
@@ -211,16 +212,16 @@ class _Run:
         self.progress.file_done(label, SKIPPED, 0)
 
     def _forget(self, root: str, source: str) -> None:
-        old = self.index.manifest.get(root, source)
+        old = self.manifest.get(root, source)
         if old is not None and old.status == OK:
             self.index.replace_file(root, source, [], None)
 
     def remove_missing(self, target: Target, seen: set[str]) -> None:
         root = str(target.root)
-        for record in list(self.index.manifest.files(root)):
+        for record in list(self.manifest.files(root)):
             if record.source not in seen:
                 self.index.replace_file(root, record.source, [], None)
-                self.index.manifest.remove(root, record.source)
+                self.manifest.remove(root, record.source)
                 if record.status == OK:
                     self.report.removed.append(record.source)
 
@@ -235,10 +236,10 @@ def _within_budget(items: Iterator[Chunk | Table], seconds: float, found: Found)
         yield item
 
 
-def run_ingest(paths: Sequence[Path], index: Index, cfg: Config, progress: ProgressSink | None = None) -> IngestReport:
-    """Ingest files and folders into ``index``; folders are synced (files gone from them are removed)."""
+def run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None = None) -> IngestReport:
+    """Ingest files and folders into an open index; folders are synced (files gone from them are removed)."""
     sink = progress or _NoProgress()
-    run = _Run(index, cfg, sink)
+    run = _Run(app, sink)
     started = time.monotonic()
     targets = [target_for(p) for p in paths]
     for target in targets:
@@ -248,12 +249,12 @@ def run_ingest(paths: Sequence[Path], index: Index, cfg: Config, progress: Progr
     sink.files_found(sum(len(files) for _, files in plan))
     for target, files in plan:
         if target.is_folder:
-            index.manifest.add_root(str(target.root))
+            app.manifest.add_root(str(target.root))
         for found in files:
             run.file(target, found)
         if target.is_folder:
             run.remove_missing(target, {f.source for f in files})
-    index.flush()
+    app.index.flush()
     _prune_ocr_cache(run.settings.media.ocr_cache)
     run.report.seconds = time.monotonic() - started
     return run.report

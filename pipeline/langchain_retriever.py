@@ -6,7 +6,7 @@ docs = retriever.invoke("carbon intensity 2022")        # or: await retriever.ai
 docs[0].metadata["cite"]                                # "p. 3"
 
 It lives in ``pipeline`` because it opens an index folder the way the command line does (config,
-models, ``open_index``) and searches with the same filters (``Filters``/``search_index``); it is the
+models, ``open_app``) and searches with the same filters (``Filters``/``search_index``); it is the
 only pipeline module that imports LangChain, and nothing on ``mmrag --help``'s path imports it.
 
 The index is opened lazily, once, on a worker thread the retriever owns; every search runs on that
@@ -31,9 +31,9 @@ from pydantic import Field, PrivateAttr, SkipValidation
 
 from mmrag.ingest.chunk import Modality
 from mmrag.pipeline.api import search_index
+from mmrag.pipeline.app import App, open_app
 from mmrag.pipeline.config import load_config
 from mmrag.pipeline.filters import Filters, parse_filters
-from mmrag.pipeline.index import Index, open_index
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.records import record_id
 from mmrag.retrieval.store import Hit
@@ -77,7 +77,7 @@ class MmragRetriever(BaseRetriever):
     embedder: SkipValidation[TextEmbedder | None] = Field(default=None, exclude=True, repr=False)
     visual: SkipValidation[ImageTextEncoder | None] = Field(default=None, exclude=True, repr=False)
 
-    _index: Index | None = PrivateAttr(default=None)
+    _index: App | None = PrivateAttr(default=None)
     _worker: ThreadPoolExecutor | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -118,7 +118,7 @@ class MmragRetriever(BaseRetriever):
         """Runs on the worker thread only, so the index is opened and used by that thread alone."""
         if self._index is None:
             cfg = load_config(config_file=self.config_file, index_dir=self.index_dir)
-            self._index = open_index(cfg, create=False, embedder=self.embedder, visual=self.visual)
+            self._index = open_app(cfg, create=False, embedder=self.embedder, visual=self.visual)
         hits = search_index(self._index, query, k, self.filters, keyword=self.keyword)
         return [hit_to_document(hit) for hit in hits]
 

@@ -185,6 +185,8 @@ def resolve_speech(cfg: ModelsConfig) -> Resolution:
 
 def resolve_ocr(cfg: ModelsConfig) -> Resolution:
     role = Role.OCR
+    if cfg.ocr_engine == "none":
+        return Resolution(role, "none", False, "turned off", "", "OCR is off ([models] ocr_engine = \"none\")")
     if cfg.ocr_engine == "rapidocr" and importlib.util.find_spec("rapidocr_onnxruntime") is not None:
         return Resolution(
             role, "RapidOCR PP-OCRv4 (ONNX)", True, "package rapidocr-onnxruntime", "rapidocr_onnxruntime"

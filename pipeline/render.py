@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
-    from mmrag.pipeline.answer.extractive import Answer
+    from mmrag.pipeline.answer.types import Answer
     from mmrag.pipeline.ingest_run import IngestReport
     from mmrag.pipeline.models import Resolution
     from mmrag.retrieval.store import Hit

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from mmrag.ingest.errors import MmragError
+from mmrag.pipeline.app import App, Models, open_app
 from mmrag.pipeline.config import Config
-from mmrag.pipeline.index import Index, open_index
 from mmrag.pipeline.ingest_run import run_ingest
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.vectorize import ImageTextEncoder
@@ -39,21 +39,20 @@ class IndexWorker:
         self, cfg: Config, embedder: TextEmbedder | None = None, visual: ImageTextEncoder | None = None
     ) -> None:
         self.cfg = cfg
-        self.embedder = embedder
-        self.visual = visual
+        self.models = Models(cfg, embedder=embedder, visual=visual)  # shared with ingest jobs: load once
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-server-index")
-        self._index: Index | None = None
+        self._index: App | None = None
 
-    def submit(self, fn: Callable[[Index], T]) -> Future[T]:
+    def submit(self, fn: Callable[[App], T]) -> Future[T]:
         return self._pool.submit(self._run, fn)
 
-    def call(self, fn: Callable[[Index], T]) -> T:
+    def call(self, fn: Callable[[App], T]) -> T:
         """Run ``fn(index)`` on the worker thread and wait for its result (its exception is re-raised)."""
         return self.submit(fn).result()
 
-    def _run(self, fn: Callable[[Index], T]) -> T:
+    def _run(self, fn: Callable[[App], T]) -> T:
         if self._index is None:
-            self._index = open_index(self.cfg, create=False, embedder=self.embedder, visual=self.visual)
+            self._index = open_app(self.cfg, create=False, models=self.models)
         return fn(self._index)
 
     def reopen(self) -> None:
@@ -149,9 +148,9 @@ class IngestJobs:
     def _run(self, job: IngestJob, paths: list[Path]) -> None:
         cfg = self.worker.cfg
         try:
-            index = open_index(cfg, create=True, embedder=self.worker.embedder, visual=self.worker.visual)
+            index = open_app(cfg, create=True, models=self.worker.models)
             try:
-                report = run_ingest(paths, index, cfg, job)
+                report = run_ingest(paths, index, job)
             finally:
                 index.close()
             self.worker.reopen()

@@ -14,6 +14,9 @@ import numpy.typing as npt
 
 Vectors = npt.NDArray[np.float32]
 
+TEXT_RUNTIMES = ("onnx-int8", "torch")
+"""How the text model runs (``[models] text_runtime``): int8 ONNX (the default) or sentence-transformers in PyTorch."""
+
 
 class TextEmbedder(Protocol):
     """Maps texts to L2-normalised vectors of a fixed dimension."""

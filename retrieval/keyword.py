@@ -18,8 +18,10 @@ from mmrag.ingest.chunk import Chunk
 from mmrag.retrieval.records import chunk_from_record, chunk_metadata, image_from_record, record_id
 from mmrag.retrieval.store import FileInfo, Hit, IndexMismatch, SearchFilter
 
-SCHEMA_VERSION = 3
-MIGRATABLE = frozenset({2})  # older formats this version upgrades in place (2 -> 3: adds chunk_file)
+SCHEMA_VERSION = 4
+# older formats this version upgrades in place: 2 -> 3 adds chunk_file; 3 -> 4 adds chunk_principal (empty:
+# chunks of earlier formats never had principals)
+MIGRATABLE = frozenset({2, 3})
 
 # FTS5 indexes only its text columns, so finding a file's rows in chunk_text is a table scan.
 # chunk_file maps each row (same rowid) to its file, indexed, so replacing or deleting a file's rows
@@ -35,6 +37,9 @@ CREATE TABLE IF NOT EXISTS chunk_file (
     rowid INTEGER PRIMARY KEY, record_id TEXT NOT NULL, root TEXT NOT NULL, source TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunk_file_by_source ON chunk_file(root, source);
+CREATE TABLE IF NOT EXISTS chunk_principal (principal TEXT NOT NULL, rowid INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS chunk_principal_by_name ON chunk_principal(principal, rowid);
+CREATE INDEX IF NOT EXISTS chunk_principal_by_row ON chunk_principal(rowid);
 """
 
 # Function words that carry no meaning for ranking; dropped from OR queries (kept inside phrases).
@@ -206,7 +211,7 @@ class KeywordIndex:
                 "re-index with `mmrag ingest PATH --reindex`"
             )
         self._db.executescript(SCHEMA)
-        if exists and version != SCHEMA_VERSION:
+        if exists and version == 2:
             self.rebuild_file_map()
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -223,6 +228,7 @@ class KeywordIndex:
         self._db.close()
 
     def upsert(self, chunks: Sequence[Chunk], info: FileInfo) -> None:
+        principals = sorted(set(info.principals))
         rows = []
         for chunk in chunks:
             meta = chunk_metadata(chunk, info, self._media)
@@ -248,11 +254,7 @@ class KeywordIndex:
             for (root, source), ids in by_file.items():  # rows with these record ids are replaced
                 marks = ",".join("?" * len(ids))
                 where = f"root = ? AND source = ? AND record_id IN ({marks})"
-                self._db.execute(
-                    f"DELETE FROM chunk_text WHERE rowid IN (SELECT rowid FROM chunk_file WHERE {where})",
-                    (root, source, *ids),
-                )
-                self._db.execute(f"DELETE FROM chunk_file WHERE {where}", (root, source, *ids))
+                self._delete_rows(f"SELECT rowid FROM chunk_file WHERE {where}", (root, source, *ids))
             for row in rows:
                 cursor = self._db.execute(
                     "INSERT INTO chunk_text(text, title, tags, record_id, root, source, modality, kind, modified, meta) "
@@ -262,6 +264,10 @@ class KeywordIndex:
                 self._db.execute(
                     "INSERT INTO chunk_file(rowid, record_id, root, source) VALUES (?, ?, ?, ?)",
                     (cursor.lastrowid, row[3], row[4], row[5]),
+                )
+                self._db.executemany(
+                    "INSERT INTO chunk_principal(principal, rowid) VALUES (?, ?)",
+                    [(p, cursor.lastrowid) for p in principals],
                 )
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -277,18 +283,27 @@ class KeywordIndex:
         found = (image_from_record(str(json.loads(meta).get("image") or ""), self._media) for (meta,) in rows)
         return sorted({p for p in found if p is not None})
 
+    def _delete_rows(self, rowids_sql: str, args: Sequence[object]) -> None:
+        """Delete the rows ``rowids_sql`` selects from every table (inside the caller's transaction)."""
+        rowids = [r for (r,) in self._db.execute(rowids_sql, tuple(args)).fetchall()]
+        for start in range(0, len(rowids), 500):
+            part = rowids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for table in ("chunk_text", "chunk_file", "chunk_principal"):
+                self._db.execute(f"DELETE FROM {table} WHERE rowid IN ({marks})", part)
+
     def delete_source(self, root: str, source: str) -> None:
         self._db.execute("BEGIN")
-        self._db.execute(
-            "DELETE FROM chunk_text WHERE rowid IN (SELECT rowid FROM chunk_file WHERE root = ? AND source = ?)",
-            (root, source),
-        )
-        self._db.execute("DELETE FROM chunk_file WHERE root = ? AND source = ?", (root, source))
+        try:
+            self._delete_rows("SELECT rowid FROM chunk_file WHERE root = ? AND source = ?", (root, source))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
         self._db.execute("COMMIT")
 
     def clear(self) -> None:
-        self._db.execute("DELETE FROM chunk_text")
-        self._db.execute("DELETE FROM chunk_file")
+        for table in ("chunk_text", "chunk_file", "chunk_principal"):
+            self._db.execute(f"DELETE FROM {table}")
 
     def search(self, text: str, k: int, flt: SearchFilter, *, exact: bool = False) -> list[Hit]:
         """BM25 search for the query's meaningful words, or (``exact``) only for its exact terms."""
@@ -314,6 +329,10 @@ class KeywordIndex:
         if flt.modified_before is not None:
             sql += " AND modified <= ?"
             args.append(flt.modified_before.timestamp())
+        if flt.principals is not None:
+            marks = ",".join("?" * len(flt.principals)) or "NULL"
+            sql += f" AND rowid IN (SELECT rowid FROM chunk_principal WHERE principal IN ({marks}))"
+            args.extend(sorted(flt.principals))
         sql += " ORDER BY rank LIMIT ?"
         args.append(k)
         try:

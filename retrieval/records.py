@@ -24,6 +24,11 @@ def record_id(root: str, chunk: Chunk) -> str:
     return f"{root_key(root)}:{chunk.id}"
 
 
+PRINCIPALS = "principals"
+NOBODY = "NOBODY"  # the principal no one holds: a store cannot keep an empty array, and a filter with no
+# principal must still be a filter (that matches nothing)
+MetaValue = str | int | float | bool | list[str]
+
 MEDIA_PREFIX = "media:"  # an image path stored relative to the index's media folder
 
 
@@ -48,8 +53,9 @@ def image_from_record(value: str, media_dir: Path | None) -> Path | None:
     return Path(value)
 
 
-def chunk_metadata(chunk: Chunk, info: FileInfo, media_dir: Path | None = None) -> dict[str, str | int | float | bool]:
-    meta: dict[str, str | int | float | bool] = {
+def chunk_metadata(chunk: Chunk, info: FileInfo, media_dir: Path | None = None) -> dict[str, MetaValue]:
+    """A chunk's flat metadata; ``principals`` is a string array (Chroma filters it with ``$contains``)."""
+    meta: dict[str, MetaValue] = {
         "source": chunk.source,
         "root": info.root,
         "modality": chunk.modality.value,
@@ -69,7 +75,7 @@ def chunk_metadata(chunk: Chunk, info: FileInfo, media_dir: Path | None = None) 
     if chunk.image is not None:
         meta["image"] = stored_image(chunk.image, media_dir)
     if info.principals:
-        meta["principals"] = "\x1f".join(info.principals)
+        meta[PRINCIPALS] = sorted(set(info.principals))
     for key, value in chunk.extra:
         meta[f"x_{key}"] = value
     return meta

@@ -1,8 +1,8 @@
 """The index's storage interface: what the pipeline needs from a vector store, and nothing more.
 
 One collection holds every chunk of every modality. The store knows which embedding layout built it
-and refuses to mix layouts. The Chroma adapter (``chroma_store``) is the only implementation today;
-a client/server Chroma or another store slots in behind the same protocol.
+and refuses to mix layouts. Stores live in ``retrieval/stores/`` and are picked by name (``[store]
+kind``, see ``stores.registry``); the tests' conformance suite says what every store must do.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class FileInfo:
     root: str
     kind: str
     modified: float  # POSIX seconds
-    principals: tuple[str, ...] = ()  # reserved for document-level permissions
+    principals: tuple[str, ...] = ()  # who may read the file (document permissions); () = not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,19 +136,35 @@ Vectors = npt.NDArray[np.float32]
 
 
 class ChunkStore(Protocol):
-    """What the pipeline needs from the vector store."""
+    """What the pipeline needs from the vector store.
+
+    Chunks are keyed by ``records.record_id`` (root + chunk id), so writing a chunk again replaces it.
+    Every query applies the whole ``SearchFilter``, the principals array included. Opening a store
+    built with another ``EmbeddingLayout`` raises ``IndexMismatch``; emptying one whatever its layout
+    is the registry's ``drop`` (``stores.registry``).
+    """
 
     @property
     def layout(self) -> EmbeddingLayout: ...
-
-    def upsert(self, chunks: Sequence[Chunk], vectors: Vectors, info: FileInfo) -> None: ...
 
     def upsert_files(self, files: Sequence[tuple[Sequence[Chunk], Vectors, FileInfo]]) -> None:
         """Several files' chunks in one write (a store call costs ~10 ms whatever its size)."""
         ...
 
-    def delete_source(self, root: str, source: str) -> None: ...
+    def delete_source(self, root: str, source: str) -> None:
+        """Remove every chunk of one file."""
+        ...
 
-    def query(self, vector: Vectors, k: int, flt: SearchFilter) -> list[Hit]: ...
+    def query(self, vector: Vectors, k: int, flt: SearchFilter) -> list[Hit]:
+        """The ``k`` nearest chunks passing ``flt``, nearest first (score: cosine similarity)."""
+        ...
 
     def count(self) -> int: ...
+
+    def ids(self, root: str | None = None, source: str | None = None) -> set[str]:
+        """The stored record ids, all or one root's or one file's (for checks and reconciliation)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the store holds open; a closed store is not used again."""
+        ...

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS tables (
     columns_json TEXT NOT NULL,    -- [[sql column, header text], ...] in header order
     first_row INTEGER NOT NULL,
     row_count INTEGER NOT NULL,    -- rows stored (blank rows are not)
-    position INTEGER NOT NULL      -- order of the table in its file
+    position INTEGER NOT NULL,     -- order of the table in its file
+    principals_json TEXT NOT NULL DEFAULT '[]'  -- who may read the file (document permissions)
 );
 CREATE INDEX IF NOT EXISTS tables_by_source ON tables(root, source);
 """
@@ -175,6 +176,9 @@ class TableStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(tables)")}
+        if "principals_json" not in columns:  # a store made before document permissions: no table had any
+            self._db.execute("ALTER TABLE tables ADD COLUMN principals_json TEXT NOT NULL DEFAULT '[]'")
 
     def close(self) -> None:
         with self._lock:
@@ -182,14 +186,23 @@ class TableStore:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def replace_source(self, root: str, source: str, tables: Sequence[Table]) -> list[TableInfo]:
-        """Drop the tables of ``source`` and load ``tables`` in their place, in one transaction."""
+    def replace_source(
+        self, root: str, source: str, tables: Sequence[Table], principals: Sequence[str] = ()
+    ) -> list[TableInfo]:
+        """Drop the tables of ``source`` and load ``tables`` in their place, in one transaction.
+
+        ``principals``: who may read the file; with permission filtering on, a table is readable only
+        by a query made for one of them (``run(..., principals=...)``).
+        """
+        readers = json.dumps(sorted(set(principals)))
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._drop(root, source)
                 infos = [
-                    self._load(root, source, position, table) for position, table in enumerate(tables) if table.header
+                    self._load(root, source, position, table, readers)
+                    for position, table in enumerate(tables)
+                    if table.header
                 ]
                 self._db.execute("COMMIT")
             except BaseException:
@@ -209,7 +222,7 @@ class TableStore:
             self._db.execute(f"DROP TABLE IF EXISTS {_quote(name)}")
         self._db.execute("DELETE FROM tables WHERE root = ? AND source = ?", (root, source))
 
-    def _load(self, root: str, source: str, position: int, table: Table) -> TableInfo:
+    def _load(self, root: str, source: str, position: int, table: Table, readers: str) -> TableInfo:
         sql_name = self._new_name(f"{root}\x00{source}\x00{position}\x00{table.name}")
         columns = column_names(table.header)
         width = len(columns)
@@ -222,8 +235,8 @@ class TableStore:
             sql_name, root, source, table.name, table.locator, columns, table.header, len(rows), table.first_row
         )
         self._db.execute(
-            "INSERT INTO tables(sql_name, root, source, name, locator_json, columns_json, first_row, row_count, position) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO tables(sql_name, root, source, name, locator_json, columns_json, first_row, row_count, "
+            "position, principals_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 sql_name,
                 root,
@@ -234,6 +247,7 @@ class TableStore:
                 table.first_row,
                 len(rows),
                 position,
+                readers,
             ),
         )
         return info
@@ -248,9 +262,14 @@ class TableStore:
 
     # --- reading -------------------------------------------------------------------------------
 
-    def list_tables(self, sources: set[str] | None = None, root: str | None = None) -> list[TableInfo]:
-        """The tables in the store (of ``sources`` only, when given), in file order."""
-        query = "SELECT sql_name, root, source, name, locator_json, columns_json, row_count, first_row FROM tables"
+    def list_tables(
+        self, sources: set[str] | None = None, root: str | None = None, principals: frozenset[str] | None = None
+    ) -> list[TableInfo]:
+        """The tables in the store (of ``sources`` only, and readable by one of ``principals``, when given)."""
+        query = (
+            "SELECT sql_name, root, source, name, locator_json, columns_json, row_count, first_row, principals_json "
+            "FROM tables"
+        )
         args: tuple[str, ...] = ()
         if root is not None:
             query += " WHERE root = ?"
@@ -258,8 +277,10 @@ class TableStore:
         with self._lock:
             found = self._db.execute(query + " ORDER BY root, source, position", args).fetchall()
         infos = []
-        for sql_name, row_root, source, name, locator_json, columns_json, row_count, first_row in found:
+        for sql_name, row_root, source, name, locator_json, columns_json, row_count, first_row, readers in found:
             if sources is not None and source not in sources:
+                continue
+            if principals is not None and not principals & set(json.loads(readers)):
                 continue
             pairs = json.loads(columns_json)
             infos.append(
@@ -278,10 +299,14 @@ class TableStore:
         return infos
 
     def query(
-        self, sql: str, params: Params = (), allowed_sources: set[str] | None = None
+        self,
+        sql: str,
+        params: Params = (),
+        allowed_sources: set[str] | None = None,
+        principals: frozenset[str] | None = None,
     ) -> list[tuple[SqlValue, ...]]:
         """The rows of one read-only SELECT (see ``run``)."""
-        return list(self.run(sql, params, allowed_sources).rows)
+        return list(self.run(sql, params, allowed_sources, principals=principals).rows)
 
     def run(
         self,
@@ -289,16 +314,20 @@ class TableStore:
         params: Params = (),
         allowed_sources: set[str] | None = None,
         max_rows: int | None = None,
+        principals: frozenset[str] | None = None,
     ) -> QueryResult:
         """Run one SELECT (or WITH ... SELECT) read-only; ``QueryError`` for anything else.
 
-        ``allowed_sources``: when given, only tables loaded from these files may be read.
-        At most ``max_rows`` rows are returned (``truncated`` says there were more).
+        ``allowed_sources``: when given, only tables loaded from these files may be read;
+        ``principals``: when given, only tables of files one of them may read. At most ``max_rows``
+        rows are returned (``truncated`` says there were more).
         """
         if not sql.strip():
             raise QueryError("empty query")
         limit = self.max_rows if max_rows is None else max_rows
-        allowed = None if allowed_sources is None else self._tables_of(allowed_sources)
+        allowed = None
+        if allowed_sources is not None or principals is not None:
+            allowed = self._tables_of(allowed_sources, principals)
         with closing(self._reader(allowed)) as db:
             try:
                 cursor = db.execute(sql, params)
@@ -322,10 +351,15 @@ class TableStore:
             return f"not allowed: the table store is read-only for queries ({text})"
         return f"query failed: {text}"
 
-    def _tables_of(self, sources: set[str]) -> frozenset[str]:
+    def _tables_of(self, sources: set[str] | None, principals: frozenset[str] | None) -> frozenset[str]:
         with self._lock:
-            found = self._db.execute("SELECT sql_name, source FROM tables").fetchall()
-        return frozenset(str(name).lower() for name, source in found if source in sources)
+            found = self._db.execute("SELECT sql_name, source, principals_json FROM tables").fetchall()
+        return frozenset(
+            str(name).lower()
+            for name, source, readers in found
+            if (sources is None or source in sources)
+            and (principals is None or bool(principals & set(json.loads(readers))))
+        )
 
     def _reader(self, allowed_tables: frozenset[str] | None) -> sqlite3.Connection:
         db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)

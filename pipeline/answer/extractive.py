@@ -8,73 +8,13 @@ retrieved is relevant enough it declines instead of guessing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
-from mmrag.ingest.chunk import PICTURED
+from mmrag.pipeline.answer.types import DECLINE_TEXT, EXTRACTIVE_NOTE, MAX_QUOTE_CHARS, Answer, Citation, link_for
 from mmrag.pipeline.answer.units import Scored, score_units, terms
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.vectorize import Vectorizer
 
-DECLINE_TEXT = "Not found in the indexed files."
-EXTRACTIVE_NOTE = "Extractive answer (quoted from the indexed files; no LLM is configured):"
-MAX_QUOTE_CHARS = 400
 QUOTE_FLOOR = 0.6  # quote only units scoring at least this share of the best one
-
-
-@dataclass(frozen=True, slots=True)
-class Citation:
-    n: int
-    hit: Hit
-    link: str
-    quote: str = ""
-
-    @property
-    def thumbnail(self) -> str:
-        """The picture to show next to an image, frame or moment citation ("" for other evidence)."""
-        chunk = self.hit.chunk
-        return str(chunk.image) if chunk.image is not None and chunk.modality in PICTURED else ""
-
-    def to_json(self) -> dict[str, object]:
-        chunk = self.hit.chunk
-        return {
-            "n": self.n,
-            "source": chunk.source,
-            "modality": chunk.modality.value,
-            "locator": chunk.locator.to_json(),
-            "cite": chunk.locator.cite(),
-            "link": self.link,
-            "quote": self.quote,
-            "thumbnail": self.thumbnail,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    text: str
-    citations: tuple[Citation, ...]
-    declined: bool
-    extractive: bool = True
-    flagged: tuple[str, ...] = ()  # sentences the citation check could not match to their evidence
-    removed_citations: tuple[int, ...] = ()  # markers to evidence that was never given, removed
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "answer": self.text,
-            "citations": [c.to_json() for c in self.citations],
-            "declined": self.declined,
-            "extractive": self.extractive,
-            "flagged": list(self.flagged),
-            "removed_citations": list(self.removed_citations),
-        }
-
-
-def link_for(hit: Hit) -> str:
-    """A link a person can open: the file, with the page or the second when the format supports it."""
-    path = Path(hit.root) / hit.chunk.source if hit.root else Path(hit.chunk.source)
-    uri = path.as_uri() if path.is_absolute() else str(path)
-    fragment = hit.chunk.locator.fragment()
-    return f"{uri}#{fragment}" if fragment else uri
 
 
 def content_words(text: str) -> set[str]:

@@ -9,7 +9,7 @@ and reply with a sentinel when it does not hold the answer. The reply then goes 
 removed, sentences whose figures or names are not in their cited evidence are flagged (dropped in
 strict mode), and the citations are built from the evidence list only, never from the model's text.
 
-``answer_question`` is what the CLI and the API call: extractive without an LLM, generative with one.
+``stage.answer_from_hits`` chooses between this and the extractive answerer.
 """
 
 from __future__ import annotations
@@ -18,29 +18,14 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mmrag.ingest.chunk import PICTURED
 from mmrag.pipeline.answer.citations import Checked, CitationGate
-from mmrag.pipeline.answer.extractive import (
-    DECLINE_TEXT,
-    MAX_QUOTE_CHARS,
-    Answer,
-    Citation,
-    content_words,
-    extractive_answer,
-    link_for,
-    relevant,
-)
-from mmrag.pipeline.answer.llm import Llm, Message, Role, TokenSink, connect, llm_settings
-from mmrag.pipeline.answer.tables import table_evidence, with_table_finding
-from mmrag.pipeline.config import Config
+from mmrag.pipeline.answer.extractive import content_words, relevant
+from mmrag.pipeline.answer.llm import Llm, Message, Role, TokenSink
+from mmrag.pipeline.answer.types import DECLINE_TEXT, MAX_QUOTE_CHARS, Answer, Citation, link_for
 from mmrag.prompts.loader import new_boundary, quote_data, render
 from mmrag.retrieval.store import Hit
-
-if TYPE_CHECKING:
-    from mmrag.pipeline.filters import Filters
-    from mmrag.pipeline.index import Index
 
 log = logging.getLogger(__name__)
 
@@ -166,41 +151,3 @@ def generative_answer(
     if checked.declined:
         return _declined(stream)
     return _answer(checked, hits)
-
-
-def answer_question(
-    index: Index,
-    question: str,
-    cfg: Config,
-    filters: Filters | None = None,
-    stream: TokenSink | None = None,
-) -> tuple[Answer, list[Hit]]:
-    """Answer ``question`` from the index: generative when an LLM is configured, extractive otherwise.
-
-    Returns the answer and the search hits it was drawn from. With ``stream``, the answer's text is
-    passed to it (token by token from an LLM, at once when extractive): a caller that streams prints
-    only the citations afterwards.
-    """
-    from mmrag.pipeline.api import ANSWER_HITS, search_index
-
-    hits = search_index(index, question, ANSWER_HITS, filters)
-    return answer_from_hits(index, question, hits, cfg, stream=stream), hits
-
-
-def answer_from_hits(
-    index: Index, question: str, hits: Sequence[Hit], cfg: Config, *, stream: TokenSink | None = None
-) -> Answer:
-    """``answer_question`` over hits already retrieved (``mmrag eval`` searches once for both scores)."""
-    settings = llm_settings(cfg.models)
-    llm = connect(settings) if settings is not None else None
-    table = table_evidence(question, hits, index.tables, llm)
-    if llm is None:
-        answer = extractive_answer(question, hits, index.vectorizer)
-        if table is not None:
-            answer = with_table_finding(answer, table)
-        if stream is not None:
-            stream(answer.text)
-        return answer
-    evidence = [table.hit, *hits] if table is not None else list(hits)
-    strict = bool(getattr(cfg.models, "llm_strict_citations", False))
-    return generative_answer(question, evidence, llm, stream=stream, strict=strict)

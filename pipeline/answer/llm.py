@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from mmrag.ingest.errors import MmragError
-from mmrag.pipeline.config import ModelsConfig
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -80,29 +79,6 @@ def ollama_host(base_url: str) -> str:
         rest = base_url[len(OLLAMA_SCHEME) :].strip("/")
         return f"http://{rest}" if rest else OLLAMA_DEFAULT
     return base_url.rstrip("/") or OLLAMA_DEFAULT
-
-
-def llm_settings(models: ModelsConfig) -> LlmSettings | None:
-    """The configured LLM, or None when none is (then answers are extractive).
-
-    Reads ``llm_backend`` ("" = from the URL), ``llm_vision`` and ``llm_timeout_s`` when the config
-    has them, with these defaults otherwise.
-    """
-    if not models.llm_base_url:
-        return None
-    backend = str(getattr(models, "llm_backend", "") or "").strip().lower()
-    if not backend:
-        backend = OLLAMA if models.llm_base_url.startswith(OLLAMA_SCHEME) else OPENAI
-    if backend not in (OPENAI, OLLAMA):
-        raise LlmError(f"unknown LLM backend {backend!r}: set [models] llm_backend to {OPENAI!r} or {OLLAMA!r}")
-    return LlmSettings(
-        base_url=models.llm_base_url,
-        model=models.llm_model,
-        api_key=models.llm_api_key,
-        backend=backend,
-        vision=bool(getattr(models, "llm_vision", False)),
-        timeout_s=float(getattr(models, "llm_timeout_s", 60.0)),
-    )
 
 
 class Role(StrEnum):
@@ -200,32 +176,50 @@ def _image_parts(images: Sequence[tuple[str, Path]]) -> list[str | dict[str, obj
     return parts
 
 
+def _ollama(settings: LlmSettings) -> BaseChatModel:
+    from langchain_ollama import ChatOllama
+
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
+    return ChatOllama(
+        base_url=settings.endpoint,
+        model=settings.model,
+        temperature=settings.temperature,
+        client_kwargs={"timeout": settings.timeout_s, "headers": headers},
+    )
+
+
+def _openai(settings: LlmSettings) -> BaseChatModel:
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=settings.base_url,
+        api_key=settings.api_key or NO_KEY,  # type: ignore[arg-type]  # pydantic coerces str to SecretStr
+        model=settings.model,
+        temperature=settings.temperature,
+        timeout=settings.timeout_s,
+        max_retries=settings.max_retries,
+    )
+
+
+BACKENDS: dict[str, Callable[[LlmSettings], BaseChatModel]] = {OPENAI: _openai, OLLAMA: _ollama}
+"""Chat backends by name (``[models] llm_backend``): a new one is a function building a LangChain chat
+model from ``LlmSettings`` and one line here. Config validates ``llm_backend`` against these names."""
+
+
+def backend_for(base_url: str, backend: str = "") -> str:
+    """The backend to use: the one named, else ``ollama`` for an ``ollama://`` URL, else ``openai``."""
+    name = backend.strip().lower()
+    if name:
+        return name
+    return OLLAMA if base_url.startswith(OLLAMA_SCHEME) else OPENAI
+
+
 def connect(settings: LlmSettings) -> LangChainLlm:
     """Build the chat model for ``settings`` (nothing is sent until the first ``chat``)."""
-    if settings.backend == OLLAMA:
-        from langchain_ollama import ChatOllama
-
-        headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-        model: BaseChatModel = ChatOllama(
-            base_url=settings.endpoint,
-            model=settings.model,
-            temperature=settings.temperature,
-            client_kwargs={"timeout": settings.timeout_s, "headers": headers},
-        )
-    elif settings.backend == OPENAI:
-        from langchain_openai import ChatOpenAI
-
-        model = ChatOpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key or NO_KEY,  # type: ignore[arg-type]  # pydantic coerces str to SecretStr
-            model=settings.model,
-            temperature=settings.temperature,
-            timeout=settings.timeout_s,
-            max_retries=settings.max_retries,
-        )
-    else:
-        raise LlmError(f"unknown LLM backend {settings.backend!r} (use {OPENAI!r} or {OLLAMA!r})")
-    return LangChainLlm(model, endpoint=settings.endpoint, vision=settings.vision, name=settings.model)
+    build = BACKENDS.get(settings.backend)
+    if build is None:
+        raise LlmError(f"unknown LLM backend {settings.backend!r} (use one of {', '.join(sorted(BACKENDS))})")
+    return LangChainLlm(build(settings), endpoint=settings.endpoint, vision=settings.vision, name=settings.model)
 
 
 def _translate(error: Exception, endpoint: str, model: str) -> LlmError | None:

@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mmrag.ingest.chunk import Chunk, Locator, Modality, Rows, Section
-from mmrag.pipeline.answer.extractive import EXTRACTIVE_NOTE, Answer, Citation, content_words, link_for
+from mmrag.pipeline.answer.extractive import content_words
 from mmrag.pipeline.answer.llm import Llm, LlmError, Message, Role
+from mmrag.pipeline.answer.types import EXTRACTIVE_NOTE, Answer, Citation, link_for
 from mmrag.prompts.loader import new_boundary, quote_data, render
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.tables_sql import QueryError, SqlValue, TableInfo, TableStore

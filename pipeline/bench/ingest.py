@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mmrag.pipeline.app import App
 from mmrag.pipeline.bench.common import StageTimer
 from mmrag.pipeline.bench.stages import (
     ORDER,
@@ -28,7 +29,6 @@ from mmrag.pipeline.bench.stages import (
     instrumented,
 )
 from mmrag.pipeline.config import Config
-from mmrag.pipeline.index import Index
 from mmrag.retrieval.embed import TextEmbedder
 
 EDIT_ORDER = (".md", ".txt", ".html", ".csv")
@@ -141,22 +141,23 @@ class IngestBench:
     """Owns the work folder, the models and the index that the ingest figures are measured on."""
 
     def __init__(self, cfg: Config, work: Path, embedder: TextEmbedder | None, note: Note) -> None:
-        from mmrag.pipeline.index import text_embedder, visual_encoder
+        from mmrag.pipeline.app import Models
 
         self.cfg = replace(cfg, index_dir=work / "index")
         self.work = work
         self.note = note
-        self.text = embedder or text_embedder(cfg)
-        self.visual = None if embedder is not None else visual_encoder(cfg)
+        models = Models(cfg, embedder=embedder)  # the encoders load once for every index of the run
+        self.text = models.text()
+        self.visual = models.visual()
         self.timer = StageTimer()
         self.folders: list[Path] = []
-        self.index: Index | None = None
+        self.index: App | None = None
 
-    def open(self, folder: Path) -> Index:
-        from mmrag.pipeline.index import open_index
+    def open(self, folder: Path) -> App:
+        from mmrag.pipeline.app import open_app
 
         cfg = replace(self.cfg, index_dir=folder)
-        return open_index(cfg, create=True, embedder=self.text, visual=self.visual, reindex=True)
+        return open_app(cfg, create=True, embedder=self.text, visual=self.visual, reindex=True)
 
     def warm_up(self, by_modality: dict[str, list[tuple[Path, str]]]) -> float:
         """Ingest each modality's smallest file into a scratch index, so models load before timing."""
@@ -168,7 +169,7 @@ class IngestBench:
             copy_files([min(files, key=lambda f: f[0].stat().st_size)], folder / modality)
         index = self.open(self.work / "warm-index")
         try:
-            run_ingest([folder], index, replace(self.cfg, index_dir=self.work / "warm-index"))
+            run_ingest([folder], index)
         finally:
             index.close()
         return time.perf_counter() - start
@@ -181,7 +182,7 @@ class IngestBench:
         copy_files(files, folder)
         recorder = Recorder()
         with instrumented(self.index, self.timer, recorder):
-            report = run_ingest([folder], self.index, self.cfg, recorder)
+            report = run_ingest([folder], self.index, recorder)
         self.folders.append(folder)
         run = ModalityRun(
             modality=name,
@@ -201,7 +202,7 @@ class IngestBench:
 
         assert self.index is not None
         start = time.perf_counter()
-        report = run_ingest(self.folders, self.index, self.cfg)
+        report = run_ingest(self.folders, self.index)
         return time.perf_counter() - start, len(report.ingested)
 
     def close(self) -> None:

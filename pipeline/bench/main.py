@@ -203,8 +203,8 @@ def _ingest(cfg: Config, opts: Options, work: Path) -> IngestFigures:
 
 
 def _embedder_spec(cfg: Config, opts: Options) -> EmbedderSpec:
+    from mmrag.pipeline.app import ModelMissing
     from mmrag.pipeline.bench.search import EmbedderSpec
-    from mmrag.pipeline.index import ModelMissing
     from mmrag.pipeline.models import resolve_text
 
     if opts.hash_embedder:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from mmrag.ingest.chunk import Chunk, Slide, Table
 from mmrag.ingest.detect import FileKind, detect
+from mmrag.pipeline.app import App
 from mmrag.pipeline.bench.common import StageTimer
-from mmrag.pipeline.index import Index
 
 MODALITY: dict[FileKind, str] = {
     FileKind.PDF: "pdf",
@@ -143,12 +143,12 @@ class Recorder:
             if isinstance(chunk.locator, Slide):
                 self.slides.add((chunk.source, chunk.locator.slide))
 
-    def saw_tables(self, root: str, source: str, tables: Sequence[Table]) -> None:
+    def saw_tables(self, root: str, source: str, tables: Sequence[Table], principals: Sequence[str] = ()) -> None:
         self.rows += sum(len(t.rows) for t in tables)
 
 
 @contextmanager
-def instrumented(index: Index, timer: StageTimer, recorder: Recorder) -> Iterator[None]:
+def instrumented(index: App, timer: StageTimer, recorder: Recorder) -> Iterator[None]:
     """Time every stage of an ingest into ``index`` and record what it wrote, for the ``with`` block."""
     with ExitStack() as stack:
         stack.enter_context(timer.patch(index.vectorizer, "chunks", "embedding", recorder.saw_chunks))

@@ -23,7 +23,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel
 
 from mmrag.ingest.engines.slide_render import SlidePictures, find_office
-from mmrag.pipeline.api import ask_index, search_index
+from mmrag.pipeline.api import ask_index, index_status, search_index
+from mmrag.pipeline.app import MEDIA_DIR, App
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.filters import FilterError, Filters, parse_filters
 from mmrag.pipeline.http.cli import DEFAULT_PORT, LOCAL_HOSTS, TOKEN_ENV, TokenRequired, check_bind, register, run
@@ -44,7 +45,6 @@ from mmrag.pipeline.http.files import (
 )
 from mmrag.pipeline.http.links import signed_ok, signer
 from mmrag.pipeline.http.payloads import citation_json, hit_json, sse_event, upload_name
-from mmrag.pipeline.index import MEDIA_DIR, Index, ingest_settings
 from mmrag.pipeline.worker import IndexWorker, IngestJobs, JobBusy
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import IndexMismatch
@@ -146,16 +146,7 @@ def create_app(
     def status() -> dict[str, object]:
         """What the index holds: chunks, files by status, ingested roots and the embedding layout."""
         try:
-            return worker.call(
-                lambda index: {
-                    "ready": True,
-                    "index": str(cfg.index_dir),
-                    "layout": index.store.layout.describe(),
-                    "chunks": index.store.count(),
-                    "roots": index.manifest.roots(),
-                    "files": index.manifest.counts(),
-                }
-            )
+            return worker.call(lambda index: {"ready": True, **index_status(index)})
         except IndexMismatch as e:
             return {"ready": False, "index": str(cfg.index_dir), "detail": str(e), "chunks": 0, "roots": []}
 
@@ -194,15 +185,15 @@ def create_app(
                         raise HTTPException(413, _too_large(max_upload_bytes))
                     out.write(block)
             try:
-                description = describe_image(path, ingest_settings(cfg))
+                description = describe_image(path, worker.models.ingest_settings())
             except ImageQueryError as e:
                 raise HTTPException(400, str(e).replace(str(path), image.filename or "the upload")) from e
 
-            def run(index: Index) -> dict[str, object]:
+            def run(index: App) -> dict[str, object]:
                 hits = search_by_image(index, path, k, filters, description=description)
                 return {
                     "description": description,
-                    "notices": image_search_notices(index, cfg, description),
+                    "notices": image_search_notices(index, description),
                     "hits": [hit_json(index, h, sign) for h in hits],
                 }
 
@@ -216,10 +207,10 @@ def create_app(
         """The answer as Server-Sent Events: ``token`` (text pieces), then ``answer`` (with citations) or ``error``."""
         events: queue.Queue[str | None] = queue.Queue()
 
-        def run(index: Index) -> None:
+        def run(index: App) -> None:
             try:
                 answer, hits = ask_index(
-                    index, q, cfg, filters, stream=lambda t: events.put(sse_event("token", {"text": t}))
+                    index, q, filters, stream=lambda t: events.put(sse_event("token", {"text": t}))
                 )
                 data = {
                     "question": q,
@@ -289,7 +280,7 @@ def create_app(
                 return Response(picture.read_bytes(), media_type="image/jpeg")
             return slide_text(path, slide, rendered=bool(slide_pictures.office))
 
-        def run(index: Index) -> Response | dict[str, object]:
+        def run(index: App) -> Response | dict[str, object]:
             path = served_path(index, root, source)
             if image is not None:
                 stored = media_image(index, image)

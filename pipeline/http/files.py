@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from mmrag.ingest.chunk import Rows, Sheet
 from mmrag.ingest.errors import MmragError
-from mmrag.pipeline.index import MEDIA_DIR, Index
+from mmrag.pipeline.app import App
 from mmrag.retrieval.manifest import OK
 from mmrag.retrieval.store import Hit
 
@@ -59,7 +59,7 @@ def _plain_relative(source: str) -> PurePosixPath:
     return path
 
 
-def served_path(index: Index, root: str, source: str) -> Path:
+def served_path(index: App, root: str, source: str) -> Path:
     """The real path of an ingested file, or ``Refused`` with why it is not served."""
     relative = _plain_relative(source)
     if not root or not Path(root).is_absolute():
@@ -79,7 +79,7 @@ def served_path(index: Index, root: str, source: str) -> Path:
     return real
 
 
-def served_with_version(index: Index, root: str, source: str) -> tuple[Path, str]:
+def served_with_version(index: App, root: str, source: str) -> tuple[Path, str]:
     """``served_path`` and the file's content hash as the manifest records it (keys derived files)."""
     path = served_path(index, root, source)
     record = index.manifest.get(root, source)
@@ -166,10 +166,10 @@ def image_thumbnail_png(path: Path, max_px: int = THUMBNAIL_PX) -> bytes:
     return out.getvalue()
 
 
-def media_image(index: Index, name: str) -> Path:
+def media_image(index: App, name: str) -> Path:
     """A stored thumbnail or video frame under the index's media folder (``name`` is relative to it)."""
     relative = _plain_relative(name)
-    media = (index.path / MEDIA_DIR).resolve()
+    media = index.media_dir.resolve()
     try:
         real = (media / relative).resolve(strict=True)
     except (OSError, RuntimeError) as e:
@@ -179,19 +179,19 @@ def media_image(index: Index, name: str) -> Path:
     return real
 
 
-def media_name(index: Index, hit: Hit) -> str:
+def media_name(index: App, hit: Hit) -> str:
     """The chunk's stored image relative to the media folder, or "" when it has none there."""
     image = hit.chunk.image
     if image is None:
         return ""
-    media = (index.path / MEDIA_DIR).resolve()
+    media = index.media_dir.resolve()
     try:
         return Path(image).resolve().relative_to(media).as_posix()
     except ValueError:
         return ""
 
 
-def table_rows(index: Index, root: str, source: str, first: int, last: int, sheet: str | None) -> dict[str, object]:
+def table_rows(index: App, root: str, source: str, first: int, last: int, sheet: str | None) -> dict[str, object]:
     """The data rows ``first``..``last`` of the file's tables (of ``sheet`` when given), as JSON."""
     if last < first or last - first >= MAX_PREVIEW_ROWS:
         raise Refused(400, f"rows must be FIRST-LAST with at most {MAX_PREVIEW_ROWS} rows")

@@ -8,14 +8,14 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from mmrag.ingest.chunk import Modality
-from mmrag.pipeline.answer.extractive import Citation
+from mmrag.pipeline.answer.types import Citation
+from mmrag.pipeline.app import App
 from mmrag.pipeline.http.files import IMAGE_SUFFIXES, media_name
 from mmrag.pipeline.http.links import Signer
-from mmrag.pipeline.index import Index
 from mmrag.retrieval.store import Hit
 
 
-def preview_url(index: Index, hit: Hit) -> str:
+def preview_url(index: App, hit: Hit) -> str:
     """The preview of a hit: its stored picture when it has one, else what its locator says to show."""
     params: dict[str, str] = {"root": hit.root, "source": hit.chunk.source}
     image = media_name(index, hit)
@@ -37,7 +37,7 @@ def _unsigned(url: str) -> str:
     return url
 
 
-def hit_json(index: Index, hit: Hit, sign: Signer = _unsigned) -> dict[str, object]:
+def hit_json(index: App, hit: Hit, sign: Signer = _unsigned) -> dict[str, object]:
     """A hit as ``Hit.to_json`` plus its root and the URLs of its preview and original file.
 
     ``sign`` adds a signature to those URLs when the server has an API token (``server_links``).
@@ -45,7 +45,7 @@ def hit_json(index: Index, hit: Hit, sign: Signer = _unsigned) -> dict[str, obje
     return {**hit.to_json(), "root": hit.root, "preview": sign(preview_url(index, hit)), "file": sign(file_url(hit))}
 
 
-def citation_json(index: Index, citation: Citation, sign: Signer = _unsigned) -> dict[str, object]:
+def citation_json(index: App, citation: Citation, sign: Signer = _unsigned) -> dict[str, object]:
     out = citation.to_json()
     out.pop("thumbnail", None)  # a server-side path; the preview URL replaces it
     return {

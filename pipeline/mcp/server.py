@@ -26,12 +26,12 @@ from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs this one, not typing's, before Python 3.12
 
 from mmrag.ingest.chunk import Chunk, Modality
-from mmrag.pipeline.answer.extractive import Answer, Citation, link_for
+from mmrag.pipeline.answer.types import Answer, Citation, link_for
 from mmrag.pipeline.api import ask_index, search_index
+from mmrag.pipeline.app import App
 from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.errors import user_message
 from mmrag.pipeline.filters import Filters, parse_filters
-from mmrag.pipeline.index import Index
 from mmrag.pipeline.worker import IndexWorker
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import Hit
@@ -211,7 +211,7 @@ def build_server(cfg: Config, *, embedder: TextEmbedder | None = None) -> MCPSer
         lifespan=close_index_at_exit,
     )
 
-    def call(fn: Callable[[Index], T]) -> T:
+    def call(fn: Callable[[App], T]) -> T:
         try:
             return worker.call(fn)
         except Exception as e:
@@ -247,7 +247,7 @@ def build_server(cfg: Config, *, embedder: TextEmbedder | None = None) -> MCPSer
         before: BeforeArg = None,
     ) -> Annotated[CallToolResult, AskResult]:
         filters = tool_filters(modality, type, folder, glob, after, before)
-        answer, _hits = call(lambda index: ask_index(index, question, cfg, filters))
+        answer, _hits = call(lambda index: ask_index(index, question, filters))
         return CallToolResult(
             content=[TextContent(type="text", text=answer_text(answer))],
             structured_content=answer_json(question, answer),

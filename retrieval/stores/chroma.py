@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 
 from mmrag.ingest.chunk import Chunk
-from mmrag.retrieval.records import chunk_from_record, chunk_metadata, record_id
+from mmrag.retrieval.records import NOBODY, PRINCIPALS, MetaValue, chunk_from_record, chunk_metadata, record_id
 from mmrag.retrieval.store import EmbeddingLayout, FileInfo, Hit, IndexMismatch, SearchFilter, Vectors
 
 COLLECTION = "mmrag_chunks"
 LAYOUT_KEY = "mmrag_layout"
 WRITE_BATCH = 2000
+ID_PAGE = 10_000
 
 
 def where_clause(flt: SearchFilter) -> dict[str, Any] | None:
@@ -34,6 +35,10 @@ def where_clause(flt: SearchFilter) -> dict[str, Any] | None:
         terms.append({"modified": {"$gte": flt.modified_after.timestamp()}})
     if flt.modified_before is not None:
         terms.append({"modified": {"$lte": flt.modified_before.timestamp()}})
+    if flt.principals is not None:
+        # $contains on a string array; $in/$eq on an array field silently match nothing (Chroma 1.5)
+        allowed = [{PRINCIPALS: {"$contains": p}} for p in sorted(flt.principals or {NOBODY})]
+        terms.append(allowed[0] if len(allowed) == 1 else {"$or": allowed})
     if not terms:
         return None
     return terms[0] if len(terms) == 1 else {"$and": terms}
@@ -110,7 +115,7 @@ class ChromaStore:
         self.upsert_files([(chunks, vectors, info)])
 
     def upsert_files(self, files: Sequence[tuple[Sequence[Chunk], Vectors, FileInfo]]) -> None:
-        rows: list[tuple[str, str, dict[str, str | int | float | bool]]] = []
+        rows: list[tuple[str, str, dict[str, MetaValue]]] = []
         vectors: list[Vectors] = []
         for chunks, file_vectors, info in files:
             if len(chunks) != len(file_vectors):
@@ -154,6 +159,25 @@ class ChromaStore:
 
     def count(self) -> int:
         return int(self._collection.count())
+
+    def ids(self, root: str | None = None, source: str | None = None) -> set[str]:
+        terms: list[dict[str, Any]] = []
+        if root is not None:
+            terms.append({"root": root})
+        if source is not None:
+            terms.append({"source": source})
+        where = None if not terms else terms[0] if len(terms) == 1 else {"$and": terms}
+        found: set[str] = set()
+        offset = 0
+        while True:  # in pages: one get of a million ids would hold them all in the bindings at once
+            page = self._collection.get(where=where, include=[], limit=ID_PAGE, offset=offset)
+            found.update(page["ids"])
+            if len(page["ids"]) < ID_PAGE:
+                return found
+            offset += ID_PAGE
+
+    def close(self) -> None:
+        """Chroma keeps one system per path for the process; nothing here needs releasing."""
 
     def reset(self) -> None:
         """Drop every chunk (used by ``--reindex``); the collection is recreated with the current layout."""

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mmrag.pipeline.api import ingest, search_index
+from mmrag.pipeline.app import open_app
 from mmrag.pipeline.config import Config
-from mmrag.pipeline.index import open_index
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_exact_terms_need_the_keyword_side(tmp_path: Path, corpus: Path, cfg: Co
     drive = tmp_path / "drive"
     shutil.copytree(corpus / "drive", drive, ignore=shutil.ignore_patterns(*MEDIA))
     ingest([drive], cfg)
-    index = open_index(cfg, create=False)
+    index = open_app(cfg, create=False)
     try:
         for term, source in EXACT.items():
             hybrid = search_index(index, term, k=5)

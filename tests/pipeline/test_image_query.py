@@ -14,9 +14,9 @@ from mmrag.ingest.chunk import Modality
 from mmrag.ingest.formats import images as images_module
 from mmrag.ingest.formats.images import ImageLabeler
 from mmrag.pipeline.api import Filters
+from mmrag.pipeline.app import App, open_app
 from mmrag.pipeline.config import Config, load_config
 from mmrag.pipeline.image_query import ImageQueryError, describe_image, image_search_notices, search_by_image
-from mmrag.pipeline.index import Index, open_index
 from mmrag.pipeline.ingest_run import run_ingest
 from mmrag.retrieval.clip import ClipEncoder
 from mmrag.retrieval.embed import HashEmbedder
@@ -78,27 +78,27 @@ def tiny_clip(folder: Path) -> ClipEncoder:
 
 
 @pytest.fixture(scope="module")
-def clip_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
+def clip_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """Five pictures and three texts, indexed with a random-init CLIP; no OCR or labels (nothing to read)."""
     root = tmp_path_factory.mktemp("clip")
     cfg = load_config(index_dir=root / "index", env={"XDG_CONFIG_HOME": str(root / "config")})
     clip = tiny_clip(root)
-    index = open_index(cfg, create=True, embedder=HashEmbedder(), visual=clip)
+    index = open_app(cfg, create=True, embedder=HashEmbedder(), visual=clip)
     try:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(images_module, "image_labeler", lambda: ImageLabeler(weights=root / "none.pth"))
             patch.setattr(images_module, "ocr_engine", lambda *_: None)
-            report = run_ingest([write_drive(root / "drive")], index, cfg, None)
+            report = run_ingest([write_drive(root / "drive")], index)
         assert report.skipped == [] and len(report.ingested) == 8
         yield index
     finally:
         index.close()
 
 
-def test_an_indexed_image_is_its_own_nearest_image(clip_index: Index, no_labeler: None) -> None:
+def test_an_indexed_image_is_its_own_nearest_image(clip_index: App, no_labeler: None) -> None:
     query = clip_index.path.parent / "drive" / "photos" / "IMG_1003.png"
     assert describe_image(query, NO_OCR) == ""  # nothing in words: only the visual search can rank it
-    assert image_search_notices(clip_index, Config(index_dir=clip_index.path), "") == [
+    assert image_search_notices(clip_index, "") == [
         "nothing in the image could be put into words (no text, labels, metadata or file-name words)"
     ]
     hits = search_by_image(clip_index, query, k=5, settings=NO_OCR)
@@ -107,7 +107,7 @@ def test_an_indexed_image_is_its_own_nearest_image(clip_index: Index, no_labeler
     assert hits[0].score == pytest.approx(1.0) and dict(hits[0].signals)["visual"] > dict(hits[1].signals)["visual"]
 
 
-def test_filters_apply_to_the_visual_search(clip_index: Index, no_labeler: None) -> None:
+def test_filters_apply_to_the_visual_search(clip_index: App, no_labeler: None) -> None:
     query = clip_index.path.parent / "drive" / "photos" / "IMG_1003.png"
     others = Filters(globs=("photos/IMG_100[0-2].png",))
     assert {h.chunk.source for h in search_by_image(clip_index, query, 10, others, settings=NO_OCR)} == {
@@ -120,13 +120,13 @@ def test_filters_apply_to_the_visual_search(clip_index: Index, no_labeler: None)
 
 
 def test_without_clip_one_notice_names_the_remedy(
-    cfg: Config, clip_index: Index, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    cfg: Config, clip_index: App, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))  # no CLIP weights, whatever the machine
-    assert image_search_notices(clip_index, cfg, "eiffel tower") == []
-    index = open_index(cfg, create=True, embedder=HashEmbedder())
+    assert image_search_notices(clip_index, "eiffel tower") == []
+    index = open_app(cfg, create=True, embedder=HashEmbedder())
     try:
-        notices = image_search_notices(index, cfg, "eiffel tower")
+        notices = image_search_notices(index, "eiffel tower")
     finally:
         index.close()
     assert len(notices) == 1 and "visual similarity is off" in notices[0]
@@ -150,9 +150,9 @@ def test_description_keeps_meaningful_words_and_drops_the_size_line(tmp_path: Pa
 
 @pytest.mark.slow
 def test_a_photo_of_an_invoice_number_finds_the_invoice_without_clip(cfg: Config, tmp_path: Path) -> None:
-    index = open_index(cfg, create=True, embedder=HashEmbedder())
+    index = open_app(cfg, create=True, embedder=HashEmbedder())
     try:
-        report = run_ingest([write_drive(tmp_path / "drive", photos=False)], index, cfg, None)
+        report = run_ingest([write_drive(tmp_path / "drive", photos=False)], index)
         assert report.skipped == []
         query = tmp_path / "IMG_2024.png"
         text_picture("INVOICE 4711").save(query)

@@ -157,9 +157,9 @@ def test_a_moved_index_still_finds_its_thumbnails(tmp_path: Path, cfg: Config, m
     moved.parent.mkdir()
     shutil.move(str(cfg.index_dir), moved)
     from mmrag.pipeline.api import search_index
-    from mmrag.pipeline.index import open_index
+    from mmrag.pipeline.app import open_app
 
-    index = open_index(replace(cfg, index_dir=moved), create=False, embedder=embedder)
+    index = open_app(replace(cfg, index_dir=moved), create=False, embedder=embedder)
     try:  # each store (Chroma's vectors, the keyword index) gives the chunk back with its picture
         hits = [search_index(index, "red banner", 1, lists=frozenset({name}))[0] for name in ("vector", "keyword")]
     finally:
@@ -272,7 +272,7 @@ def test_pictures_made_from_a_changed_or_deleted_file_leave_the_index(
 def test_a_failed_vector_write_leaves_its_files_to_the_next_run(
     tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mmrag.pipeline.index import open_index
+    from mmrag.pipeline.app import open_app
     from mmrag.retrieval.manifest import OK
     from mmrag.retrieval.stores.chroma import ChromaStore
 
@@ -289,7 +289,7 @@ def test_a_failed_vector_write_leaves_its_files_to_the_next_run(
     monkeypatch.setattr(ChromaStore, "upsert_files", disk_full)
     with pytest.raises(OSError, match="No space left"):
         ingest([drive], cfg, embedder=embedder)
-    index = open_index(cfg, create=False, embedder=embedder)
+    index = open_app(cfg, create=False, embedder=embedder)
     try:  # vectors never written: no file is recorded as done, so none is taken as unchanged later
         assert [r for r in index.manifest.files() if r.status == OK] == []
     finally:
@@ -327,21 +327,21 @@ def test_files_wait_to_be_written_together_and_are_searchable_at_the_end(tmp_pat
 
 def test_a_newer_version_of_a_waiting_file_replaces_it_before_the_write(cfg: Config) -> None:
     from mmrag.ingest.chunk import Chunk, Modality, Page
-    from mmrag.pipeline.index import open_index
+    from mmrag.pipeline.app import open_app
     from mmrag.retrieval.store import FileInfo
 
     embedder = CountingEmbedder()
-    index = open_index(cfg, create=True, embedder=embedder)
+    index = open_app(cfg, create=True, embedder=embedder)
     done: list[str] = []
     info = FileInfo(root="/drive", kind="text", modified=0.0)
     try:
         chunk = Chunk("a.txt", Modality.TEXT, Page(1), "first version")
-        index.replace_file("/drive", "a.txt", [chunk], info, then=lambda: done.append("first"))
-        index.replace_file("/drive", "a.txt", [], None, then=lambda: done.append("skipped"))
-        index.flush()
+        index.index.replace_file("/drive", "a.txt", [chunk], info, then=lambda: done.append("first"))
+        index.index.replace_file("/drive", "a.txt", [], None, then=lambda: done.append("skipped"))
+        index.index.flush()
         assert done == ["skipped"] and index.store.count() == 0  # the older version was never written
         newer = Chunk("a.txt", Modality.TEXT, Page(1), "second version")
-        index.replace_file("/drive", "a.txt", [newer], info, then=lambda: done.append("second"))
+        index.index.replace_file("/drive", "a.txt", [newer], info, then=lambda: done.append("second"))
         assert done == ["skipped"]  # waits for the write
     finally:
         index.close()  # closing writes what waits

@@ -6,14 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mmrag.pipeline.app import Models
 from mmrag.pipeline.config import ConfigError, ModelsConfig, load_config
-from mmrag.pipeline.index import text_embedder
 from mmrag.pipeline.models import resolve_text
 from mmrag.retrieval.embed import SentenceTransformerEmbedder
 from mmrag.retrieval.embed_onnx import OnnxEmbedder, exported_path, unsupported
@@ -97,10 +96,10 @@ def test_unsupported_layouts_are_named(tmp_path: Path) -> None:
 def test_runtime_setting_chooses_the_embedder(tmp_path: Path) -> None:
     cfg = load_config(env={"MMRAG_INDEX": str(tmp_path)})
     assert cfg.models.text_runtime == "onnx-int8"
-    assert isinstance(text_embedder(cfg), OnnxEmbedder)
+    assert isinstance(Models(cfg).text(), OnnxEmbedder)
     torch_cfg = load_config(env={"MMRAG_INDEX": str(tmp_path), "MMRAG_TEXT_RUNTIME": "torch"})
-    chosen = text_embedder(torch_cfg)
+    chosen = Models(torch_cfg).text()
     assert isinstance(chosen, SentenceTransformerEmbedder)
-    assert chosen.name != text_embedder(cfg).name  # the index layout records the runtime
-    with pytest.raises(ConfigError, match="text_runtime"):
-        text_embedder(replace(cfg, models=replace(cfg.models, text_runtime="gpu")))
+    assert chosen.name != Models(cfg).text().name  # the index layout records the runtime
+    with pytest.raises(ConfigError, match="text_runtime"):  # refused when the config loads, not on first use
+        load_config(env={"MMRAG_INDEX": str(tmp_path), "MMRAG_TEXT_RUNTIME": "gpu"})

@@ -4,7 +4,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mmrag.ingest.chunk import Chunk, Modality, Page, Rows
-from mmrag.retrieval.keyword import KeywordIndex, fts_query
+from mmrag.retrieval.keyword import SCHEMA_VERSION, KeywordIndex, fts_query
 from mmrag.retrieval.store import FileInfo, SearchFilter
 
 INFO_PDF = FileInfo(root="/drive", kind="pdf", modified=datetime(2024, 5, 1).timestamp())
@@ -136,8 +136,24 @@ def test_a_format_2_keyword_index_is_upgraded_in_place(tmp_path: Path) -> None:
     old.execute("PRAGMA user_version = 2")
     old.close()
     upgraded = KeywordIndex(db_path)
-    assert int(upgraded._db.execute("PRAGMA user_version").fetchone()[0]) == 3
+    assert int(upgraded._db.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION == 4
     assert _rows(db_path) == (3, 3)
     upgraded.delete_source("/drive", "data/sales.csv")
     assert _rows(db_path) == (2, 2)
     assert upgraded.search("commission file number 000-30653", 5, SearchFilter())[0].chunk.locator == Page(1)
+
+
+def test_a_format_3_keyword_index_is_upgraded_in_place_and_finds_its_chunks(tmp_path: Path) -> None:
+    import sqlite3
+
+    db_path = tmp_path / "kw.sqlite"
+    _index(tmp_path).close()
+    old = sqlite3.connect(db_path, isolation_level=None)
+    old.execute("DROP TABLE chunk_principal")  # what a format-3 index lacks
+    old.execute("PRAGMA user_version = 3")
+    old.close()
+    upgraded = KeywordIndex(db_path)
+    assert int(upgraded._db.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION
+    assert upgraded.search("commission file number 000-30653", 5, SearchFilter())[0].chunk.locator == Page(1)
+    # chunks of earlier formats carry no principals: with permission filtering on they are not seen (fail closed)
+    assert upgraded.search("commission file number 000-30653", 5, SearchFilter(principals=frozenset({"PUBLIC"}))) == []

@@ -122,21 +122,27 @@ def test_a_deck_that_cannot_be_rendered_is_tried_once(tmp_path: Path) -> None:
 def test_slide_pictures_are_made_at_ingest_only_when_search_embeds_them(tmp_path: Path) -> None:
     from dataclasses import replace
 
+    from mmrag.pipeline.app import Models, slide_pictures_at_ingest
     from mmrag.pipeline.config import ConfigError, load_config
-    from mmrag.pipeline.index import ingest_settings, slide_pictures_at_ingest
+    from mmrag.pipeline.models import ModelsConfig, resolve_clip
+
+    def at_ingest(models: ModelsConfig) -> bool:
+        return slide_pictures_at_ingest(models, resolve_clip(models))
 
     cfg = load_config(index_dir=tmp_path / "index", env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
     no_clip = replace(cfg.models, clip_path=str(tmp_path / "no-clip.pt"), allow_downloads=False)
-    assert not slide_pictures_at_ingest(replace(cfg, models=no_clip))  # auto, no image-text encoder
-    assert ingest_settings(replace(cfg, models=no_clip)).media.office == ""
+    assert not at_ingest(no_clip)  # auto, no image-text encoder
+    assert Models(replace(cfg, models=no_clip)).ingest_settings().media.office == ""
     weights = tmp_path / "clip.pt"
     weights.write_bytes(b"stand-in: only its presence is resolved here")
-    assert slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, clip_path=str(weights))))
-    assert slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, llm_vision=True)))  # sent to a vision LLM
-    assert slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="ingest")))
-    assert not slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="preview")))
-    with pytest.raises(ConfigError, match="slide_pictures"):
-        slide_pictures_at_ingest(replace(cfg, models=replace(no_clip, slide_pictures="sometimes")))
+    assert at_ingest(replace(no_clip, clip_path=str(weights)))
+    assert at_ingest(replace(no_clip, llm_vision=True))  # sent to a vision LLM
+    assert at_ingest(replace(no_clip, slide_pictures="ingest"))
+    assert not at_ingest(replace(no_clip, slide_pictures="preview"))
+    config = tmp_path / "bad.toml"
+    config.write_text('[models]\nslide_pictures = "sometimes"\n')
+    with pytest.raises(ConfigError, match=r"slide_pictures must be one of 'auto', 'ingest', 'preview'"):
+        load_config(config_file=config, index_dir=tmp_path / "index")
 
 
 def test_odp_decks_get_pictures_on_first_view_too(tmp_path: Path) -> None:

@@ -23,10 +23,12 @@ from typing import Any
 import pytest
 
 from mmrag.ingest.chunk import Chunk, Modality, Page, Rows, Section, Sheet, Table
-from mmrag.pipeline.answer.extractive import DECLINE_TEXT
-from mmrag.pipeline.answer.generate import NOT_FOUND, answer_question, generative_answer
-from mmrag.pipeline.answer.llm import LangChainLlm, LlmSettings, LlmUnavailable, connect, llm_settings
+from mmrag.pipeline.answer.generate import NOT_FOUND, generative_answer
+from mmrag.pipeline.answer.llm import LangChainLlm, LlmSettings, LlmUnavailable, connect
 from mmrag.pipeline.answer.tables import table_evidence
+from mmrag.pipeline.answer.types import DECLINE_TEXT
+from mmrag.pipeline.api import ask_index
+from mmrag.pipeline.app import llm_settings
 from mmrag.pipeline.config import Config
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.tables_sql import TableStore
@@ -436,7 +438,7 @@ def _sql_reply(body: dict[str, Any]) -> str:
 @pytest.fixture
 def cups_index(tmp_path: Path, cfg: Config) -> Iterator[Any]:
     from mmrag.pipeline.api import ingest
-    from mmrag.pipeline.index import open_index
+    from mmrag.pipeline.app import open_app
     from mmrag.retrieval.embed import HashEmbedder
 
     drive = tmp_path / "drive"
@@ -446,7 +448,7 @@ def cups_index(tmp_path: Path, cfg: Config) -> Iterator[Any]:
     )
     (drive / "notes.txt").write_text("The hockey pool closes on Friday. Stanley Cup trivia night is in May.\n")
     ingest([drive], cfg, embedder=HashEmbedder(64))
-    index = open_index(cfg, create=False, embedder=HashEmbedder(64))
+    index = open_app(cfg, create=False, embedder=HashEmbedder(64))
     try:
         yield index
     finally:
@@ -454,12 +456,18 @@ def cups_index(tmp_path: Path, cfg: Config) -> Iterator[Any]:
 
 
 def test_answer_question_runs_sql_over_the_tables_of_the_hits(server: StubLlm, cfg: Config, cups_index: Any) -> None:
+    from mmrag.pipeline.app import open_app
+    from mmrag.retrieval.embed import HashEmbedder
+
     server.replies += [_sql_reply, "The Maple Leafs have won the most Stanley Cups: 13 [1]."]
     models = replace(cfg.models, llm_base_url=server.url, llm_model="test-model", llm_api_key="sk-test-123")
     pieces: list[str] = []
-    answer, hits = answer_question(
-        cups_index, "Which team has won the most Stanley Cups?", replace(cfg, models=models), stream=pieces.append
-    )
+    cups_index.close()  # the same index, opened with an LLM configured
+    with_llm = open_app(replace(cfg, models=models), create=False, embedder=HashEmbedder(64))
+    try:
+        answer, hits = ask_index(with_llm, "Which team has won the most Stanley Cups?", stream=pieces.append)
+    finally:
+        with_llm.close()
     sql_prompt = server.user_prompt(0)
     assert "(_row, team, location, stanley_cups, _raw)" in sql_prompt and "From: data/cups.csv" in sql_prompt
     assert "Maple Leafs | TOR | 13" not in sql_prompt.split("<<<BEGIN DATA", 1)[0]  # samples are quoted data
@@ -472,7 +480,7 @@ def test_answer_question_runs_sql_over_the_tables_of_the_hits(server: StubLlm, c
 
 
 def test_answer_question_without_an_llm_is_extractive_with_the_table_finding(cfg: Config, cups_index: Any) -> None:
-    answer, _ = answer_question(cups_index, "Which team has won the most Stanley Cups?", cfg)
+    answer, _ = ask_index(cups_index, "Which team has won the most Stanley Cups?")
     assert answer.extractive and not answer.declined
     assert "Highest Stanley Cups: 13 (Maple Leafs)" in answer.text
     table = [c for c in answer.citations if c.quote == "Highest Stanley Cups: 13 (Maple Leafs)"]

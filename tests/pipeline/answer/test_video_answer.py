@@ -9,8 +9,8 @@ import pytest
 
 from mmrag.ingest.chunk import Modality, TimeSpan
 from mmrag.pipeline.api import ask_index, ingest
+from mmrag.pipeline.app import open_app
 from mmrag.pipeline.config import Config
-from mmrag.pipeline.index import open_index
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +21,9 @@ def test_ask_about_the_all_hands_cites_the_moment(tmp_path: Path, corpus: Path, 
     shutil.copy(corpus / "drive" / "media" / "video" / "all_hands_q3.mp4", drive / "all_hands_q3.mp4")
     report = ingest([drive], cfg)
     assert report.ingested == ["all_hands_q3.mp4"]
-    index = open_index(cfg, create=False)
+    index = open_app(cfg, create=False)
     try:
-        answer, hits = ask_index(index, "Which rocket carried the satellite the speaker congratulates people on?", cfg)
+        answer, hits = ask_index(index, "Which rocket carried the satellite the speaker congratulates people on?")
     finally:
         index.close()
     assert not answer.declined and "Falcon 9" in answer.text

@@ -24,11 +24,11 @@ from PIL import Image, ImageDraw
 
 from mmrag.ingest.formats import images as images_module
 from mmrag.ingest.formats.images import ImageLabeler
+from mmrag.pipeline.app import open_app
 from mmrag.pipeline.config import Config, load_config
 from mmrag.pipeline.http import app as server
 from mmrag.pipeline.http.app import check_bind, create_app
 from mmrag.pipeline.http.files import BadRange, ByteRange, parse_range
-from mmrag.pipeline.index import open_index
 from mmrag.pipeline.ingest_run import run_ingest
 from mmrag.retrieval.embed import HashEmbedder
 
@@ -79,9 +79,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, no_labeler: None) -> tuple[C
     drive = tmp_path_factory.mktemp("drive")
     _drive(drive)
     cfg = _config(tmp_path_factory.mktemp("home"))
-    index = open_index(cfg, create=True, embedder=EMBEDDER)
+    index = open_app(cfg, create=True, embedder=EMBEDDER)
     try:
-        report = run_ingest([drive], index, cfg)
+        report = run_ingest([drive], index)
     finally:
         index.close()
     assert report.skipped == [], report.skipped

@@ -21,8 +21,8 @@ from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult, TextContent
 
 from mmrag.pipeline.api import ingest
+from mmrag.pipeline.app import open_app
 from mmrag.pipeline.config import Config, load_config
-from mmrag.pipeline.index import open_index
 from mmrag.pipeline.ingest_run import run_ingest
 from mmrag.pipeline.mcp.server import build_server
 from mmrag.retrieval.embed import HashEmbedder
@@ -136,7 +136,7 @@ def test_stray_output_of_libraries_goes_to_stderr_not_the_protocol_channel(tmp_p
         "    print('python-level chatter', flush=True)\n"
         "    os.write(1, b'fd-level chatter\\n')\n"
         "    raise IndexMismatch('opened noisily')\n"
-        "server_jobs.open_index = noisy_open\n"
+        "server_jobs.open_app = noisy_open\n"
     )
 
     async def session(client: Client, stray: list[Exception]) -> None:
@@ -166,9 +166,9 @@ def hashed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Path]:
     _drive(drive)
     home = tmp_path_factory.mktemp("home")
     cfg = load_config(index_dir=home / "index", env={"XDG_CONFIG_HOME": str(home / "config")})
-    index = open_index(cfg, create=True, embedder=EMBEDDER)
+    index = open_app(cfg, create=True, embedder=EMBEDDER)
     try:
-        report = run_ingest([drive], index, cfg)
+        report = run_ingest([drive], index)
     finally:
         index.close()
     assert report.skipped == [] and len(report.ingested) == 3
