@@ -17,7 +17,7 @@ from typing import Protocol
 from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
-from mmrag.ingest.registry import ingestor_for
+from mmrag.ingest.filetypes import ingestor_for
 from mmrag.pipeline.app import App
 from mmrag.pipeline.walk import Found, Target, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
@@ -130,7 +130,7 @@ class _Run:
             self.manifest.touch(root, found.source, st.st_size, st.st_mtime_ns)
             self._unchanged(label, old)
             return
-        record = FileRecord(root, found.source, st.st_size, st.st_mtime_ns, digest, FileKind.UNKNOWN.value, SKIPPED)
+        record = FileRecord(root, found.source, st.st_size, st.st_mtime_ns, digest, str(FileKind.UNKNOWN), SKIPPED)
         self._ingest(target, found, label, record, st.st_mtime)
 
     def _ingest(self, target: Target, found: Found, label: str, record: FileRecord, mtime: float) -> None:
@@ -140,16 +140,16 @@ class _Run:
         except OSError as e:
             self._skip(label, f"cannot read the file ({e.strerror or e})")
             return
-        kind = detection.kind
-        record = replace(record, kind=kind.value)
+        kind = str(detection.kind)
+        record = replace(record, kind=kind)
         if detection.problem:
             self._replace(root, found.source, [], record, label, detection.problem)
             return
         ingestor = ingestor_for(kind, self.settings)
         if ingestor is None:
             self._forget(root, found.source)
-            self.manifest.put(replace(record, status=UNSUPPORTED, reason=kind.value))
-            self.report.unsupported.append(Skipped(label, f"{kind.value} files are not indexed yet"))
+            self.manifest.put(replace(record, status=UNSUPPORTED, reason=kind))
+            self.report.unsupported.append(Skipped(label, f"{kind} files are not indexed yet"))
             self.progress.file_done(label, UNSUPPORTED, 0)
             return
         try:
@@ -166,7 +166,7 @@ class _Run:
         if not chunks:
             self._replace(root, found.source, [], record, label, "no content found in the file")
             return
-        info = FileInfo(root=root, kind=kind.value, modified=mtime)
+        info = FileInfo(root=root, kind=kind, modified=mtime)
         self._replace(root, found.source, chunks, record, label, "", info, tables)
 
     def _replace(

@@ -62,3 +62,12 @@ def corpus() -> Path:
 def cfg(tmp_path: Path) -> Config:
     """A config with its own index folder and no user config file."""
     return load_config(index_dir=tmp_path / "index", env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+
+
+@pytest.fixture(autouse=True)
+def _close_api_sessions() -> Iterator[None]:
+    """The Python API keeps each configuration's index open; every test starts and ends with none open."""
+    yield
+    from mmrag.pipeline import api
+
+    api.close()

@@ -16,27 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmrag.ingest.chunk import Chunk, Slide, Table
-from mmrag.ingest.detect import FileKind, detect
+from mmrag.ingest.detect import detect
+from mmrag.ingest.filetypes import file_type
 from mmrag.pipeline.app import App
 from mmrag.pipeline.bench.common import StageTimer
 
-MODALITY: dict[FileKind, str] = {
-    FileKind.PDF: "pdf",
-    FileKind.DOCX: "docs",
-    FileKind.HTML: "docs",
-    FileKind.MD: "docs",
-    FileKind.TXT: "docs",
-    FileKind.EML: "docs",
-    FileKind.PPTX: "slides",
-    FileKind.ODP: "slides",
-    FileKind.XLSX: "tables",
-    FileKind.CSV: "tables",
-    FileKind.TSV: "tables",
-    FileKind.IMAGE: "images",
-    FileKind.AUDIO: "audio",
-    FileKind.VIDEO: "video",
-}
-ORDER = ("pdf", "docs", "slides", "tables", "images", "audio", "video")
+ORDER = ("pdf", "docs", "slides", "tables", "images", "audio", "video")  # families of ``filetypes.FILE_TYPES``
 UNIT = {"pdf": "pages", "docs": "files", "slides": "slides", "tables": "rows", "images": "images"}
 TEXT_MODALITIES = ("pdf", "docs", "slides", "tables")
 MEDIA = ("audio", "video")
@@ -176,9 +161,9 @@ def classify(corpus: Path) -> dict[str, list[tuple[Path, str]]]:
 
     out: dict[str, list[tuple[Path, str]]] = {}
     for found in walk(target_for(corpus)):
-        modality = MODALITY.get(detect(found.path).kind)
-        if modality is not None:
-            out.setdefault(modality, []).append((found.path, found.source))
+        found_type = file_type(detect(found.path).kind)
+        if found_type is not None and found_type.ingestor is not None:
+            out.setdefault(found_type.family, []).append((found.path, found.source))
     return out
 
 

@@ -23,13 +23,13 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel
 
 from mmrag.ingest.engines.slide_render import SlidePictures, find_office
+from mmrag.ingest.filetypes import Preview
 from mmrag.pipeline.api import ask_index, index_status, search_index
 from mmrag.pipeline.app import MEDIA_DIR, App
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.filters import FilterError, Filters, parse_filters
 from mmrag.pipeline.http.cli import DEFAULT_PORT, LOCAL_HOSTS, TOKEN_ENV, TokenRequired, check_bind, register, run
 from mmrag.pipeline.http.files import (
-    IMAGE_SUFFIXES,
     BadRange,
     Refused,
     image_thumbnail_png,
@@ -38,8 +38,8 @@ from mmrag.pipeline.http.files import (
     parse_range,
     pdf_page_png,
     read_bytes,
+    served_file,
     served_path,
-    served_with_version,
     slide_text,
     table_rows,
 )
@@ -273,21 +273,24 @@ def create_app(
         """Evidence to show: a PDF page, a slide picture or a thumbnail as an image; a table's cited rows or a slide's text as JSON."""
 
         if slide is not None and image is None:
-            path, version = worker.call(lambda index: served_with_version(index, root, source))
+            served = worker.call(lambda index: served_file(index, root, source))
+            if served.file_type is None or served.file_type.preview is not Preview.SLIDES:
+                raise Refused(400, f"{served.kind} files have no slides")
             # outside the index worker: a first rendering runs LibreOffice for a second or two
-            picture = slide_pictures.picture(path, root, source, version, slide)
+            picture = slide_pictures.picture(served.path, root, source, served.version, slide)
             if picture is not None:
                 return Response(picture.read_bytes(), media_type="image/jpeg")
-            return slide_text(path, slide, rendered=bool(slide_pictures.office))
+            return slide_text(served, slide, rendered=bool(slide_pictures.office))
 
         def run(index: App) -> Response | dict[str, object]:
-            path = served_path(index, root, source)
+            served = served_file(index, root, source)
+            path, shown_as = served.path, served.file_type.preview if served.file_type else Preview.LOCATOR
             if image is not None:
                 stored = media_image(index, image)
                 return Response(stored.read_bytes(), media_type=media_type(stored))
             if page is not None:
-                if path.suffix.lower() != ".pdf":
-                    return {"kind": "page", "page": page, "note": "page images are rendered for PDF files only"}
+                if shown_as is not Preview.PAGES:
+                    return {"kind": "page", "page": page, "note": f"page images are not rendered for {served.kind} files"}
                 return Response(pdf_page_png(path, page), media_type="image/png")
             if rows is not None:
                 first, last = (int(x) for x in rows.split("-"))
@@ -298,7 +301,7 @@ def create_app(
                     "start": start,
                     "file": "/api/file?" + urlencode({"root": root, "source": source}),
                 }
-            if path.suffix.lower() in IMAGE_SUFFIXES:
+            if shown_as is Preview.PICTURE:
                 return Response(image_thumbnail_png(path), media_type="image/png")
             raise Refused(400, "say what to preview: page, slide, rows, start or image")
 

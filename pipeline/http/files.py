@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from mmrag.ingest import filetypes
 from mmrag.ingest.chunk import Rows, Sheet
 from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.app import App
@@ -79,11 +80,24 @@ def served_path(index: App, root: str, source: str) -> Path:
     return real
 
 
-def served_with_version(index: App, root: str, source: str) -> tuple[Path, str]:
-    """``served_path`` and the file's content hash as the manifest records it (keys derived files)."""
+@dataclass(frozen=True, slots=True)
+class Served:
+    """An ingested file as it is served: its real path, its type and its content hash (keys derived files)."""
+
+    path: Path
+    kind: str
+    version: str
+
+    @property
+    def file_type(self) -> filetypes.FileType | None:
+        return filetypes.file_type(self.kind)
+
+
+def served_file(index: App, root: str, source: str) -> Served:
+    """``served_path`` with the file's type and content hash as the manifest records them."""
     path = served_path(index, root, source)
     record = index.manifest.get(root, source)
-    return path, record.sha256 if record is not None else ""
+    return Served(path, record.kind if record is not None else "", record.sha256 if record is not None else "")
 
 
 def media_type(path: Path) -> str:
@@ -216,18 +230,19 @@ def table_rows(index: App, root: str, source: str, first: int, last: int, sheet:
     return {"kind": "rows", "source": source, "rows": [first, last], "sheet": sheet, "tables": tables}
 
 
-def slide_text(path: Path, slide: int, *, rendered: bool = False) -> dict[str, object]:
+def slide_text(served: Served, slide: int, *, rendered: bool = False) -> dict[str, object]:
     """A slide's text (title, body, tables, charts, notes, as indexed) as JSON, shown when there is no picture of it.
 
-    ``rendered``: LibreOffice was there and tried, so the note says rendering failed, not that it is missing.
+    The deck is read again by its file type's ``slide_reader``. ``rendered``: LibreOffice was there and
+    tried, so the note says rendering failed, not that it is missing.
     """
     from mmrag.ingest.errors import IngestError
-    from mmrag.ingest.formats.odp import OdpIngestor
-    from mmrag.ingest.formats.slides import SlidesIngestor
 
-    reader = OdpIngestor() if path.suffix.lower() == ".odp" else SlidesIngestor()
+    found = served.file_type
+    if found is None or found.slide_reader is None:
+        raise Refused(400, f"{served.kind or 'these'} files have no slides")
     try:
-        _, slides = reader.read(path)
+        _, slides = found.slide_reader().read(served.path)
     except IngestError as e:
         raise Refused(422, f"the deck cannot be read: {e.reason}") from e
     shown = next((s for s in slides if s.number == slide), None)

@@ -10,7 +10,7 @@ import pytest
 from mmrag.ingest.base import ChunkingConfig, IngestSettings
 from mmrag.ingest.chunk import Chunk, Page
 from mmrag.ingest.detect import FileKind, detect
-from mmrag.ingest.registry import ingestor_for
+from mmrag.ingest.filetypes import ingestor_for
 
 KINDS = {FileKind.PDF, FileKind.DOCX, FileKind.HTML, FileKind.MD, FileKind.EML}
 

@@ -46,7 +46,7 @@ OURS = (
 from pathlib import Path
 from mmrag.ingest.base import ChunkingConfig, IngestSettings
 from mmrag.ingest.detect import FileKind
-from mmrag.ingest.registry import ingestor_for
+from mmrag.ingest.filetypes import ingestor_for
 
 counts = {}
 for path in sorted(Path(sys.argv[1]).iterdir()):
@@ -130,7 +130,7 @@ def test_the_guard_catches_unstructured_when_used_bare(tmp_path: Path) -> None:
 
 def test_importing_the_ingestors_does_not_import_unstructured() -> None:
     code = (
-        "import sys, os; import mmrag.ingest.registry, mmrag.ingest.formats.documents, mmrag.ingest.formats.mail;"
+        "import sys, os; import mmrag.ingest.filetypes, mmrag.ingest.formats.documents, mmrag.ingest.formats.mail;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('unstructured', 'spacy', 'pypdfium2', 'torch')));"
         "print(os.environ['DO_NOT_TRACK'], os.environ['SCARF_NO_ANALYTICS'])"
     )

@@ -504,10 +504,10 @@ def test_the_cli_path_does_not_import_the_web_stack() -> None:
 
 
 def test_slide_text_reads_odp_decks_as_they_were_indexed(tmp_path: Path) -> None:
-    from mmrag.pipeline.http.files import Refused, slide_text
+    from mmrag.pipeline.http.files import Refused, Served, slide_text
     from tests.ingest.formats.test_odp import build_odp
 
-    deck = build_odp(tmp_path / "review.odp")
+    deck = Served(build_odp(tmp_path / "review.odp"), "odp", "")
     first = slide_text(deck, 1)
     assert first["text"].startswith("Quarterly review\nRevenue grew 12 percent")  # type: ignore[union-attr]
     assert "Notes: Mention the new office" in first["text"]  # type: ignore[operator]
@@ -517,4 +517,6 @@ def test_slide_text_reads_odp_decks_as_they_were_indexed(tmp_path: Path) -> None
     broken = tmp_path / "broken.odp"
     broken.write_bytes(b"not a zip")
     with pytest.raises(Refused, match="cannot be read: damaged ODP"):
-        slide_text(broken, 1)
+        slide_text(Served(broken, "odp", ""), 1)
+    with pytest.raises(Refused, match="pdf files have no slides"):
+        slide_text(Served(broken, "pdf", ""), 1)
