@@ -6,6 +6,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,43 @@ def _audit(event: str, args: tuple[object, ...]) -> None:
 
 
 sys.addaudithook(_audit)
+
+
+_loopback = {"on": False, "attempts": []}
+_LOCAL = ("127.0.0.1", "::1", "localhost")
+
+
+def _loopback_audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _loopback["on"]:
+        return
+    if event == "socket.connect":
+        sock, address = args[0], args[1]
+        if sock.family == socket.AF_UNIX or (isinstance(address, tuple) and address[0] in _LOCAL):
+            return
+    elif event == "socket.getaddrinfo":
+        if args[0] in _LOCAL or args[0] in (b"127.0.0.1", b"localhost"):
+            return
+    elif event in ("socket.gethostbyname", "socket.gethostbyaddr"):
+        if args[0] in _LOCAL:  # http.server resolves its own address
+            return
+    elif event != "socket.sendto":
+        return
+    _loopback["attempts"].append(f"{event} {args[1:]!r}"[:200])  # type: ignore[attr-defined]
+    raise ConnectionRefusedError(f"test guard: only 127.0.0.1 may be contacted ({event} {args[1:]!r})")
+
+
+sys.addaudithook(_loopback_audit)
+
+
+@pytest.fixture
+def loopback_only() -> Iterator[None]:
+    _loopback["attempts"] = []
+    _loopback["on"] = True
+    try:
+        yield
+    finally:
+        _loopback["on"] = False
+    assert _loopback["attempts"] == [], f"non-loopback network access: {_loopback['attempts']}"
 
 
 @pytest.fixture

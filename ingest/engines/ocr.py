@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mmrag.ingest.engines.ocr_cache import OcrCache, pixel_key
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -186,6 +188,25 @@ class TesseractOcr:
         return parse_tesseract_tsv(done.stdout)
 
 
+class CachedOcr:
+    """An ``OcrEngine`` that asks ``cache`` before ``engine``; a failed read is not remembered."""
+
+    def __init__(self, engine: OcrEngine, name: str, cache: OcrCache) -> None:
+        self.engine = engine
+        self._name = name
+        self._cache = cache
+
+    def read(self, image: Path | RgbArray) -> str:
+        pixels = _as_rgb_array(image)
+        key = pixel_key(self._name, pixels)
+        known = self._cache.get(key)
+        if known is not None:
+            return known
+        text = self.engine.read(pixels)
+        self._cache.put(key, text)
+        return text
+
+
 _engines: dict[tuple[str, int], OcrEngine | None] = {}
 _cached: dict[tuple[str, int, Path], OcrEngine] = {}
 _engines_lock = threading.Lock()
@@ -222,7 +243,6 @@ def ocr_engine(name: str, threads: int = 2, cache: Path | None = None) -> OcrEng
         engine = _engines[key]
         if engine is None or cache is None:
             return engine
-        from mmrag.ingest.engines.ocr_cache import CachedOcr, OcrCache
 
         cached = _cached.get((name, threads, cache))
         if cached is None:

@@ -5,6 +5,7 @@ documents, the same photo copied into three folders, a deck whose text changed b
 pictures did not. Recognition is the slowest step of ingesting those (seconds per picture), so
 its result is kept in a small SQLite file in the index, keyed by the engine and a hash of the
 pixels. ``--reindex`` keeps the file: a new embedding model does not change what a picture says.
+The engine that consults it is ``ocr.CachedOcr``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from mmrag.ingest.engines.ocr import OcrEngine, RgbArray
+import numpy as np
+import numpy.typing as npt
 
 FILE_NAME = "ocr-cache.sqlite"
 KEEP_UNUSED_S = 180 * 86400  # a result not used for this long is forgotten (a file's re-ingest uses it)
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS ocr (
 """
 
 
-def pixel_key(engine: str, image: RgbArray) -> str:
+def pixel_key(engine: str, image: npt.NDArray[np.uint8]) -> str:
     """The cache key of an RGB array read by ``engine``: the engine's name, the shape and the pixels."""
     digest = hashlib.sha256(f"{engine}\x00{image.shape}\x00".encode())
     digest.update(memoryview(image.tobytes()))
@@ -73,24 +73,3 @@ class OcrCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-class CachedOcr:
-    """An ``OcrEngine`` that asks ``cache`` before ``engine``; a failed read is not remembered."""
-
-    def __init__(self, engine: OcrEngine, name: str, cache: OcrCache) -> None:
-        self.engine = engine
-        self._name = name
-        self._cache = cache
-
-    def read(self, image: Path | RgbArray) -> str:
-        from mmrag.ingest.engines.ocr import _as_rgb_array
-
-        pixels = _as_rgb_array(image)
-        key = pixel_key(self._name, pixels)
-        known = self._cache.get(key)
-        if known is not None:
-            return known
-        text = self.engine.read(pixels)
-        self._cache.put(key, text)
-        return text

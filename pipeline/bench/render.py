@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mmrag.pipeline.bench.ingest import IngestFigures
-    from mmrag.pipeline.bench.main import Results, Target
+    from mmrag.pipeline.bench.results import Results, Target
     from mmrag.pipeline.bench.search import TierResult
     from mmrag.pipeline.bench.stages import ModalityRun
 

@@ -28,7 +28,6 @@ from mmrag.pipeline.api import ask_index, index_status, search_index
 from mmrag.pipeline.app import MEDIA_DIR, App
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.filters import FilterError, Filters, parse_filters
-from mmrag.pipeline.http.cli import DEFAULT_PORT, LOCAL_HOSTS, TOKEN_ENV, TokenRequired, check_bind, register, run
 from mmrag.pipeline.http.files import (
     BadRange,
     Refused,
@@ -328,26 +327,3 @@ def create_app(
         return StreamingResponse(read_bytes(path, span), 206, headers, media_type=media_type(path))
 
     return app
-
-
-def serve(
-    cfg: Config, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None
-) -> None:  # pragma: no cover - exercised through `mmrag serve`
-    """Run the server until interrupted. Raises ``TokenRequired`` for a non-local bind without a token."""
-    import uvicorn
-
-    check_bind(host, token)
-    uvicorn.run(create_app(cfg, token=token), host=host, port=port, log_level="warning")
-
-
-__all__ = [
-    "DEFAULT_PORT",
-    "LOCAL_HOSTS",
-    "TOKEN_ENV",
-    "TokenRequired",
-    "check_bind",
-    "create_app",
-    "register",
-    "run",
-    "serve",
-]

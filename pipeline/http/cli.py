@@ -51,7 +51,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     sys.stdout.write(f"mmrag: serving {cfg.index_dir} on http://{shown}:{args.port}/ (Ctrl-C to stop)\n")
     sys.stdout.flush()
-    from mmrag.pipeline.http.app import serve
+    import uvicorn
 
-    serve(cfg, args.host, args.port, token)
+    from mmrag.pipeline.http.app import create_app
+
+    uvicorn.run(create_app(cfg, token=token), host=args.host, port=args.port, log_level="warning")
     return 0

@@ -6,6 +6,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from fakes import FakeTranscriber
+
+from mmrag.ingest.engines.speech import Segment, Transcriber
 
 
 def _pdf_string(text: str) -> str:
@@ -53,3 +56,20 @@ def make_pdf(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture
+def fake_speech(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Segment]], FakeTranscriber]:
+    """Makes the audio and video ingestors hear ``segments`` (when a speech model location is set)."""
+    import mmrag.ingest.formats.audio as audio_module
+
+    def install(segments: list[Segment]) -> FakeTranscriber:
+        fake = FakeTranscriber(segments)
+
+        def transcriber_for(backend: str, location: str, cpu_threads: int = 2) -> Transcriber | None:
+            return fake if location else None
+
+        monkeypatch.setattr(audio_module, "transcriber_for", transcriber_for)
+        return fake
+
+    return install

@@ -9,24 +9,12 @@ from pathlib import Path
 
 import docx
 import pytest
+from fakes import CountingEmbedder
 
 from mmrag.pipeline.api import Filters, ingest, search
 from mmrag.pipeline.config import Config
-from mmrag.retrieval.embed import HashEmbedder, Vectors
 
 SAMPLE_PDF = Path(__file__).resolve().parents[2] / "data" / "sample-drive" / "reports" / "multi_page.pdf"
-
-
-class CountingEmbedder(HashEmbedder):
-    """A real (hashing) embedder that counts how many texts it embedded."""
-
-    def __init__(self) -> None:
-        super().__init__(128)
-        self.texts = 0
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        self.texts += len(texts)
-        return super().embed(texts)
 
 
 def make_drive(root: Path) -> Path:

@@ -131,7 +131,8 @@ class CountingEngine:
 
 
 def test_results_are_remembered_by_picture_content(tmp_path: Path) -> None:
-    from mmrag.ingest.engines.ocr_cache import CachedOcr, OcrCache
+    from mmrag.ingest.engines.ocr import CachedOcr
+    from mmrag.ingest.engines.ocr_cache import OcrCache
 
     engine = CountingEngine()
     cache = OcrCache(tmp_path / "ocr-cache.sqlite")
@@ -156,7 +157,7 @@ def test_the_shared_engine_is_wrapped_only_when_a_cache_file_is_given(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import mmrag.ingest.engines.ocr as ocr_module
-    from mmrag.ingest.engines.ocr_cache import CachedOcr
+    from mmrag.ingest.engines.ocr import CachedOcr
 
     engine = CountingEngine()
     monkeypatch.setattr(ocr_module, "_build", lambda name, threads: engine)

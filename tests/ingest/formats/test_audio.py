@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import FakeTranscriber
 
-import mmrag.ingest.formats.audio as audio_module
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Modality, TimeSpan
-from mmrag.ingest.engines.speech import Segment, Transcriber
+from mmrag.ingest.engines.speech import Segment
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.audio import NO_MODEL, NO_SPEECH, AudioIngestor
 
@@ -47,32 +47,6 @@ def packaged_model() -> str:
 
 def settings(location: str = "in-test", window: tuple[float, float] = (30.0, 60.0)) -> IngestSettings:
     return IngestSettings(media=MediaConfig(speech_location=location, speech_window=window))
-
-
-class FakeTranscriber:
-    """Returns fixed segments and records the audio it was given."""
-
-    def __init__(self, segments: list[Segment]) -> None:
-        self.segments = segments
-        self.heard: list[int] = []
-
-    def transcribe(self, audio: np.ndarray) -> list[Segment]:
-        self.heard.append(audio.size)
-        return self.segments
-
-
-@pytest.fixture
-def fake_speech(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Segment]], FakeTranscriber]:
-    def install(segments: list[Segment]) -> FakeTranscriber:
-        fake = FakeTranscriber(segments)
-
-        def transcriber_for(backend: str, location: str, cpu_threads: int = 2) -> Transcriber | None:
-            return fake if location else None
-
-        monkeypatch.setattr(audio_module, "transcriber_for", transcriber_for)
-        return fake
-
-    return install
 
 
 def test_windows_become_speech_chunks_with_exact_spans(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes import FakeLabeler, FakeOcr
 from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
@@ -135,27 +136,6 @@ def test_png_text_chunks_and_xmp_are_read(tmp_path: Path) -> None:
     photo().save(path, xmp=xmp)
     text = one_chunk(ingestor(), path).text
     assert text.startswith("Title: Launch & party\nKeywords: rocket, crowd\n")
-
-
-class FakeOcr:
-    def __init__(self, text: str = "", fail: bool = False) -> None:
-        self.text, self.fail = text, fail
-
-    def read(self, image: object) -> str:
-        if self.fail:
-            raise RuntimeError("onnxruntime exploded")
-        return self.text
-
-
-class FakeLabeler:
-    available = True
-
-    def __init__(self) -> None:
-        self.thresholds: list[float] = []
-
-    def labels(self, image: Image.Image, top: int = 3, min_probability: float = 0.1) -> list[str]:
-        self.thresholds.append(min_probability)
-        return ["tabby cat", "tiger cat"]
 
 
 def test_text_order_and_confident_labels_only_for_pictures_of_text(

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import FakeTranscriber
 
 import mmrag.ingest.engines.ocr as ocr_module
-import mmrag.ingest.formats.audio as audio_module
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Modality, TimeSpan
-from mmrag.ingest.engines.speech import Segment, Transcriber
+from mmrag.ingest.engines.speech import Segment
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.video import (
     NO_FRAMES,
@@ -111,21 +111,6 @@ def colour_ocr(monkeypatch: pytest.MonkeyPatch) -> ColourOcr:
     return engine
 
 
-@pytest.fixture
-def fake_speech(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Segment]], None]:
-    def install(segments: list[Segment]) -> None:
-        class Fixed:
-            def transcribe(self, audio: np.ndarray) -> list[Segment]:
-                return segments
-
-        def transcriber_for(backend: str, location: str, cpu_threads: int = 2) -> Transcriber | None:
-            return Fixed() if location else None
-
-        monkeypatch.setattr(audio_module, "transcriber_for", transcriber_for)
-
-    return install
-
-
 def settings(tmp_path: Path | None = None, ocr: str = "", speech: str = "", **media: object) -> IngestSettings:
     config = MediaConfig(
         media_dir=tmp_path / "media" if tmp_path else None,
@@ -222,7 +207,7 @@ def test_selector_ignores_a_moving_pointer() -> None:
 
 
 def test_video_with_speech_gives_speech_and_moments(
-    tmp_path: Path, colour_ocr: ColourOcr, fake_speech: Callable[[list[Segment]], None]
+    tmp_path: Path, colour_ocr: ColourOcr, fake_speech: Callable[[list[Segment]], FakeTranscriber]
 ) -> None:
     fake_speech(
         [
@@ -243,7 +228,7 @@ def test_video_with_speech_gives_speech_and_moments(
     assert moments[1].extra == (("frames", "4.00"),)
 
 
-def test_a_silent_audio_track_gives_frames_only(tmp_path: Path, fake_speech: Callable[[list[Segment]], None]) -> None:
+def test_a_silent_audio_track_gives_frames_only(tmp_path: Path, fake_speech: Callable[[list[Segment]], FakeTranscriber]) -> None:
     fake_speech([])
     path = write_mp4_with_audio(tmp_path / "muted.mp4", scene_frames(SCENES[:2]), 8.0)
     chunks = ingest(path, settings(speech="fake"))

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+from fakes import CountingEmbedder
 
 from mmrag.ingest.chunk import Chunk, Modality, Page
 from mmrag.pipeline.answer.units import EMBED_LIMIT, score_units
-from mmrag.retrieval.embed import HashEmbedder, Vectors
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.vectorize import Vectorizer
-
-
-class Counting(HashEmbedder):
-    def __init__(self) -> None:
-        super().__init__(64)
-        self.seen: list[str] = []
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        self.seen.extend(texts)
-        return super().embed(texts)
 
 
 def _hit(n: int, sentences: list[str]) -> Hit:
@@ -32,7 +20,7 @@ def test_only_the_leading_units_are_embedded_and_the_answer_still_wins() -> None
     filler = [f"Filler sentence number {i} talks about nothing in particular today." for i in range(12)]
     hits = [_hit(n, [f"Opening line of document {n} is here.", *filler]) for n in range(8)]
     hits[5] = _hit(5, [*filler[:6], "The Lyon office has 42 staff members.", *filler[6:]])
-    embedder = Counting()
+    embedder = CountingEmbedder(64)
     ranked = score_units("How many staff does the Lyon office have?", hits, Vectorizer(embedder))
     assert ranked[0].text == "The Lyon office has 42 staff members."
     assert len(ranked) == 8 * 13  # every unit is scored
@@ -43,7 +31,7 @@ def test_only_the_leading_units_are_embedded_and_the_answer_still_wins() -> None
 
 
 def test_few_units_are_all_embedded() -> None:
-    embedder = Counting()
+    embedder = CountingEmbedder(64)
     ranked = score_units(
         "When was it founded?", [_hit(0, ["It was founded in 1911.", "It sells tea."])], Vectorizer(embedder)
     )

@@ -26,8 +26,9 @@ from mmrag.ingest.formats import images as images_module
 from mmrag.ingest.formats.images import ImageLabeler
 from mmrag.pipeline.app import open_app
 from mmrag.pipeline.config import Config, load_config
-from mmrag.pipeline.http import app as server
-from mmrag.pipeline.http.app import check_bind, create_app
+from mmrag.pipeline.http import cli as server
+from mmrag.pipeline.http.app import create_app
+from mmrag.pipeline.http.cli import check_bind
 from mmrag.pipeline.http.files import BadRange, ByteRange, parse_range
 from mmrag.pipeline.ingest_run import run_ingest
 from mmrag.retrieval.embed import HashEmbedder
@@ -504,8 +505,9 @@ def test_the_cli_path_does_not_import_the_web_stack() -> None:
 
 
 def test_slide_text_reads_odp_decks_as_they_were_indexed(tmp_path: Path) -> None:
+    from builders import build_odp
+
     from mmrag.pipeline.http.files import Refused, Served, slide_text
-    from tests.ingest.formats.test_odp import build_odp
 
     deck = Served(build_odp(tmp_path / "review.odp"), "odp", "")
     first = slide_text(deck, 1)
