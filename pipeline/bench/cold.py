@@ -27,11 +27,32 @@ FILES = {
 
 
 @dataclass(frozen=True, slots=True)
+class ApiCalls:
+    """Mean milliseconds per ``search`` through the Python API (the index kept open between calls),
+    through an index the caller holds open (the CLI's warm search), and opening the index per call."""
+
+    api_ms: float
+    warm_ms: float
+    reopen_ms: float
+    calls: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "api_search_ms": round(self.api_ms, 2),
+            "warm_search_ms": round(self.warm_ms, 2),
+            "reopen_per_call_ms": round(self.reopen_ms, 2),
+            "api_vs_warm": round(self.api_ms / self.warm_ms, 2) if self.warm_ms else None,
+            "calls": self.calls,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ColdStart:
     help_s: float
     ask_s: float | None  # None when not measured (no real text model configured)
     answered: bool
     runs: int
+    api: ApiCalls | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -39,7 +60,40 @@ class ColdStart:
             "cold_start_s": None if self.ask_s is None else round(self.ask_s, 3),
             "answered": self.answered,
             "runs": self.runs,
+            "python_api": None if self.api is None else self.api.to_json(),
         }
+
+
+def measure_api_calls(cfg: Config, calls: int = 100) -> ApiCalls:
+    """``api.search`` ``calls`` times, against the same searches on an index held open and reopened per call."""
+    from mmrag.pipeline import api
+    from mmrag.pipeline.app import open_app
+
+    api.search(QUESTION, cfg, k=5)  # the first call opens the index and loads the models
+    start = time.perf_counter()
+    for _ in range(calls):
+        api.search(QUESTION, cfg, k=5)
+    api_ms = (time.perf_counter() - start) * 1000 / calls
+    app = open_app(cfg, create=False)
+    try:
+        api.search_index(app, QUESTION, 5)
+        start = time.perf_counter()
+        for _ in range(calls):
+            api.search_index(app, QUESTION, 5)
+        warm_ms = (time.perf_counter() - start) * 1000 / calls
+        reopen = max(3, calls // 10)
+        start = time.perf_counter()
+        for _ in range(reopen):  # what each call cost when the API opened the index (and its models) every time
+            each = open_app(cfg, create=False)
+            try:
+                api.search_index(each, QUESTION, 5)
+            finally:
+                each.close()
+        reopen_ms = (time.perf_counter() - start) * 1000 / reopen
+    finally:
+        app.close()
+        api.close(cfg)
+    return ApiCalls(api_ms, warm_ms, reopen_ms, calls)
 
 
 def mmrag_command() -> list[str]:
@@ -85,4 +139,5 @@ def measure_cold_start(
     note(f"timing `mmrag ask` in a new process ({runs} runs)")
     ask_s, out = _median_run(cmd, runs)
     answered = not bool(json.loads(out).get("declined", True))
-    return ColdStart(help_s, ask_s, answered, runs)
+    note("timing 100 searches through the Python API")
+    return ColdStart(help_s, ask_s, answered, runs, measure_api_calls(replace(cfg, index_dir=index)))

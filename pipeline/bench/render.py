@@ -167,6 +167,13 @@ def render(r: Results, goals: Sequence[Target]) -> list[str]:
     if r.cold is not None:
         ask = "not measured (needs the configured text model)" if r.cold.ask_s is None else f"{r.cold.ask_s:.2f} s"
         lines += [f"cold start: `mmrag ask` to first answer {ask}; `mmrag --help` {r.cold.help_s:.2f} s", ""]
+        if r.cold.api is not None:
+            a = r.cold.api
+            lines += [
+                f"Python API: search {a.api_ms:.1f} ms per call over {a.calls} calls (index kept open); "
+                f"on an index the caller holds open {a.warm_ms:.1f} ms; opening it per call {a.reopen_ms:.1f} ms",
+                "",
+            ]
     rows = [[g.name, g.goal, _num(g.measured, 2), {True: "yes", False: "NO", None: "-"}[g.met]] for g in goals]
     lines += ["Targets", "", *table(["figure", "target", "measured", "met"], rows), ""]
     lines.append(f"bench took {r.seconds / 60:.1f} min")

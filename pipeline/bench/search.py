@@ -3,7 +3,7 @@
 Each tier runs in its own process (``python -m mmrag.pipeline.bench.search``) so that its peak memory
 is its own and one tier's caches do not warm the next. The index is built once per size and version
 under the cache folder and reused: vectors are random unit vectors (384-d, the text layout), texts
-are generated (see ``bench_synthetic``), written through ``ChromaStore.upsert``. Keyword rows are
+are generated (see ``bench.synthetic``), written through ``ChromaStore.upsert``. Keyword rows are
 made by ``KeywordIndex.upsert`` one file at a time in a scratch table and copied over in bulk:
 ``upsert`` deletes each record id first and that delete scans the whole table, so writing 100,000
 chunks straight through it takes hours (the cost of adding one more file to the built index is

@@ -2,8 +2,8 @@
 
 Binds to localhost by default. Any other address needs an API token (``--token`` or ``$MMRAG_API_TOKEN``);
 with a token set, every ``/api`` request must carry ``Authorization: Bearer <token>``, except media URLs
-that the API itself handed out signed (``server_links``: one file or preview, for an hour). Files are served
-only from ingested roots (see ``server_files``). FastAPI and uvicorn are imported only in this module
+that the API itself handed out signed (``links``: one file or preview, for an hour). Files are served
+only from ingested roots (see ``files``). FastAPI and uvicorn are imported only in this module
 and its ``server_*`` siblings, so ``mmrag --help`` never loads them.
 """
 

@@ -40,7 +40,7 @@ def _unsigned(url: str) -> str:
 def hit_json(index: App, hit: Hit, sign: Signer = _unsigned) -> dict[str, object]:
     """A hit as ``Hit.to_json`` plus its root and the URLs of its preview and original file.
 
-    ``sign`` adds a signature to those URLs when the server has an API token (``server_links``).
+    ``sign`` adds a signature to those URLs when the server has an API token (``http.links``).
     """
     return {**hit.to_json(), "root": hit.root, "preview": sign(preview_url(index, hit)), "file": sign(file_url(hit))}
 

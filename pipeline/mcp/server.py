@@ -3,11 +3,11 @@
 Each tool returns readable text (what a model reads) and structured content with an output schema (what a
 program reads): the same hit and citation JSON as ``mmrag search --json`` and ``mmrag ask --json``, plus
 each piece of evidence's root, absolute path and a one-line citation. The index is opened on the first
-call and kept open on one worker thread (``server_jobs.IndexWorker``, shared with ``mmrag serve``), so the
+call and kept open on one worker thread (``pipeline.worker.IndexWorker``, shared with ``mmrag serve``), so the
 models load once. Failures a person can fix (no index yet, an index built with other models, a missing
 model) come back as tool errors whose text says what to run; the server keeps running.
 
-The MCP SDK is imported only here; ``mcp_cli`` keeps ``mmrag --help`` from loading it.
+The MCP SDK is imported only here; ``mcp.cli`` keeps ``mmrag --help`` from loading it.
 """
 
 from __future__ import annotations

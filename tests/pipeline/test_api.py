@@ -1,0 +1,58 @@
+"""The documented Python API keeps an index open between calls; ``close`` releases it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fakes import CountingEmbedder
+
+from mmrag.pipeline import api
+from mmrag.pipeline.app import App
+from mmrag.pipeline.config import Config
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The index folders ``open_app`` was asked to open, in order."""
+    seen: list[Path] = []
+    real = api.open_app
+
+    def counting(cfg: Config, **kwargs: object) -> App:
+        seen.append(cfg.index_dir)
+        return real(cfg, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api, "open_app", counting)
+    return seen
+
+
+def test_one_hundred_searches_open_the_index_once(tmp_path: Path, cfg: Config, opened: list[Path]) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "lisbon.md").write_text("# Lisbon\n\nThe Lisbon office opens at 8:30 on weekdays.\n")
+    embedder = CountingEmbedder(64)
+    assert api.ingest([drive], cfg, embedder=embedder).ingested == ["lisbon.md"]
+    for _ in range(100):
+        assert api.search("When does the Lisbon office open?", cfg, k=1, embedder=embedder)[0].chunk.source == "lisbon.md"
+    assert "8:30" in api.ask("When does the Lisbon office open?", cfg, embedder=embedder).text
+    assert opened == [cfg.index_dir]  # ingest, 100 searches and an answer: one open index
+
+    (drive / "oslo.md").write_text("# Oslo\n\nThe Oslo office opens at 9:00.\n")
+    assert api.ingest([drive], cfg, embedder=embedder).ingested == ["oslo.md"]
+    assert api.search("Oslo office", cfg, k=1, embedder=embedder)[0].chunk.source == "oslo.md"  # sees its own writes
+    assert len(opened) == 1
+
+    api.close(cfg)
+    api.search("Oslo office", cfg, k=1, embedder=embedder)
+    assert len(opened) == 2  # closed, then opened again on the next call
+
+
+def test_a_session_is_the_same_for_one_configuration(tmp_path: Path, cfg: Config, opened: list[Path]) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "a.txt").write_text("The kiln in building 4 is offline until Tuesday.\n")
+    with api.Session(cfg, embedder=CountingEmbedder(64)) as session:
+        session.ingest([drive])
+        assert session.search("kiln offline", k=1)[0].chunk.source == "a.txt"
+        assert not session.ask("Is the kiln offline?").declined
+    assert opened == [cfg.index_dir]
