@@ -63,7 +63,13 @@ def search_index(
     return app.searcher(lists).search(query, k, flt, keyword=keyword)
 
 
-def answer_hits(app: App, question: str, hits: Sequence[Hit], stream: TokenSink | None = None) -> Answer:
+def answer_hits(
+    app: App,
+    question: str,
+    hits: Sequence[Hit],
+    stream: TokenSink | None = None,
+    principals: frozenset[str] | None = None,
+) -> Answer:
     """The answer to ``question`` from hits already retrieved (``mmrag eval`` searches once for both scores)."""
     return answer_from_hits(
         question,
@@ -73,6 +79,7 @@ def answer_hits(app: App, question: str, hits: Sequence[Hit], stream: TokenSink 
         llm=app.models.llm(),
         strict=app.cfg.models.llm_strict_citations,
         stream=stream,
+        principals=principals,
     )
 
 
@@ -84,7 +91,7 @@ def ask_index(
     Returns the answer and the hits it was drawn from; with ``stream``, the answer's text is passed to it.
     """
     hits = search_index(app, question, ANSWER_HITS, filters)
-    return answer_hits(app, question, hits, stream), hits
+    return answer_hits(app, question, hits, stream, filters.principals if filters else None), hits
 
 
 def index_status(app: App) -> dict[str, object]:

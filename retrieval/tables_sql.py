@@ -341,6 +341,11 @@ class TableStore:
             columns = tuple(d[0] for d in cursor.description or ())
         return QueryResult(columns, tuple(tuple(r) for r in fetched[:limit]), truncated=len(fetched) > limit)
 
+    def readable_by(self, principals: frozenset[str] | None) -> TableStore:
+        """The store as one of ``principals`` sees it: every listing and query is limited to the tables of
+        files they may read (``None``: this store, unrestricted). Callers use it like the store itself."""
+        return self if principals is None else _Scoped(self, principals)
+
     def _reason(self, error: sqlite3.DatabaseError) -> str:
         text = str(error)
         if "not authorized" in text or "prohibited" in text:
@@ -382,6 +387,38 @@ class TableStore:
         db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _MAX_VALUE_BYTES)  # no zeroblob(1e9) eating the memory
         db.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
         return db
+
+
+class _Scoped(TableStore):
+    """A read-only view of a ``TableStore`` limited to what ``principals`` may read."""
+
+    def __init__(self, store: TableStore, principals: frozenset[str]) -> None:  # shares the store's state
+        self.__dict__.update(store.__dict__)
+        self._principals = principals
+
+    def list_tables(
+        self, sources: set[str] | None = None, root: str | None = None, principals: frozenset[str] | None = None
+    ) -> list[TableInfo]:
+        return super().list_tables(sources, root, self._principals if principals is None else principals & self._principals)
+
+    def run(
+        self,
+        sql: str,
+        params: Params = (),
+        allowed_sources: set[str] | None = None,
+        max_rows: int | None = None,
+        principals: frozenset[str] | None = None,
+    ) -> QueryResult:
+        allowed = self._principals if principals is None else principals & self._principals
+        return super().run(sql, params, allowed_sources, max_rows, principals=allowed)
+
+    def replace_source(
+        self, root: str, source: str, tables: Sequence[Table], principals: Sequence[str] = ()
+    ) -> list[TableInfo]:
+        raise QueryError("a permission-limited view of the table store is read-only")
+
+    def close(self) -> None:
+        """The view owns nothing; the store it was made from is closed by its owner."""
 
 
 def _stored_rows(table: Table, width: int) -> Iterator[tuple[SqlValue, ...]]:

@@ -29,14 +29,16 @@ def answer_from_hits(
     llm: Llm | None,
     strict: bool = False,
     stream: TokenSink | None = None,
+    principals: frozenset[str] | None = None,
 ) -> Answer:
     """Answer ``question`` from ``hits``: generative when ``llm`` is given, extractive otherwise.
 
     With ``stream``, the answer's text is passed to it (token by token from an LLM, at once when
     extractive): a caller that streams prints only the citations afterwards. ``strict`` drops (not
-    only flags) generated sentences their evidence does not support.
+    only flags) generated sentences their evidence does not support. ``principals`` limits the table
+    questions to tables of files they may read (document permissions; ``None``: no limit).
     """
-    table = table_evidence(question, hits, tables, llm)
+    table = table_evidence(question, hits, tables.readable_by(principals), llm)
     if llm is None:
         answer = extractive_answer(question, hits, vectorizer)
         if table is not None:

@@ -157,3 +157,23 @@ def test_a_format_3_keyword_index_is_upgraded_in_place_and_finds_its_chunks(tmp_
     assert upgraded.search("commission file number 000-30653", 5, SearchFilter())[0].chunk.locator == Page(1)
     # chunks of earlier formats carry no principals: with permission filtering on they are not seen (fail closed)
     assert upgraded.search("commission file number 000-30653", 5, SearchFilter(principals=frozenset({"PUBLIC"}))) == []
+
+
+def test_principals_limit_keyword_hits_and_leave_with_the_file(tmp_path: Path) -> None:
+    index = KeywordIndex(tmp_path / "kw.sqlite")
+    secret = FileInfo(root="/drive", kind="txt", modified=0.0, principals=("group:legal", "user:ann"))
+    public = FileInfo(root="/drive", kind="txt", modified=0.0, principals=("PUBLIC",))
+    index.upsert([Chunk("legal/merger.txt", Modality.TEXT, Page(1), "Project Falcon merger terms")], secret)
+    index.upsert([Chunk("news.txt", Modality.TEXT, Page(1), "Falcon launch party on Friday")], public)
+
+    def seen(*principals: str) -> list[str]:
+        return [h.chunk.source for h in index.search("falcon", 5, SearchFilter(principals=frozenset(principals)))]
+
+    assert sorted(seen("user:ann")) == ["legal/merger.txt"] and seen("PUBLIC") == ["news.txt"]
+    assert sorted(seen("group:legal", "PUBLIC")) == ["legal/merger.txt", "news.txt"]
+    assert seen() == [] and seen("user:bob") == []
+    assert len(index.search("falcon", 5, SearchFilter())) == 2  # permissions off
+    index.delete_source("/drive", "legal/merger.txt")
+    assert seen("user:ann") == []
+    assert index._db.execute("SELECT COUNT(*) FROM chunk_principal").fetchone()[0] == 1  # no orphan rows
+    index.close()

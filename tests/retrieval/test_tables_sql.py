@@ -172,3 +172,44 @@ def test_a_failed_load_leaves_the_previous_tables(store: TableStore) -> None:
     with pytest.raises(Broken):
         store.replace_source("drive", SALES.source, Exploding())
     assert store.query(f"SELECT COUNT(*) FROM {_sales(store)}") == [(4,)]
+
+
+def test_principals_limit_which_tables_can_be_listed_and_read(tmp_path: Path) -> None:
+    store = TableStore(tmp_path / "tables.sqlite")
+    salaries = Table("hr/pay.csv", "pay", ("name", "salary"), (("Ann", "91000"), ("Bo", "88000")), Rows(1, 2))
+    menu = Table("menu.csv", "menu", ("day", "dish"), (("Mon", "Soup"),), Rows(1, 1))
+    store.replace_source("/drive", "hr/pay.csv", [salaries], principals=("group:hr",))
+    store.replace_source("/drive", "menu.csv", [menu], principals=("PUBLIC",))
+    [pay] = store.list_tables({"hr/pay.csv"})
+    everyone = store.readable_by(frozenset({"PUBLIC", "user:bob"}))
+    assert [t.source for t in everyone.list_tables()] == ["menu.csv"]
+    with pytest.raises(QueryError, match="not allowed"):
+        everyone.run(f'SELECT max(salary) FROM "{pay.sql_name}"')
+    hr = store.readable_by(frozenset({"group:hr"}))
+    assert hr.query(f'SELECT max(salary) FROM "{pay.sql_name}"') == [(91000,)]
+    assert store.readable_by(frozenset()).list_tables() == []  # nobody reads anything
+    assert store.readable_by(None) is store  # permissions off: the store itself
+    with pytest.raises(QueryError, match="read-only"):
+        hr.replace_source("/drive", "menu.csv", [menu])
+    store.close()
+
+
+def test_a_store_made_before_permissions_opens_and_its_tables_are_unreadable_with_them_on(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "tables.sqlite"
+    TableStore(path).close()
+    old = sqlite3.connect(path)
+    old.execute("DROP TABLE tables")
+    old.execute(  # the catalog as it was, without principals_json
+        "CREATE TABLE tables (sql_name TEXT PRIMARY KEY, root TEXT NOT NULL, source TEXT NOT NULL, name TEXT NOT NULL,"
+        " locator_json TEXT NOT NULL, columns_json TEXT NOT NULL, first_row INTEGER NOT NULL,"
+        " row_count INTEGER NOT NULL, position INTEGER NOT NULL)"
+    )
+    old.commit()
+    old.close()
+    store = TableStore(path)
+    store.replace_source("/drive", SALES.source, [SALES])  # written with no principals known
+    assert [t.source for t in store.list_tables()] == [SALES.source]
+    assert store.readable_by(frozenset({"PUBLIC"})).list_tables() == []  # fail closed
+    store.close()
