@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import queue
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -43,8 +43,10 @@ from mmrag.pipeline.http.files import (
     slide_text,
     table_rows,
 )
+from mmrag.pipeline.http.guards import HostAllowlist, allowed_hosts
 from mmrag.pipeline.http.links import signed_ok, signer
 from mmrag.pipeline.http.payloads import citation_json, hit_json, sse_event, upload_name
+from mmrag.pipeline.http.policy import ingest_allowed
 from mmrag.pipeline.worker import IndexWorker, IngestJobs, JobBusy
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import IndexMismatch
@@ -91,10 +93,14 @@ def create_app(
     token: str | None = None,
     embedder: TextEmbedder | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    bind_host: str = "127.0.0.1",
+    public_hosts: Sequence[str] = (),
 ) -> FastAPI:
     """The API and web page over the index at ``cfg.index_dir``.
 
     ``embedder`` replaces the configured text model (tests pass the one the index was built with).
+    Requests are answered only when their ``Host`` is this machine, ``bind_host``, or one of
+    ``public_hosts`` and ``[server] public_hosts``.
     """
     worker = IndexWorker(cfg, embedder)
     jobs = IngestJobs(worker)
@@ -123,6 +129,9 @@ def create_app(
         if request.method == "POST" and declared.isdigit() and int(declared) > max_upload_bytes + UPLOAD_SLACK:
             return JSONResponse({"detail": _too_large(max_upload_bytes)}, 413)
         return await call_next(request)
+
+    public = (*cfg.server.public_hosts, *public_hosts)
+    app.add_middleware(HostAllowlist, allowed=allowed_hosts(LOCAL_HOSTS, bind_host, public))
 
     @app.exception_handler(Refused)
     async def refused(_request: Request, exc: Refused) -> JSONResponse:
@@ -234,6 +243,14 @@ def create_app(
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
+    def ingest_roots() -> tuple[list[Path], bool]:
+        if cfg.server.ingest_roots:
+            return list(cfg.server.ingest_roots), True
+        try:
+            return [Path(r) for r in worker.call(lambda index: index.manifest.roots())], False
+        except IndexMismatch:
+            return [], False
+
     @app.post("/api/ingest", status_code=202)
     def start_ingest(body: IngestRequest) -> dict[str, str]:
         """Start indexing files and folders in the background (one job at a time; 409 while one runs)."""
@@ -243,6 +260,8 @@ def create_app(
         for path in paths:
             if not path.is_absolute():
                 raise HTTPException(400, f"{path} is not an absolute path on the server")
+        ingest_allowed(paths, *ingest_roots())
+        for path in paths:
             if not path.exists():
                 raise HTTPException(400, f"{path} does not exist on the server")
         try:
@@ -334,7 +353,7 @@ def serve(
     import uvicorn
 
     check_bind(host, token)
-    uvicorn.run(create_app(cfg, token=token), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(cfg, token=token, bind_host=host), host=host, port=port, log_level="warning")
 
 
 __all__ = [

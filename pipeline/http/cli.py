@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 
 from mmrag.ingest.errors import MmragError
-from mmrag.pipeline.config import Config
+from mmrag.pipeline.config import Config, ConfigError, server_host
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 TOKEN_ENV = "MMRAG_API_TOKEN"
@@ -37,17 +38,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--token", help=f"API token; required for a non-local --host (default: ${TOKEN_ENV})")
+    p.add_argument(
+        "--public-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name clients use to reach the server, besides localhost and --host (repeatable; "
+        "also [server] public_hosts); requests naming any other host are refused",
+    )
     return p
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
-    """``mmrag serve``: 0 after a clean stop, 1 when refusing to start."""
+    """``mmrag serve``: 0 after a clean stop, 1 when refusing to start, 2 for a bad --public-host."""
     token = args.token or os.environ.get(TOKEN_ENV) or None
     try:
         check_bind(args.host, token)
     except TokenRequired as e:
         sys.stderr.write(f"mmrag serve: {e}\n")
         return 1
+    try:
+        public = tuple(server_host(name, "--public-host") for name in getattr(args, "public_host", []))
+    except ConfigError as e:
+        sys.stderr.write(f"mmrag serve: {e}\n")
+        return 2
+    cfg = replace(cfg, server=replace(cfg.server, public_hosts=(*cfg.server.public_hosts, *public)))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     sys.stdout.write(f"mmrag: serving {cfg.index_dir} on http://{shown}:{args.port}/ (Ctrl-C to stop)\n")
     sys.stdout.flush()

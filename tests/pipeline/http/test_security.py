@@ -1,0 +1,182 @@
+"""What a hostile page or client cannot do to ``mmrag serve``: rebind its name, ingest any folder, run script
+from an original file, swap an indexed file for a link, send an endless body, guess the token, read the schema."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mmrag.pipeline.app import open_app
+from mmrag.pipeline.config import Config, ServerConfig, load_config
+from mmrag.pipeline.http import cli as server_cli
+from mmrag.pipeline.http.app import create_app
+from mmrag.pipeline.http.guards import host_of
+from mmrag.pipeline.ingest_run import run_ingest
+from mmrag.retrieval.embed import HashEmbedder
+
+EMBEDDER = HashEmbedder(64)
+SAMPLE_PDF = Path(__file__).resolve().parents[3] / "data" / "sample-drive" / "reports" / "multi_page.pdf"
+LOCAL = "http://127.0.0.1:8765"
+TOKEN = "0f3c9a7d5e1b2486c0ffee11"
+PLAN = "The launch plan: ship in May.\n"
+SECRET = "Password: hunter2 ".ljust(len(PLAN) - 1, "*") + "\n"  # the same size as PLAN
+ROGUE_HTML = "<html><body><p>Quarterly notes</p><script>fetch('/api/search?q=salary')</script></body></html>\n"
+
+
+def _drive(root: Path) -> None:
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "plan.txt").write_text(PLAN)
+    (root / "notes" / "other.txt").write_text("Another note about the office move.\n")
+    (root / "notes" / "touched.txt").write_text("A note whose time changes but not its words.\n")
+    (root / "notes" / ".secret.txt").write_text(SECRET)  # hidden: never indexed
+    (root / "pages").mkdir()
+    (root / "pages" / "notes.html").write_text(ROGUE_HTML)
+    shutil.copy(SAMPLE_PDF, root / "pages" / "report.pdf")
+
+
+@pytest.fixture
+def indexed(tmp_path: Path) -> tuple[Config, Path]:
+    drive = (tmp_path / "drive").resolve()
+    _drive(drive)
+    cfg = load_config(index_dir=tmp_path / "index", env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    index = open_app(cfg, create=True, embedder=EMBEDDER)
+    try:
+        report = run_ingest([drive], index)
+    finally:
+        index.close()
+    assert sorted(report.ingested) == [
+        "notes/other.txt",
+        "notes/plan.txt",
+        "notes/touched.txt",
+        "pages/notes.html",
+        "pages/report.pdf",
+    ]
+    return cfg, drive
+
+
+@pytest.fixture
+def client(indexed: tuple[Config, Path]) -> Iterator[TestClient]:
+    with TestClient(create_app(indexed[0], embedder=EMBEDDER), base_url=LOCAL) as c:
+        yield c
+
+
+def _file(client: TestClient, drive: Path, source: str) -> object:
+    return client.get("/api/file", params={"root": str(drive), "source": source})
+
+
+# --- 1. DNS rebinding and the folders ingest may take -----------------------------------------------
+
+
+def test_a_rebinding_host_gets_421_and_starts_no_job(indexed: tuple[Config, Path], client: TestClient) -> None:
+    drive = indexed[1]
+    rebound = {"Host": "rebind.attacker.example:8765"}  # what a page on a rebound name sends
+    res = client.post("/api/ingest", json={"paths": [str(drive)]}, headers=rebound)
+    assert res.status_code == 421
+    assert "rebind.attacker.example" in res.json()["detail"] and "--public-host" in res.json()["detail"]
+    params = {"root": str(drive), "source": "notes/plan.txt"}
+    assert client.get("/api/file", params=params, headers=rebound).status_code == 421
+    assert client.get("/", headers=rebound).status_code == 421
+    assert client.get("/api/ingest/1").status_code == 404  # no ingest job was started
+    for host in ("localhost:8765", "127.0.0.1", "[::1]:8765", "LOCALHOST."):
+        assert client.get("/api/status", headers={"Host": host}).status_code == 200, host
+
+
+def test_a_rebinding_request_over_real_http_is_refused(
+    indexed: tuple[Config, Path], live_server: Callable[[object], str]
+) -> None:
+    cfg, drive = indexed
+    app = create_app(cfg, embedder=EMBEDDER)
+    port = int(live_server(app).rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = json.dumps({"paths": [str(drive)]})
+    conn.request("POST", "/api/ingest", body, {"Host": f"evil.example:{port}", "Content-Type": "application/json"})
+    res = conn.getresponse()
+    assert res.status == 421 and b"evil.example" in res.read()
+    conn.close()
+    assert app.state.jobs.get("1") is None
+
+
+def test_public_host_names_are_answered(indexed: tuple[Config, Path]) -> None:
+    cfg, _ = indexed
+    by_flag = create_app(cfg, embedder=EMBEDDER, public_hosts=["files.example.org"])
+    with TestClient(by_flag, base_url="http://files.example.org") as named:
+        assert named.get("/api/status").status_code == 200
+        assert named.get("/api/status", headers={"Host": "other.example.org"}).status_code == 421
+    by_config = replace(cfg, server=ServerConfig(public_hosts=("192.168.1.20",)))
+    with TestClient(create_app(by_config, embedder=EMBEDDER, bind_host="10.0.0.5"), base_url=LOCAL) as lan:
+        assert lan.get("/api/status", headers={"Host": "192.168.1.20:8765"}).status_code == 200
+        assert lan.get("/api/status", headers={"Host": "10.0.0.5:8765"}).status_code == 200  # the bind address
+        assert lan.get("/api/status", headers={"Host": "10.0.0.6:8765"}).status_code == 421
+
+
+def test_host_header_forms() -> None:
+    assert host_of("Example.ORG:8765") == "example.org"
+    assert host_of("[::1]:8765") == "::1" and host_of("[0:0::1]") == "::1" and host_of("::1") == "::1"
+    assert host_of("") == ""
+
+
+def test_serve_takes_public_host_flags(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from mmrag.pipeline.http import app as http_app
+
+    parser = argparse.ArgumentParser(prog="mmrag")
+    server_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", "--public-host", "Files.Example.org", "--public-host", "10.1.2.3"])
+    started: list[Config] = []
+    monkeypatch.setattr(http_app, "serve", lambda cfg, host, port, token: started.append(cfg))
+    monkeypatch.delenv(server_cli.TOKEN_ENV, raising=False)
+    assert server_cli.run(args, load_config(index_dir=Path("unused"), env={})) == 0
+    assert started[0].server.public_hosts == ("files.example.org", "10.1.2.3")
+    bad = parser.parse_args(["serve", "--public-host", "http://files.example.org:8765/"])
+    assert server_cli.run(bad, load_config(index_dir=Path("unused"), env={})) == 2
+    assert "not a host name or address" in capsys.readouterr().err
+
+
+def test_ingest_outside_the_allowed_roots_is_refused(
+    indexed: tuple[Config, Path], client: TestClient, tmp_path: Path
+) -> None:
+    cfg, drive = indexed
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "private.txt").write_text("not for the index")
+    for path in (elsewhere, tmp_path / "no-such-folder", Path("/etc")):  # refused before it is even looked up
+        res = client.post("/api/ingest", json={"paths": [str(path)]})
+        assert res.status_code == 403, path
+        detail = res.json()["detail"]
+        assert "outside the folders this server may ingest" in detail and str(drive) in detail
+        assert "[server] ingest_roots" in detail and f"mmrag ingest {path}" in detail
+    (drive / "notes" / "link-out").symlink_to(elsewhere)  # a link inside the root leading out of it
+    assert client.post("/api/ingest", json={"paths": [str(drive / "notes" / "link-out")]}).status_code == 403
+    assert client.get("/api/ingest/1").status_code == 404  # none of them started a job
+    res = client.post("/api/ingest", json={"paths": [str(drive / "pages")]})  # inside an indexed root
+    assert res.status_code == 202
+    _wait(client, res.json()["job"])
+    configured = replace(cfg, server=ServerConfig(ingest_roots=(elsewhere,)))
+    with TestClient(create_app(configured, embedder=EMBEDDER), base_url=LOCAL) as narrowed:
+        assert narrowed.post("/api/ingest", json={"paths": [str(drive)]}).status_code == 403  # config replaces
+        res = narrowed.post("/api/ingest", json={"paths": [str(elsewhere)]})
+        assert res.status_code == 202
+        _wait(narrowed, res.json()["job"])
+
+
+def _wait(client: TestClient, job: str) -> None:
+    deadline = time.monotonic() + 60
+    while client.get(f"/api/ingest/{job}").json()["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_a_fresh_index_allows_no_ingest_over_http_until_told(tmp_path: Path) -> None:
+    cfg = load_config(index_dir=tmp_path / "index", env={"XDG_CONFIG_HOME": str(tmp_path / "config")})
+    with TestClient(create_app(cfg, embedder=EMBEDDER), base_url=LOCAL) as fresh:
+        res = fresh.post("/api/ingest", json={"paths": [str(tmp_path)]})
+        assert res.status_code == 403 and "none yet" in res.json()["detail"]
