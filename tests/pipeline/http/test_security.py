@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -180,3 +181,29 @@ def test_a_fresh_index_allows_no_ingest_over_http_until_told(tmp_path: Path) -> 
     with TestClient(create_app(cfg, embedder=EMBEDDER), base_url=LOCAL) as fresh:
         res = fresh.post("/api/ingest", json={"paths": [str(tmp_path)]})
         assert res.status_code == 403 and "none yet" in res.json()["detail"]
+
+
+# --- 3. a file swapped after indexing is not served -----------------------------------------------------
+
+
+def test_a_file_swapped_for_a_link_to_an_unindexed_file_is_refused(
+    client: TestClient, indexed: tuple[Config, Path]
+) -> None:
+    drive = indexed[1]
+    plan = drive / "notes" / "plan.txt"
+    assert _file(client, drive, "notes/plan.txt").content == PLAN.encode()  # type: ignore[attr-defined]
+    plan.unlink()
+    plan.symlink_to(drive / "notes" / ".secret.txt")  # same size as the indexed file, another content
+    for path in ("/api/file", "/api/preview"):
+        res = client.get(path, params={"root": str(drive), "source": "notes/plan.txt", "start": 0})
+        assert res.status_code == 409, path
+        assert "not the file that was indexed" in res.json()["detail"] and "mmrag ingest" in res.json()["detail"]
+        assert b"hunter2" not in res.content
+    plan.unlink()
+    plan.symlink_to(drive / "notes" / "other.txt")  # another size
+    res = _file(client, drive, "notes/plan.txt")
+    assert res.status_code == 409 and "bytes now" in res.json()["detail"]  # type: ignore[attr-defined]
+    assert _file(client, drive, "notes/other.txt").status_code == 200  # type: ignore[attr-defined]
+    touched = drive / "notes" / "touched.txt"
+    os.utime(touched, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new time, the same words: still served
+    assert _file(client, drive, "notes/touched.txt").content == touched.read_bytes()  # type: ignore[attr-defined]
