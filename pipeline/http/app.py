@@ -46,7 +46,7 @@ from mmrag.pipeline.http.files import (
 from mmrag.pipeline.http.guards import HostAllowlist, allowed_hosts
 from mmrag.pipeline.http.links import signed_ok, signer
 from mmrag.pipeline.http.payloads import citation_json, hit_json, sse_event, upload_name
-from mmrag.pipeline.http.policy import ingest_allowed
+from mmrag.pipeline.http.policy import API_HEADERS, COMMON_HEADERS, PAGE_HEADERS, file_headers, ingest_allowed
 from mmrag.pipeline.worker import IndexWorker, IngestJobs, JobBusy
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import IndexMismatch
@@ -117,18 +117,31 @@ def create_app(
     app.router.add_event_handler("shutdown", worker.shutdown)
 
     sign = signer(token) if token else (lambda url: url)
+    docs_paths = {p for p in (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p}
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if token and request.url.path.startswith("/api/"):
+        path = request.url.path
+        response: Response | None = None
+        if token and path.startswith("/api/"):
             given = request.headers.get("authorization", "")
-            media = signed_ok(token, request.method, request.url.path, request.query_params.multi_items())
+            media = signed_ok(token, request.method, path, request.query_params.multi_items())
             if not media and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return JSONResponse({"detail": "missing or wrong API token (Authorization: Bearer ...)"}, 401)
+                response = JSONResponse({"detail": "missing or wrong API token (Authorization: Bearer ...)"}, 401)
         declared = request.headers.get("content-length", "")
-        if request.method == "POST" and declared.isdigit() and int(declared) > max_upload_bytes + UPLOAD_SLACK:
-            return JSONResponse({"detail": _too_large(max_upload_bytes)}, 413)
-        return await call_next(request)
+        if response is None and request.method == "POST" and declared.isdigit() and int(declared) > max_upload_bytes + UPLOAD_SLACK:
+            response = JSONResponse({"detail": _too_large(max_upload_bytes)}, 413)
+        if response is None:
+            response = await call_next(request)
+        if path == "/" or path.startswith("/static/"):
+            extra = PAGE_HEADERS
+        elif path in docs_paths:
+            extra = COMMON_HEADERS  # Swagger UI and ReDoc load their own scripts and styles
+        else:
+            extra = API_HEADERS
+        for name, value in extra.items():
+            response.headers.setdefault(name, value)
+        return response
 
     public = (*cfg.server.public_hosts, *public_hosts)
     app.add_middleware(HostAllowlist, allowed=allowed_hosts(LOCAL_HOSTS, bind_host, public))
@@ -328,7 +341,7 @@ def create_app(
         """The original file, with HTTP Range support so audio and video can seek."""
         path = worker.call(lambda index: served_path(index, root, source))
         size = path.stat().st_size
-        headers = {"Accept-Ranges": "bytes", "Content-Disposition": "inline"}
+        headers = {"Accept-Ranges": "bytes", **file_headers(path, media_type(path))}
         wanted = request.headers.get("range")
         if wanted is None:
             span = parse_range("bytes=0-", size) if size else None

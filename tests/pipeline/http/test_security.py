@@ -183,6 +183,47 @@ def test_a_fresh_index_allows_no_ingest_over_http_until_told(tmp_path: Path) -> 
         assert res.status_code == 403 and "none yet" in res.json()["detail"]
 
 
+# --- 2. originals never run script on the server's origin ---------------------------------------------
+
+
+def test_an_html_original_comes_as_a_sandboxed_attachment(client: TestClient, indexed: tuple[Config, Path]) -> None:
+    res = _file(client, indexed[1], "pages/notes.html")
+    assert res.status_code == 200 and res.content == ROGUE_HTML.encode()  # type: ignore[attr-defined]
+    headers = res.headers  # type: ignore[attr-defined]
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["content-disposition"].startswith("attachment;") and 'filename="notes.html"' in headers[
+        "content-disposition"
+    ]
+    csp = headers["content-security-policy"]
+    assert "sandbox" in csp.split(";")[0] and "default-src 'none'" in csp
+
+
+def test_viewable_originals_stay_inline_under_a_restrictive_policy(
+    client: TestClient, indexed: tuple[Config, Path]
+) -> None:
+    pdf = _file(client, indexed[1], "pages/report.pdf").headers  # type: ignore[attr-defined]
+    assert pdf["content-disposition"] == "inline" and pdf["x-content-type-options"] == "nosniff"
+    assert "default-src 'none'" in pdf["content-security-policy"]
+    text = _file(client, indexed[1], "notes/plan.txt").headers  # type: ignore[attr-defined]
+    assert text["content-disposition"] == "inline" and text["content-security-policy"].startswith("sandbox")
+    ranged = client.get(
+        "/api/file", params={"root": str(indexed[1]), "source": "pages/report.pdf"}, headers={"Range": "bytes=0-9"}
+    )
+    assert ranged.status_code == 206 and ranged.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_page_and_the_api_send_security_headers(client: TestClient) -> None:
+    page = client.get("/").headers
+    csp = page["content-security-policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "'unsafe-inline'" not in csp
+    assert page["x-content-type-options"] == "nosniff" and page["referrer-policy"] == "no-referrer"
+    assert client.get("/static/app.js").headers["content-security-policy"] == csp
+    api = client.get("/api/status").headers
+    assert api["x-content-type-options"] == "nosniff" and "default-src 'none'" in api["content-security-policy"]
+    missing = client.get("/api/file", params={"root": "/", "source": "etc/passwd"}).headers
+    assert missing["x-content-type-options"] == "nosniff"
+
+
 # --- 3. a file swapped after indexing is not served -----------------------------------------------------
 
 
