@@ -1,10 +1,13 @@
 """``mmrag serve``: the HTTP API (FastAPI, schema at /openapi.json) and the web page, all served locally.
 
-Binds to localhost by default. Any other address needs an API token (``--token`` or ``$MMRAG_API_TOKEN``);
-with a token set, every ``/api`` request must carry ``Authorization: Bearer <token>``, except media URLs
-that the API itself handed out signed (``server_links``: one file or preview, for an hour). Files are served
-only from ingested roots (see ``server_files``). FastAPI and uvicorn are imported only in this module
-and its ``server_*`` siblings, so ``mmrag --help`` never loads them.
+Binds to localhost by default. Any other address needs a strong API token (``--token`` or
+``$MMRAG_API_TOKEN``); with a token set, every ``/api`` request and the schema and docs pages must carry
+``Authorization: Bearer <token>``, except media URLs that the API itself handed out signed
+(``links``: one file or preview, for an hour). Before anything else, requests naming a host other
+than this machine, the bind address or a configured public name are refused, and bodies are limited
+as they arrive (``guards``). Files are served only from ingested roots, and only while they are the
+files indexed (``files``), under the headers of ``policy``. FastAPI and uvicorn are imported only in
+this module and its siblings, so ``mmrag --help`` never loads them.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from mmrag.pipeline.http.files import (
     slide_text,
     table_rows,
 )
-from mmrag.pipeline.http.guards import HostAllowlist, allowed_hosts
+from mmrag.pipeline.http.guards import BodyLimit, HostAllowlist, allowed_hosts
 from mmrag.pipeline.http.links import signed_ok, signer
 from mmrag.pipeline.http.payloads import citation_json, hit_json, sse_event, upload_name
 from mmrag.pipeline.http.policy import API_HEADERS, COMMON_HEADERS, PAGE_HEADERS, file_headers, ingest_allowed
@@ -52,6 +55,7 @@ from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import IndexMismatch
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_JSON_BYTES = 1024 * 1024  # any other request body (an ingest request is a list of paths)
 MAX_K = 100
 UPLOAD_SLACK = 64 * 1024  # multipart boundaries and headers around the file
 STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
@@ -123,14 +127,11 @@ def create_app(
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
         response: Response | None = None
-        if token and path.startswith("/api/"):
+        if token and (path.startswith("/api/") or path in docs_paths):
             given = request.headers.get("authorization", "")
             media = signed_ok(token, request.method, path, request.query_params.multi_items())
             if not media and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                 response = JSONResponse({"detail": "missing or wrong API token (Authorization: Bearer ...)"}, 401)
-        declared = request.headers.get("content-length", "")
-        if response is None and request.method == "POST" and declared.isdigit() and int(declared) > max_upload_bytes + UPLOAD_SLACK:
-            response = JSONResponse({"detail": _too_large(max_upload_bytes)}, 413)
         if response is None:
             response = await call_next(request)
         if path == "/" or path.startswith("/static/"):
@@ -143,6 +144,10 @@ def create_app(
             response.headers.setdefault(name, value)
         return response
 
+    def body_limit(path: str) -> int:
+        return max_upload_bytes + UPLOAD_SLACK if path == "/api/search/image" else MAX_JSON_BYTES
+
+    app.add_middleware(BodyLimit, limit_for=body_limit)
     public = (*cfg.server.public_hosts, *public_hosts)
     app.add_middleware(HostAllowlist, allowed=allowed_hosts(LOCAL_HOSTS, bind_host, public))
 
@@ -362,7 +367,7 @@ def create_app(
 def serve(
     cfg: Config, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None
 ) -> None:  # pragma: no cover - exercised through `mmrag serve`
-    """Run the server until interrupted. Raises ``TokenRequired`` for a non-local bind without a token."""
+    """Run the server until interrupted. Raises ``TokenRequired`` for a non-local bind without a strong token."""
     import uvicorn
 
     check_bind(host, token)

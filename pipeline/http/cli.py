@@ -17,18 +17,27 @@ from mmrag.pipeline.config import Config, ConfigError, server_host
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 TOKEN_ENV = "MMRAG_API_TOKEN"
 DEFAULT_PORT = 8765
+MIN_TOKEN_CHARS = 16
+MIN_TOKEN_DISTINCT = 8  # "aaaaaaaaaaaaaaaa" is long but guessable
+MAKE_TOKEN = 'openssl rand -hex 16'
 
 
 class TokenRequired(MmragError):
-    """The server would be reachable from other machines without an API token."""
+    """The server would be reachable from other machines without an API token, or with a guessable one."""
 
 
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse to listen beyond this machine without an API token."""
+    """Refuse to listen beyond this machine without an API token, and refuse any weak token."""
     if host not in LOCAL_HOSTS and not token:
         raise TokenRequired(
             f"refusing to listen on {host} without an API token: anyone who can reach it could read the indexed "
-            f"files. Pass --token SECRET or set ${TOKEN_ENV}, or bind to 127.0.0.1."
+            f'files. Pass --token "$({MAKE_TOKEN})" or set ${TOKEN_ENV}, or bind to 127.0.0.1.'
+        )
+    if token is not None and (len(token) < MIN_TOKEN_CHARS or len(set(token)) < MIN_TOKEN_DISTINCT):
+        raise TokenRequired(
+            f"refusing a weak API token ({len(token)} characters, {len(set(token))} different): it must be at least "
+            f"{MIN_TOKEN_CHARS} characters with {MIN_TOKEN_DISTINCT} or more different ones, so that it cannot be "
+            f'guessed. Make one with `{MAKE_TOKEN}` (--token "$({MAKE_TOKEN})" or ${TOKEN_ENV}).'
         )
 
 
@@ -37,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("serve", help="the web page and HTTP API (search, ask, ingest, previews)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    p.add_argument("--token", help=f"API token; required for a non-local --host (default: ${TOKEN_ENV})")
+    p.add_argument(
+        "--token", help=f"API token, {MIN_TOKEN_CHARS}+ characters; required for a non-local --host (default: ${TOKEN_ENV})"
+    )
     p.add_argument(
         "--public-host",
         action="append",

@@ -1,16 +1,20 @@
-"""ASGI guards in front of every route: the Host allowlist (DNS rebinding).
+"""ASGI guards in front of every route: the Host allowlist (DNS rebinding) and the request body limit.
 
-A plain ASGI middleware, outside FastAPI's routing, so that it answers before a route sees the request:
-a foreign ``Host`` gets 421 before the token is even checked.
+Both are plain ASGI middlewares, outside FastAPI's routing, so that they answer before a route (or
+FastAPI's body parsing) sees the request: a foreign ``Host`` gets 421 before the token is even checked,
+and a body is counted as it arrives, chunked or not, and answered with 413 once it passes the limit,
+without reading the rest.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mmrag.ingest.errors import MmragError
 
 WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
 
@@ -91,3 +95,61 @@ class HostAllowlist:
             f"{', '.join(sorted(self.allowed))}); to reach it by that name, start it with --public-host {shown} "
             "or add the name to [server] public_hosts in the config",
         )
+
+
+class BodyTooLarge(MmragError):
+    """A request body went past the server's limit while it was being read."""
+
+
+class BodyLimit:
+    """Answers 413 to a request whose body is over ``limit_for(path)`` bytes, counted as it is received.
+
+    A declared ``Content-Length`` over the limit is refused before reading anything; a chunked body is
+    read only up to the limit. Whatever the route would have answered after that is replaced by the 413.
+    """
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        detail = f"the request body is over the {limit / (1024 * 1024):.3g} MB limit"
+        declared = _header(scope, b"content-length") or ""
+        if declared.strip().isdigit() and int(declared) > limit:
+            await _reply(send, 413, detail)
+            return
+        received = 0
+        over = False
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received, over
+            if over:
+                raise BodyTooLarge(detail)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    over = True
+                    raise BodyTooLarge(detail)
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if over and not started:
+                return  # the route's answer to a body it could not read; the 413 below replaces it
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except BodyTooLarge:
+            if started:
+                raise
+        if over and not started:
+            await _reply(send, 413, detail)

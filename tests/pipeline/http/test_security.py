@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -248,3 +249,70 @@ def test_a_file_swapped_for_a_link_to_an_unindexed_file_is_refused(
     touched = drive / "notes" / "touched.txt"
     os.utime(touched, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new time, the same words: still served
     assert _file(client, drive, "notes/touched.txt").content == touched.read_bytes()  # type: ignore[attr-defined]
+
+
+# --- 4. bodies, tokens and the schema -------------------------------------------------------------------
+
+
+def _chunked_until_answered(
+    port: int, path: str, total: int, content_type: str, chunk: int = 64 * 1024
+) -> tuple[int, bytes, int]:
+    """POSTs up to ``total`` bytes as chunks and never ends the body; returns (status, body, bytes sent)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n".encode()
+    )
+    sent = 0
+    piece = f"{chunk:x}\r\n".encode() + b" " * chunk + b"\r\n"
+    try:
+        while sent < total:
+            sock.sendall(piece)
+            sent += chunk
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server answered and closed: what the test expects
+    conn = http.client.HTTPResponse(sock)
+    try:
+        conn.begin()
+        return conn.status, conn.read(), sent
+    finally:
+        sock.close()
+
+
+def test_a_chunked_body_over_the_limit_gets_413_without_being_read(
+    indexed: tuple[Config, Path], live_server: Callable[[object], str]
+) -> None:
+    from mmrag.pipeline.http.app import MAX_JSON_BYTES
+
+    base = live_server(create_app(indexed[0], embedder=EMBEDDER, max_upload_bytes=1000))
+    port = int(base.rsplit(":", 1)[1])
+    # the body never ends: a server that reads it whole would wait for the rest and time out
+    status, body, sent = _chunked_until_answered(port, "/api/ingest", MAX_JSON_BYTES + 256 * 1024, "application/json")
+    assert status == 413 and b"limit" in body
+    form = "multipart/form-data; boundary=never-comes"
+    status, body, sent = _chunked_until_answered(port, "/api/search/image", 50 * 1024 * 1024, form)
+    assert status == 413 and b"limit" in body
+    assert sent < 50 * 1024 * 1024  # the server stopped reading long before the 50 MB were sent
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("POST", "/api/ingest", b"[" * (MAX_JSON_BYTES + 1), {"Content-Type": "application/json"})
+    assert conn.getresponse().status == 413  # a declared length over the limit: refused before reading
+    conn.close()
+
+
+def test_a_short_or_repetitive_token_is_refused() -> None:
+    for weak in ("x", "s3cret", "aaaaaaaaaaaaaaaaaaaa", "abababababababababab"):
+        with pytest.raises(server_cli.TokenRequired, match="openssl rand -hex 16"):
+            server_cli.check_bind("0.0.0.0", weak)
+        with pytest.raises(server_cli.TokenRequired, match="weak API token"):
+            server_cli.check_bind("127.0.0.1", weak)
+    server_cli.check_bind("0.0.0.0", TOKEN)
+
+
+def test_with_a_token_the_schema_and_docs_need_it(indexed: tuple[Config, Path]) -> None:
+    with TestClient(create_app(indexed[0], token=TOKEN, embedder=EMBEDDER), base_url=LOCAL) as secured:
+        for path in ("/openapi.json", "/docs", "/redoc"):
+            assert secured.get(path).status_code == 401, path
+        res = secured.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert res.status_code == 200 and "/api/search" in res.json()["paths"]
+    with TestClient(create_app(indexed[0], embedder=EMBEDDER), base_url=LOCAL) as local:
+        assert local.get("/openapi.json").status_code == 200  # no token set: this machine only, as the API

@@ -34,7 +34,7 @@ from mmrag.retrieval.embed import HashEmbedder
 
 SAMPLE_PDF = Path(__file__).resolve().parents[3] / "data" / "sample-drive" / "reports" / "multi_page.pdf"
 EMBEDDER = HashEmbedder(128)  # the index is built with it, so the app must search with it
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-4f9a2c7e"
 LOCAL = "http://127.0.0.1:8765"  # the Host the TestClient sends: the server answers only to its own names
 
 
