@@ -54,7 +54,8 @@ class ModelsConfig:
     llm_backend: str = ""  # "" = ollama for ollama:// URLs, else openai (any OpenAI-compatible server)
     llm_vision: bool = False  # send cited images and frames to the model as image parts
     llm_timeout_s: float = 60.0
-    llm_strict_citations: bool = False  # drop (not only flag) sentences their evidence does not support
+    # drop (not only flag) generated sentences their cited evidence does not support; false keeps them, flagged
+    llm_strict_citations: bool = True
     allow_downloads: bool = False
 
 

@@ -242,6 +242,8 @@ def create_app(
                 data = {
                     "question": q,
                     **answer.to_json(),
+                    # flagged sentences were dropped from the text (strict), not only reported
+                    "strict": not answer.extractive and cfg.models.llm_strict_citations,
                     "citations": [citation_json(index, c, sign) for c in answer.citations],
                     "hits": [hit_json(index, h, sign) for h in hits],
                 }

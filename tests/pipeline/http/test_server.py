@@ -175,6 +175,8 @@ def test_ask_streams_tokens_then_the_answer_with_citations(client: TestClient) -
     streamed = "".join(str(data["text"]) for name, data in events if name == "token")
     assert streamed == answer["answer"]
     assert "48,000" in str(answer["answer"]) and "[1]" in str(answer["answer"])
+    # what the page's warning reads (test_browser): the check's findings; an extractive answer has none
+    assert (answer["flagged"], answer["removed_citations"], answer["strict"]) == ([], [], False)
     citation = answer["citations"][0]  # type: ignore[index]
     assert citation["source"] == "finance/budget.txt" and citation["n"] == 1
     assert citation["file"].startswith("/api/file?") and "thumbnail" not in citation
