@@ -74,6 +74,11 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         sys.stderr.write(f"mmrag serve: {e}\n")
         return 2
     cfg = replace(cfg, server=replace(cfg.server, public_hosts=(*cfg.server.public_hosts, *public)))
+    if args.host in ("0.0.0.0", "::") and not cfg.server.public_hosts:
+        sys.stderr.write(
+            "mmrag serve: answering only to localhost: give every name or address clients use with --public-host "
+            "NAME (or [server] public_hosts); requests naming another host get 421\n"
+        )
     shown = f"[{args.host}]" if ":" in args.host else args.host
     sys.stdout.write(f"mmrag: serving {cfg.index_dir} on http://{shown}:{args.port}/ (Ctrl-C to stop)\n")
     sys.stdout.flush()

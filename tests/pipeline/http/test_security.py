@@ -138,6 +138,9 @@ def test_serve_takes_public_host_flags(monkeypatch: pytest.MonkeyPatch, capsys: 
     monkeypatch.delenv(server_cli.TOKEN_ENV, raising=False)
     assert server_cli.run(args, load_config(index_dir=Path("unused"), env={})) == 0
     assert started[0].server.public_hosts == ("files.example.org", "10.1.2.3")
+    wildcard = parser.parse_args(["serve", "--host", "0.0.0.0", "--token", TOKEN])
+    assert server_cli.run(wildcard, load_config(index_dir=Path("unused"), env={})) == 0
+    assert "--public-host NAME" in capsys.readouterr().err  # binding everywhere, say how clients get answered
     bad = parser.parse_args(["serve", "--public-host", "http://files.example.org:8765/"])
     assert server_cli.run(bad, load_config(index_dir=Path("unused"), env={})) == 2
     assert "not a host name or address" in capsys.readouterr().err
