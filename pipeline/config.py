@@ -7,7 +7,9 @@ with ``dataclasses.replace``). Everything downstream receives frozen dataclasses
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -52,7 +54,8 @@ class ModelsConfig:
     llm_backend: str = ""  # "" = ollama for ollama:// URLs, else openai (any OpenAI-compatible server)
     llm_vision: bool = False  # send cited images and frames to the model as image parts
     llm_timeout_s: float = 60.0
-    llm_strict_citations: bool = False  # drop (not only flag) sentences their evidence does not support
+    # drop (not only flag) generated sentences their cited evidence does not support; false keeps them, flagged
+    llm_strict_citations: bool = True
     allow_downloads: bool = False
 
 
@@ -76,6 +79,23 @@ class StoreConfig:
     path: str = ""
 
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+"""The names of this machine: a server bound to one of them is reachable from here only."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What ``mmrag serve`` answers to.
+
+    ``public_hosts``: host names (or addresses) clients may use besides localhost and the bind address; a
+    request naming any other host is refused (a DNS-rebinding page names its own). ``ingest_roots``:
+    folders ``POST /api/ingest`` may index (and so serve); empty = the folders already in the index.
+    """
+
+    public_hosts: tuple[str, ...] = ()
+    ingest_roots: tuple[Path, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     index_dir: Path
@@ -83,6 +103,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
     batch_size: int = 64
 
 
@@ -125,6 +146,45 @@ def _section(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
     return cls(**values)
 
 
+_HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\.?$")
+
+
+def _strings(data: Mapping[str, Any], key: str, where: str) -> list[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of non-empty strings, got {value!r}")
+    return [v.strip() for v in value]
+
+
+def server_host(name: str, where: str) -> str:
+    """A public host name as the Host header carries it, lower-cased, without brackets; ``ConfigError`` if not one."""
+    bare = name.strip("[]")
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        pass
+    if not _HOST_NAME.match(name):
+        raise ConfigError(
+            f"{where}: {name!r} is not a host name or address (give the name alone, like files.example.org "
+            "or 192.168.1.20: no scheme, port or path)"
+        )
+    return name.lower().rstrip(".")
+
+
+def _server_section(data: object, where: str) -> ServerConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: must be a table ([server] with public_hosts and ingest_roots)")
+    unknown = set(data) - {f.name for f in fields(ServerConfig)}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r} (known: ingest_roots, public_hosts)")
+    hosts = tuple(server_host(h, where) for h in _strings(data, "public_hosts", where))
+    roots = tuple(Path(r).expanduser() for r in _strings(data, "ingest_roots", where))
+    for root in roots:
+        if not root.is_absolute():
+            raise ConfigError(f"{where}: ingest_roots takes absolute folders, got {str(root)!r}")
+    return ServerConfig(public_hosts=hosts, ingest_roots=roots)
+
+
 ENV_MODELS = {
     "MMRAG_TEXT_MODEL_PATH": "text_path",
     "MMRAG_TEXT_RUNTIME": "text_runtime",
@@ -157,6 +217,7 @@ def load_config(
     limits = _section(LimitsConfig, data.pop("limits", {}), f"{where} [limits]")
     chunking = _section(ChunkingConfig, data.pop("chunking", {}), f"{where} [chunking]")
     store = _section(StoreConfig, data.pop("store", {}), f"{where} [store]")
+    server = _server_section(data.pop("server", {}), f"{where} [server]")
     top_index = data.pop("index_dir", None)
     batch_size = data.pop("batch_size", 64)
     if data:
@@ -180,6 +241,7 @@ def load_config(
         limits=limits,
         chunking=chunking,
         store=store,
+        server=server,
         batch_size=int(batch_size),
     )
 

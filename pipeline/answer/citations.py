@@ -77,7 +77,8 @@ class _Evidence:
 
 
 def _normal(text: str) -> str:
-    return _SPACES.sub(" ", text.translate(_QUOTES).casefold())
+    # an underscore joins words: a table finding's column stanley_cups supports "Stanley Cups"
+    return _SPACES.sub(" ", text.translate(_QUOTES).replace("_", " ").casefold())
 
 
 def _numbers(text: str) -> frozenset[float]:

@@ -1,10 +1,13 @@
 """``mmrag serve``: the HTTP API (FastAPI, schema at /openapi.json) and the web page, all served locally.
 
-Binds to localhost by default. Any other address needs an API token (``--token`` or ``$MMRAG_API_TOKEN``);
-with a token set, every ``/api`` request must carry ``Authorization: Bearer <token>``, except media URLs
-that the API itself handed out signed (``links``: one file or preview, for an hour). Files are served
-only from ingested roots (see ``files``). FastAPI and uvicorn are imported only in this module
-and its ``server_*`` siblings, so ``mmrag --help`` never loads them.
+Binds to localhost by default. Any other address needs a strong API token (``--token`` or
+``$MMRAG_API_TOKEN``); with a token set, every ``/api`` request and the schema and docs pages must carry
+``Authorization: Bearer <token>``, except media URLs that the API itself handed out signed
+(``links``: one file or preview, for an hour). Before anything else, requests naming a host other
+than this machine, the bind address or a configured public name are refused, and bodies are limited
+as they arrive (``guards``). Files are served only from ingested roots, and only while they are the
+files indexed (``files``), under the headers of ``policy``. FastAPI and uvicorn are imported only in
+this module and its siblings, so ``mmrag --help`` never loads them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import hmac
 import queue
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -26,7 +29,7 @@ from mmrag.ingest.engines.slide_render import SlidePictures, find_office
 from mmrag.ingest.filetypes import Preview
 from mmrag.pipeline.api import ask_index, index_status, search_index
 from mmrag.pipeline.app import MEDIA_DIR, App
-from mmrag.pipeline.config import Config
+from mmrag.pipeline.config import LOCAL_HOSTS, Config
 from mmrag.pipeline.filters import FilterError, Filters, parse_filters
 from mmrag.pipeline.http.files import (
     BadRange,
@@ -42,13 +45,16 @@ from mmrag.pipeline.http.files import (
     slide_text,
     table_rows,
 )
+from mmrag.pipeline.http.guards import BodyLimit, HostAllowlist, allowed_hosts
 from mmrag.pipeline.http.links import signed_ok, signer
 from mmrag.pipeline.http.payloads import citation_json, hit_json, sse_event, upload_name
+from mmrag.pipeline.http.policy import API_HEADERS, COMMON_HEADERS, PAGE_HEADERS, file_headers, ingest_allowed
 from mmrag.pipeline.worker import IndexWorker, IngestJobs, JobBusy
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import IndexMismatch
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_JSON_BYTES = 1024 * 1024  # any other request body (an ingest request is a list of paths)
 MAX_K = 100
 UPLOAD_SLACK = 64 * 1024  # multipart boundaries and headers around the file
 STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
@@ -90,10 +96,14 @@ def create_app(
     token: str | None = None,
     embedder: TextEmbedder | None = None,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    bind_host: str = "127.0.0.1",
+    public_hosts: Sequence[str] = (),
 ) -> FastAPI:
     """The API and web page over the index at ``cfg.index_dir``.
 
     ``embedder`` replaces the configured text model (tests pass the one the index was built with).
+    Requests are answered only when their ``Host`` is this machine, ``bind_host``, or one of
+    ``public_hosts`` and ``[server] public_hosts``.
     """
     worker = IndexWorker(cfg, embedder)
     jobs = IngestJobs(worker)
@@ -110,18 +120,35 @@ def create_app(
     app.router.add_event_handler("shutdown", worker.shutdown)
 
     sign = signer(token) if token else (lambda url: url)
+    docs_paths = {p for p in (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url) if p}
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if token and request.url.path.startswith("/api/"):
+        path = request.url.path
+        response: Response | None = None
+        if token and (path.startswith("/api/") or path in docs_paths):
             given = request.headers.get("authorization", "")
-            media = signed_ok(token, request.method, request.url.path, request.query_params.multi_items())
+            media = signed_ok(token, request.method, path, request.query_params.multi_items())
             if not media and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return JSONResponse({"detail": "missing or wrong API token (Authorization: Bearer ...)"}, 401)
-        declared = request.headers.get("content-length", "")
-        if request.method == "POST" and declared.isdigit() and int(declared) > max_upload_bytes + UPLOAD_SLACK:
-            return JSONResponse({"detail": _too_large(max_upload_bytes)}, 413)
-        return await call_next(request)
+                response = JSONResponse({"detail": "missing or wrong API token (Authorization: Bearer ...)"}, 401)
+        if response is None:
+            response = await call_next(request)
+        if path == "/" or path.startswith("/static/"):
+            extra = PAGE_HEADERS
+        elif path in docs_paths:
+            extra = COMMON_HEADERS  # Swagger UI and ReDoc load their own scripts and styles
+        else:
+            extra = API_HEADERS
+        for name, value in extra.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    def body_limit(path: str) -> int:
+        return max_upload_bytes + UPLOAD_SLACK if path == "/api/search/image" else MAX_JSON_BYTES
+
+    app.add_middleware(BodyLimit, limit_for=body_limit)
+    public = (*cfg.server.public_hosts, *public_hosts)
+    app.add_middleware(HostAllowlist, allowed=allowed_hosts(LOCAL_HOSTS, bind_host, public))
 
     @app.exception_handler(Refused)
     async def refused(_request: Request, exc: Refused) -> JSONResponse:
@@ -214,6 +241,8 @@ def create_app(
                 data = {
                     "question": q,
                     **answer.to_json(),
+                    # flagged sentences were dropped from the text (strict), not only reported
+                    "strict": not answer.extractive and cfg.models.llm_strict_citations,
                     "citations": [citation_json(index, c, sign) for c in answer.citations],
                     "hits": [hit_json(index, h, sign) for h in hits],
                 }
@@ -233,6 +262,14 @@ def create_app(
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
+    def ingest_roots() -> tuple[list[Path], bool]:
+        if cfg.server.ingest_roots:
+            return list(cfg.server.ingest_roots), True
+        try:
+            return [Path(r) for r in worker.call(lambda index: index.manifest.roots())], False
+        except IndexMismatch:
+            return [], False
+
     @app.post("/api/ingest", status_code=202)
     def start_ingest(body: IngestRequest) -> dict[str, str]:
         """Start indexing files and folders in the background (one job at a time; 409 while one runs)."""
@@ -242,6 +279,8 @@ def create_app(
         for path in paths:
             if not path.is_absolute():
                 raise HTTPException(400, f"{path} is not an absolute path on the server")
+        ingest_allowed(paths, *ingest_roots())
+        for path in paths:
             if not path.exists():
                 raise HTTPException(400, f"{path} does not exist on the server")
         try:
@@ -311,7 +350,7 @@ def create_app(
         """The original file, with HTTP Range support so audio and video can seek."""
         path = worker.call(lambda index: served_path(index, root, source))
         size = path.stat().st_size
-        headers = {"Accept-Ranges": "bytes", "Content-Disposition": "inline"}
+        headers = {"Accept-Ranges": "bytes", **file_headers(path, media_type(path))}
         wanted = request.headers.get("range")
         if wanted is None:
             span = parse_range("bytes=0-", size) if size else None

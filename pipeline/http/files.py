@@ -3,11 +3,14 @@
 A request names a file by ``root`` (an ingested folder, as the manifest records it) and ``source`` (its
 path relative to that root). It is served only when the manifest holds that exact pair with status ok,
 the source is a plain relative path (no ``..``, not absolute, no backslashes or NUL), and the real path,
-symlinks resolved, is still inside the real root.
+symlinks resolved, is still inside the real root and still the file that was indexed (same size and
+modification time, or else the same content hash): a link swapped in for an indexed file is not followed.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import mimetypes
 import re
@@ -19,7 +22,7 @@ from mmrag.ingest import filetypes
 from mmrag.ingest.chunk import Rows, Sheet
 from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.app import App
-from mmrag.retrieval.manifest import OK
+from mmrag.retrieval.manifest import OK, FileRecord
 from mmrag.retrieval.store import Hit
 
 READ_BLOCK = 256 * 1024
@@ -77,7 +80,42 @@ def served_path(index: App, root: str, source: str) -> Path:
         raise Refused(403, "the file resolves outside its ingested root (a symlink leaving the root)")
     if not real.is_file():
         raise Refused(404, "not a regular file")
+    _check_identity(real, record)
     return real
+
+
+@functools.lru_cache(maxsize=256)
+def _content_hash(path: str, _device: int, _inode: int, _size: int, _mtime_ns: int) -> str:
+    """A file's SHA-256, remembered per (path, inode, size, mtime): a player's Range requests hash once."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(READ_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_identity(real: Path, record: FileRecord) -> None:
+    """Refuse a file that is not the one indexed: a symlink swapped in for it, or content changed since.
+
+    Size and modification time are compared first; when the time differs the content hash decides (a
+    copy or a ``touch`` keeps the content), so a swap to another file of the same size is caught too.
+    """
+    st = real.stat()
+    again = f"re-ingest its folder to serve the new file (mmrag ingest {record.root})"
+    if st.st_size != record.size:
+        raise Refused(
+            409,
+            f"{record.source} is not the file that was indexed ({st.st_size} bytes now, {record.size} when "
+            f"indexed; it was changed or replaced by a link to another file): {again}",
+        )
+    if st.st_mtime_ns == record.mtime_ns:
+        return
+    if _content_hash(str(real), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != record.sha256:
+        raise Refused(
+            409,
+            f"{record.source} is not the file that was indexed (its content differs; it was changed or "
+            f"replaced by a link to another file): {again}",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,34 @@ function renderAnswer(text, citations) {
   }
 }
 
+// What the citation check found in a generated answer: sentences its evidence does not support (removed
+// in strict mode, else left in), markers to evidence that was never given, or no citation at all.
+function showChecks(data) {
+  const box = $("answer-checks");
+  const flagged = data.flagged || [];
+  const removed = data.removed_citations || [];
+  const uncited = !data.declined && !data.extractive && data.citations.length === 0;
+  if (!flagged.length && !removed.length && !uncited) {
+    box.replaceChildren();
+    box.hidden = true;
+    return;
+  }
+  const parts = [el("strong", {}, "Check this answer against its sources.")];
+  if (uncited) parts.push(el("p", {}, "It cites no evidence."));
+  if (flagged.length) {
+    parts.push(el("p", {}, data.strict
+      ? "Removed from it, because the evidence they cite does not support them:"
+      : "Not supported by the evidence they cite:"));
+    parts.push(el("ul", {}, ...flagged.map((sentence) => el("li", {}, sentence))));
+  }
+  if (removed.length) {
+    parts.push(el("p", {}, "Citations to evidence that was never given were removed: " +
+      removed.map((n) => "[" + n + "]").join(", ") + "."));
+  }
+  box.replaceChildren(...parts);
+  box.hidden = false;
+}
+
 function card(item, label) {
   const thumb = el("div", { class: "thumb" });
   const button = el("button", { class: "card", type: "button", onclick: () => openEvidence(item) },
@@ -206,6 +234,7 @@ async function ask(question) {
   $("answer-section").hidden = false;
   $("answer").className = "";
   $("answer").textContent = "";
+  $("answer-checks").hidden = true;
   $("cards").replaceChildren();
   setStatus("Searching…");
   let text = "";
@@ -218,6 +247,7 @@ async function ask(question) {
       } else if (name === "answer") {
         renderAnswer(data.answer, data.citations);
         $("answer").className = data.declined ? "declined" : "";
+        showChecks(data);
         showCards(data.citations, data.hits);
         setStatus(data.citations.length + " citation(s), " + data.hits.length + " hit(s)");
       } else if (name === "error") {

@@ -133,7 +133,7 @@ def test_a_registered_type_drives_detection_ingest_preview_and_bench(
     hits = search("kiln building offline", cfg, k=3, embedder=embedder)
     assert hits[0].chunk.locator == Slide(1) and "kiln" in hits[0].chunk.text
 
-    with TestClient(create_app(cfg, embedder=embedder)) as client:
+    with TestClient(create_app(cfg, embedder=embedder), base_url="http://127.0.0.1:8765") as client:
         shown = client.get(
             "/api/preview", params={"root": str(drive.resolve()), "source": "ops/standup.notes", "slide": 2}
         )

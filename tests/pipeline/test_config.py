@@ -42,3 +42,31 @@ def test_wrong_type_is_reported(tmp_path: Path) -> None:
 def test_missing_config_from_env_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="MMRAG_CONFIG points to"):
         load_config(env={"MMRAG_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_server_section_reads_public_hosts_and_ingest_roots(tmp_path: Path) -> None:
+    conf = tmp_path / "mmrag.toml"
+    conf.write_text(
+        '[server]\npublic_hosts = ["Files.Example.org", "[fe80::1]", "192.168.1.20"]\n'
+        f'ingest_roots = ["{tmp_path / "drive"}"]\n'
+    )
+    server = load_config(config_file=conf, env={}).server
+    assert server.public_hosts == ("files.example.org", "fe80::1", "192.168.1.20")
+    assert server.ingest_roots == (tmp_path / "drive",)
+    assert load_config(env={"XDG_CONFIG_HOME": str(tmp_path / "none")}).server.ingest_roots == ()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('public_hosts = ["http://files.example.org:8765/"]', "not a host name or address"),
+        ('public_hosts = "files.example.org"', "public_hosts must be a list"),
+        ('ingest_roots = ["drive/shared"]', "ingest_roots takes absolute folders"),
+        ("allowed = 1", "unknown setting 'allowed'"),
+    ],
+)
+def test_server_section_refuses_bad_values(tmp_path: Path, setting: str, message: str) -> None:
+    conf = tmp_path / "bad.toml"
+    conf.write_text(f"[server]\n{setting}\n")
+    with pytest.raises(ConfigError, match=rf"bad\.toml \[server\]: .*{message}"):
+        load_config(config_file=conf, env={})

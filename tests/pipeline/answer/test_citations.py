@@ -84,6 +84,13 @@ def test_the_decline_sentinel_declines() -> None:
     assert not check_answer("NOT reported [1].", EVIDENCE, decline_token="NOT_FOUND").declined
 
 
+def test_a_snake_case_column_supports_the_words_it_joins() -> None:
+    """A table finding names its columns as SQL does; strict mode must not drop the answer read from it."""
+    finding = "Result of a query over table 'cups':\nrow | team | stanley_cups\n3 | Maple Leafs | 13"
+    checked = check_answer("The Maple Leafs have won the most Stanley Cups: 13 [1].", [finding], strict=True)
+    assert checked.flagged == () and checked.text == "The Maple Leafs have won the most Stanley Cups: 13 [1]."
+
+
 def test_strict_mode_that_drops_everything_declines() -> None:
     assert check_answer("It was 99 [1].", EVIDENCE, strict=True).declined
 

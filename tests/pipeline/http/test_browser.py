@@ -291,3 +291,69 @@ def test_the_player_starts_at_a_cited_second_inside_the_video(
         start = float(video["locator"]["start"])  # type: ignore[index]
         assert 19.0 <= start <= 21.0, video  # the words come after 20 s of silence
         assert abs(_play_citation(page, video) - start) < 0.5, page.evaluate("window.mediaLog")
+
+
+def _answer_stream(answer: dict[str, object]) -> str:
+    """An /api/ask body as the server sends it: the text as ``token`` events, then the ``answer`` event."""
+    text = str(answer["answer"])
+    tokens = "".join(f"event: token\ndata: {json.dumps({'text': text[i : i + 8]})}\n\n" for i in range(0, len(text), 8))
+    return tokens + f"event: answer\ndata: {json.dumps(answer)}\n\n"
+
+
+def _generated(text: str, flagged: list[str], removed: list[int]) -> dict[str, object]:
+    """An ``answer`` event of a generated answer citing one text file, with what the citation check found."""
+    citation = {
+        "n": 1,
+        "source": "finance/budget.txt",
+        "modality": "text",
+        "locator": {"section": []},
+        "cite": "finance/budget.txt",
+        "link": "file:///drive/finance/budget.txt",
+        "quote": "The travel budget for 2025 is 48,000 euros.",
+        "root": "/drive",
+        "preview": "",
+        "file": "",
+    }
+    return {
+        "question": "What is the travel budget?",
+        "answer": text,
+        "citations": [citation],
+        "declined": False,
+        "extractive": False,
+        "flagged": flagged,
+        "removed_citations": removed,
+        "strict": True,
+        "hits": [],
+    }
+
+
+def test_the_page_warns_about_an_answer_the_citation_check_flagged(
+    chromium: Browser, live_server: Callable[[object], str], cfg: Config
+) -> None:
+    """The answers come from a scripted /api/ask (the shape of the server's ``answer`` event); the page is real."""
+    answers = [
+        _generated("The travel budget for 2025 is 48,000 euros [1].", ["It was approved by Gandalf in March."], [7]),
+        _generated("The travel budget for 2025 is 48,000 euros [1].", [], []),
+    ]
+    base = live_server(create_app(cfg))
+    with _page(chromium, base) as page:
+        page.route(
+            "**/api/ask?**",
+            lambda route: route.fulfill(
+                status=200, headers={"Content-Type": "text/event-stream"}, body=_answer_stream(answers.pop(0))
+            ),
+        )
+        page.goto(base + "/")
+        page.locator("#q").focus()
+        _ask(page, "What is the travel budget?")
+        warning = page.locator("#answer-checks")
+        expect(warning).to_be_visible()
+        expect(warning).to_have_attribute("role", "alert")
+        expect(warning).to_contain_text("Removed from it, because the evidence they cite does not support them")
+        expect(warning.locator("li")).to_have_text(["It was approved by Gandalf in March."])
+        expect(warning).to_contain_text("never given were removed: [7]")
+        expect(page.locator("#answer")).to_contain_text("48,000 euros")
+        page.screenshot(path=str(_artifacts() / "web-flagged-answer.png"))
+        page.locator("#q").focus()
+        _ask(page, None)  # the same question again, answered cleanly this time
+        expect(warning).to_be_hidden()

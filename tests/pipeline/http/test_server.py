@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 from mmrag.ingest.formats import images as images_module
 from mmrag.ingest.formats.images import ImageLabeler
 from mmrag.pipeline.app import open_app
-from mmrag.pipeline.config import Config, load_config
+from mmrag.pipeline.config import Config, ServerConfig, load_config
 from mmrag.pipeline.http import cli as server
 from mmrag.pipeline.http.app import create_app
 from mmrag.pipeline.http.cli import check_bind
@@ -35,7 +35,12 @@ from mmrag.retrieval.embed import HashEmbedder
 
 SAMPLE_PDF = Path(__file__).resolve().parents[3] / "data" / "sample-drive" / "reports" / "multi_page.pdf"
 EMBEDDER = HashEmbedder(128)  # the index is built with it, so the app must search with it
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-4f9a2c7e"
+LOCAL = "http://127.0.0.1:8765"  # the Host the TestClient sends: the server answers only to its own names
+
+
+def _local(app: object) -> TestClient:
+    return TestClient(app, base_url=LOCAL)  # type: ignore[arg-type]
 
 
 def _drive(root: Path) -> None:
@@ -71,8 +76,9 @@ def no_labeler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
-def _config(home: Path) -> Config:
-    return load_config(index_dir=home / "index", env={"XDG_CONFIG_HOME": str(home / "config")})
+def _config(home: Path, ingest_roots: tuple[Path, ...] = ()) -> Config:
+    cfg = load_config(index_dir=home / "index", env={"XDG_CONFIG_HOME": str(home / "config")})
+    return replace(cfg, server=ServerConfig(ingest_roots=ingest_roots))
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +98,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, no_labeler: None) -> tuple[C
 
 @pytest.fixture(scope="module")
 def client(built: tuple[Config, Path]) -> Iterator[TestClient]:
-    with TestClient(create_app(built[0], embedder=EMBEDDER)) as c:
+    with _local(create_app(built[0], embedder=EMBEDDER)) as c:
         yield c
 
 
@@ -170,6 +176,8 @@ def test_ask_streams_tokens_then_the_answer_with_citations(client: TestClient) -
     streamed = "".join(str(data["text"]) for name, data in events if name == "token")
     assert streamed == answer["answer"]
     assert "48,000" in str(answer["answer"]) and "[1]" in str(answer["answer"])
+    # what the page's warning reads (test_browser): the check's findings; an extractive answer has none
+    assert (answer["flagged"], answer["removed_citations"], answer["strict"]) == ([], [], False)
     citation = answer["citations"][0]  # type: ignore[index]
     assert citation["source"] == "finance/budget.txt" and citation["n"] == 1
     assert citation["file"].startswith("/api/file?") and "thumbnail" not in citation
@@ -261,7 +269,7 @@ def test_preview_of_a_slide_without_libreoffice_is_its_text(built: tuple[Config,
     cfg = replace(built[0], models=replace(built[0].models, slide_renderer="none"))
     # pictures stored by an earlier preview would be served: this test wants none
     shutil.rmtree(slide_pictures_folder(cfg.index_dir / "media", root, "reports/review.pptx"), ignore_errors=True)
-    with TestClient(create_app(cfg, embedder=EMBEDDER)) as plain:
+    with _local(create_app(cfg, embedder=EMBEDDER)) as plain:
         res = plain.get("/api/preview", params={"root": root, "source": "reports/review.pptx", "slide": 2})
     data = res.json()
     assert data["kind"] == "slide" and data["slide"] == 2
@@ -370,7 +378,7 @@ def test_search_by_uploaded_image(client: TestClient) -> None:
 
 
 def test_uploads_over_the_limit_get_413(built: tuple[Config, Path]) -> None:
-    with TestClient(create_app(built[0], embedder=EMBEDDER, max_upload_bytes=1000)) as small:
+    with _local(create_app(built[0], embedder=EMBEDDER, max_upload_bytes=1000)) as small:
         res = small.post("/api/search/image", files={"image": ("big.png", b"\0" * 200_000, "image/png")})
         assert res.status_code == 413 and "limit" in res.json()["detail"]
         res = small.post("/api/search/image", files={"image": ("big.png", b"\0" * 5000, "image/png")})
@@ -395,7 +403,7 @@ def test_a_non_local_bind_needs_a_token(monkeypatch: pytest.MonkeyPatch, capsys:
 
 
 def test_with_a_token_every_api_request_needs_it(built: tuple[Config, Path]) -> None:
-    with TestClient(create_app(built[0], token=TOKEN, embedder=EMBEDDER)) as secured:
+    with _local(create_app(built[0], token=TOKEN, embedder=EMBEDDER)) as secured:
         assert secured.get("/api/status").status_code == 401
         assert secured.get("/api/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert secured.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
@@ -405,7 +413,7 @@ def test_with_a_token_every_api_request_needs_it(built: tuple[Config, Path]) -> 
 
 def test_with_a_token_media_urls_come_signed_and_stream_without_the_header(built: tuple[Config, Path]) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    with TestClient(create_app(built[0], token=TOKEN, embedder=EMBEDDER)) as secured:
+    with _local(create_app(built[0], token=TOKEN, embedder=EMBEDDER)) as secured:
         hits = secured.get("/api/search", params={"q": "word processors", "folder": "reports"}, headers=auth).json()
         hit = next(h for h in hits["hits"] if h["source"] == "reports/word-processors.pdf")
         assert "sig=" in hit["file"] and "exp=" in hit["file"] and "sig=" in hit["preview"]
@@ -446,8 +454,8 @@ def test_signed_links_expire() -> None:
 def test_ingest_job_reports_progress_until_done(tmp_path: Path, no_labeler: None) -> None:
     drive = tmp_path / "drive"
     _drive(drive)
-    cfg = _config(tmp_path / "home")
-    with TestClient(create_app(cfg, embedder=EMBEDDER)) as fresh:
+    cfg = _config(tmp_path / "home", ingest_roots=(tmp_path,))  # a fresh index: no folder is allowed by default
+    with _local(create_app(cfg, embedder=EMBEDDER)) as fresh:
         assert fresh.get("/api/status").json()["ready"] is False
         assert fresh.get("/api/search", params={"q": "budget"}).status_code == 409
         res = fresh.post("/api/ingest", json={"paths": [str(drive)]})
@@ -471,7 +479,7 @@ def test_only_one_ingest_job_runs_at_a_time(tmp_path: Path, monkeypatch: pytest.
     from mmrag.pipeline import worker as server_jobs
     release = threading.Event()
     monkeypatch.setattr(server_jobs.IngestJobs, "_run", lambda self, job, paths: release.wait(10))
-    with TestClient(create_app(_config(tmp_path), embedder=EMBEDDER)) as busy:
+    with _local(create_app(_config(tmp_path, ingest_roots=(tmp_path,)), embedder=EMBEDDER)) as busy:
         assert busy.post("/api/ingest", json={"paths": [str(tmp_path)]}).status_code == 202
         res = busy.post("/api/ingest", json={"paths": [str(tmp_path)]})
         assert res.status_code == 409 and "already running" in res.json()["detail"]
