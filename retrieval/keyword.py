@@ -305,6 +305,33 @@ class KeywordIndex:
         for table in ("chunk_text", "chunk_file", "chunk_principal"):
             self._db.execute(f"DELETE FROM {table}")
 
+    def rare_words(self, text: str, *, limit: int = 3, max_share: float = 0.02) -> list[str]:
+        """The query's words that few chunks contain (at most ``max_share`` of them), rarest first.
+
+        Used alone they make a candidate list of their own: in an OR of every query word, the one page
+        that says "heroin" can drown under pages that say "code" and "number" often.
+        """
+        total = self._count()
+        if total == 0:
+            return []
+        found: list[tuple[int, str]] = []
+        seen: set[str] = set()
+        for word in _WORD.findall(text):
+            low = word.lower()
+            if low in STOPWORDS or low in seen or len(low) < 3 or low.isdigit():
+                continue
+            seen.add(low)
+            try:
+                df = int(self._db.execute("SELECT count(*) FROM chunk_text WHERE chunk_text MATCH ?", (f'"{low}"',)).fetchone()[0])
+            except sqlite3.OperationalError:
+                continue
+            if 0 < df <= max(1, total * max_share):
+                found.append((df, low))
+        return [w for _, w in sorted(found)[:limit]]
+
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM chunk_file").fetchone()[0])
+
     def search(self, text: str, k: int, flt: SearchFilter, *, exact: bool = False) -> list[Hit]:
         """BM25 search for the query's meaningful words, or (``exact``) only for its exact terms."""
         query = " OR ".join(_phrase(t) for t in exact_terms(text) if _WORD.search(t)) if exact else fts_query(text)
@@ -352,5 +379,6 @@ class KeywordIndex:
         hits = []
         for doc, meta_json, rank in rows:
             meta = json.loads(meta_json)
-            hits.append(Hit(chunk_from_record(doc, meta, self._media), -float(rank), str(meta.get("root", ""))))
+            chunk = chunk_from_record(doc, meta, self._media)
+            hits.append(Hit(chunk, -float(rank), str(meta.get("root", "")), kind=str(meta.get("kind", ""))))
         return hits

@@ -22,17 +22,20 @@ from dataclasses import replace
 from mmrag.ingest.chunk import PICTURED, Modality
 from mmrag.retrieval.fusion import Fused, moment_bonus, reciprocal_rank_fusion
 from mmrag.retrieval.keyword import KeywordIndex, exact_terms
+from mmrag.retrieval.query import analyse
 from mmrag.retrieval.records import record_id
+from mmrag.retrieval.rerank import RERANK_DEPTH, rerank
 from mmrag.retrieval.store import ChunkStore, Hit, SearchFilter
 from mmrag.retrieval.vectorize import Vectorizer
 
 VECTOR_POOL = 100
 KEYWORD_POOL = 50
 EXACT_POOL = 5
+RARE_POOL = 10
 MODALITY_POOL = 5
-WEIGHTS = {"vector": 1.0, "keyword": 1.0, "exact": 1.0}
+WEIGHTS = {"vector": 1.0, "keyword": 1.0, "exact": 1.0, "rare": 0.5}
 MODALITY_WEIGHT = 0.3
-ALL_LISTS = frozenset({"vector", "keyword", "exact", "modality"})
+ALL_LISTS = frozenset({"vector", "keyword", "exact", "rare", "modality", "rerank"})  # "rerank": the stage after fusion
 # One worker: keyword searches of every Searcher in the process run there, one at a time, so a
 # keyword index's SQLite connection is never used by two threads at once.
 _KEYWORD_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-keyword")
@@ -61,6 +64,10 @@ class Searcher:
             lists["keyword"] = self._keyword.search(query, max(KEYWORD_POOL, k), flt)
         if "exact" in use and exact_terms(query):
             lists["exact"] = self._keyword.search(query, EXACT_POOL, flt, exact=True)
+        if "rare" in use:
+            rare = self._keyword.rare_words(query)
+            if rare:
+                lists["rare"] = self._keyword.search(" ".join(rare), RARE_POOL, flt)
         return lists
 
     def candidates(self, query: str, k: int, flt: SearchFilter, *, keyword: bool = True) -> dict[str, list[Hit]]:
@@ -70,7 +77,7 @@ class Searcher:
         embeds the query and searches the vectors; the keyword index is only ever used by one thread
         at a time.
         """
-        use = self._lists if keyword else self._lists - {"keyword", "exact"}
+        use = self._lists if keyword else self._lists - {"keyword", "exact", "rare"}
         pending = _KEYWORD_POOL.submit(self._keyword_lists, query, k, flt, use)
         lists: dict[str, list[Hit]] = {}
         vector: list[Hit] = []
@@ -99,7 +106,10 @@ class Searcher:
 
     def search(self, query: str, k: int = 10, flt: SearchFilter | None = None, *, keyword: bool = True) -> list[Hit]:
         flt = flt or SearchFilter()
-        return fuse(self.candidates(query, k, flt, keyword=keyword), k)
+        if "rerank" not in self._lists:
+            return fuse(self.candidates(query, k, flt, keyword=keyword), k)
+        fused = fuse(self.candidates(query, max(k, RERANK_DEPTH), flt, keyword=keyword), max(k, RERANK_DEPTH))
+        return rerank(analyse(query), fused, k)
 
 
 def fuse(lists: dict[str, list[Hit]], k: int, weights: dict[str, float] | None = None) -> list[Hit]:

@@ -119,6 +119,7 @@ class Hit:
     score: float
     root: str = ""
     signals: tuple[tuple[str, float], ...] = field(default=())
+    kind: str = ""  # the file type ("pdf", "eml", ...), as the manifest records it
 
     def to_json(self) -> dict[str, object]:
         return {

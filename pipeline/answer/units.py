@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmrag.ingest.chunk import Chunk
-from mmrag.retrieval.keyword import STOPWORDS
 from mmrag.retrieval.store import Hit
+from mmrag.retrieval.terms import terms
 from mmrag.retrieval.vectorize import Vectorizer
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -53,22 +53,6 @@ class Scored:
     score: float
     overlap: float
     similarity: float
-
-
-def stem(word: str) -> str:
-    """A crude English stem, enough to match "scanned" with "scan" and "talks" with "talk"."""
-    word = word.lower()
-    for suffix in ("ingly", "edly", "ing", "ies", "ied", "ed", "es", "s", "ly"):
-        if len(word) > len(suffix) + 2 and word.endswith(suffix):
-            word = word[: -len(suffix)]
-            break
-    if len(word) > 3 and word[-1] == word[-2]:
-        word = word[:-1]
-    return word
-
-
-def terms(text: str) -> set[str]:
-    return {stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS and (len(w) > 1 or w.isdigit())}
 
 
 def _cells(line: str) -> list[str]:

@@ -152,9 +152,8 @@ class ChromaStore:
         dists = (result.get("distances") or [[]])[0]
         for doc, meta, dist in zip(docs, metas, dists, strict=True):
             record = dict(meta or {})
-            hits.append(
-                Hit(chunk_from_record(doc or "", record, self._media), 1.0 - float(dist), str(record.get("root", "")))
-            )
+            chunk = chunk_from_record(doc or "", record, self._media)
+            hits.append(Hit(chunk, 1.0 - float(dist), str(record.get("root", "")), kind=str(record.get("kind", ""))))
         return hits
 
     def count(self) -> int:

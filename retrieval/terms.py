@@ -1,0 +1,27 @@
+"""The meaningful words of a text, stemmed: how the reranker and the answer stage compare a question
+with evidence (so "scanned" matches "scan" and "talks" matches "talk")."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import snowballstemmer
+
+from mmrag.retrieval.keyword import STOPWORDS
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+_STEMMER = snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """The Snowball (Porter 2) English stem: "scanned" and "scan", "schedules" and "schedule",
+    "congratulates" and "congratulations" meet."""
+    return str(_STEMMER.stemWord(word.lower()))
+
+
+def terms(text: str) -> set[str]:
+    return {stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS and (len(w) > 1 or w.isdigit())}
