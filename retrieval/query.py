@@ -13,6 +13,7 @@ answer stage (what to answer, and when to decline). Every rule is one a person w
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,12 +40,13 @@ _FIND = re.compile(
     re.IGNORECASE,
 )
 _MEDIUM = (
-    r"(?:photo|photograph|picture|image|pic|portrait|screenshot|scan|drawing|diagram|chart|map|logo|receipt|video|"
-    r"clip|recording|footage|audio|voice|call|podcast|slide|deck|presentation|document|file|spreadsheet|sheet|"
-    r"email|e-mail|message|memo|pdf|report|form|letter)s?"
+    r"(?:photo|photograph|picture|image|pic|portrait|screenshot|scan|drawing|diagram|video|clip|recording|footage|"
+    r"audio|podcast|slide|deck|presentation|document|file|spreadsheet|email|e-mail|memo|pdf)s?"
 )
+_NOT_VERB = r"(?!(?:does|do|did|is|are|was|were|has|have|had|can|could|should|would|will|may|might))"
 _FIND_WHERE = re.compile(
-    rf"^\s*(?:where(?:'s| is| are)\s+(?:the\s+|a\s+|our\s+)?{_MEDIUM}\b|(?:which|what)\s+(?:[\w-]+\s+){{0,3}}?{_MEDIUM}\b)",
+    rf"^\s*(?:where(?:'s| is| are)\s+(?:the\s+|a\s+|our\s+)?{_MEDIUM}\b|"
+    rf"(?:which|what)\s+(?:{_NOT_VERB}[\w-]+\s+){{0,3}}?{_MEDIUM}\b)",
     re.IGNORECASE,
 )
 _COUNT = re.compile(r"\bhow many\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
@@ -69,7 +71,11 @@ _VALUE = re.compile(
 
 # The kind of file a question names, and what it means for the evidence. Plurals and "e-mail" included.
 MEDIA_WORDS: tuple[tuple[re.Pattern[str], frozenset[str], frozenset[Modality]], ...] = (
-    (re.compile(r"\b(?:photo|picture|image|pic|snapshot|screenshot)s?\b", re.I), frozenset({"image"}), frozenset({Modality.IMAGE})),
+    (
+        re.compile(r"\b(?:photo(?:graph)?|picture|image|pic|snapshot|screenshot|portrait|drawing|illustration)s?\b", re.I),
+        frozenset({"image"}),
+        frozenset({Modality.IMAGE}),
+    ),
     (re.compile(r"\bscan(?:ned)?s?\b", re.I), frozenset({"image", "pdf"}), frozenset()),
     (re.compile(r"\b(?:video|clip|footage|film|movie)s?\b", re.I), frozenset({"video"}), frozenset({Modality.FRAME, Modality.MOMENT, Modality.SPEECH})),
     (re.compile(r"\b(?:audio|voice|podcast|dictation|voicemail|recording)s?\b", re.I), frozenset({"audio", "video"}), frozenset({Modality.SPEECH, Modality.MOMENT})),
@@ -150,6 +156,7 @@ def _names(text: str, codes: tuple[str, ...]) -> tuple[str, ...]:
 
     last_end = -1
     for match in words:
+        owner = bool(re.search(r"['’]s$", match.group(0)))
         word = re.sub(r"['’]s$", "", match.group(0))
         plain = word.lower() in _NOT_NAMES
         acronym = word.isupper() and len(word) > 1
@@ -164,6 +171,8 @@ def _names(text: str, codes: tuple[str, ...]) -> tuple[str, ...]:
             run.append(between)
         run.append(word)
         last_end = match.end()
+        if owner:  # "Chevron's Eastern Mediterranean": the owner is a name of its own
+            close()
     close()
     out: list[str] = []
     for name in names:
@@ -224,4 +233,38 @@ def mentions(evidence: str, term: str) -> bool:
     if any(ch.isdigit() for ch in term):
         return _code_pattern(term).search(evidence) is not None
     words = _folded(term)
-    return words.strip() != "" and words in _folded(evidence)
+    if not words.strip():
+        return False
+    folded = _folded(evidence)
+    if words in folded:
+        return True
+    wanted = [w for w in words.split() if w not in _JOINERS]
+    present = set(folded.split())
+    return all(w in present or _near(w, present, folded) for w in wanted)
+
+
+_JOINERS = frozenset({"of", "and", "the", "de", "van", "von", "of the"})
+
+
+def _near(word: str, present: set[str], folded: str) -> bool:
+    """A long word misspelt by speech or OCR recognition: one edit off for 7+ letters, two for 10+
+    ("LibriVox" heard as "Libra-Vox"), also across a split ("libra vox"). Short names must match."""
+    if len(word) < 7:
+        return False
+    allowed = 1 if len(word) < 10 else 2
+    tokens = folded.split()
+    candidates = present | {a + b for a, b in itertools.pairwise(tokens)}
+    return any(abs(len(c) - len(word)) <= allowed and _distance(word, c, allowed) <= allowed for c in candidates)
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance, stopping early past ``limit``."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i]
+        for j, cb in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]

@@ -1,20 +1,38 @@
-"""The built-in answerer that needs no LLM: it quotes the sentences that answer, each cited.
+"""The built-in answerer that needs no LLM: the passage that answers first, then what supports it.
 
-It picks sentences (or table rows, or transcript lines) from the top hits by how well they match the
-question, in meaning and in words, and says plainly that the answer is extractive. When nothing
-retrieved is relevant enough it declines instead of guessing.
+It works out what the question asks for (``retrieval.query.analyse``) and answers that:
+
+- a **find** ("find the photo of ...", "the recording where ...") answers with the item: the best hit of
+  the medium asked for whose description, text or transcript holds what the question describes;
+- anything else answers with the one passage (a sentence, a form line, a table row, a transcript line)
+  that best fits, cited, then up to two supporting quotes.
+
+It declines, and says what it found instead, when the evidence does not hold the question's key
+terms (a year, a code, a name: "the drive has the 2021 report, not 2023"), and when nothing
+retrieved is close enough to the question in words or meaning. It says plainly that it is extractive.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mmrag.ingest.chunk import PICTURED
 from mmrag.pipeline.answer.types import DECLINE_TEXT, EXTRACTIVE_NOTE, MAX_QUOTE_CHARS, Answer, Citation, link_for
-from mmrag.pipeline.answer.units import Scored, score_units, terms
+from mmrag.pipeline.answer.units import Scored, score_units
+from mmrag.retrieval.query import Question, Wants, analyse, mentions
 from mmrag.retrieval.store import Hit
+from mmrag.retrieval.terms import terms
 from mmrag.retrieval.vectorize import Vectorizer
 
-QUOTE_FLOOR = 0.6  # quote only units scoring at least this share of the best one
+QUOTE_FLOOR = 0.6  # supporting quotes score at least this share of the answer's score
+KEY_TERM_HITS = 8  # the hits whose text the question's key terms are looked for in
+# Words that name the medium or the act of finding, not what the item shows or says.
+_FIND_WORDS = terms(
+    "find show locate look search pull open give me the a an photo photograph picture image pic portrait "
+    "screenshot scan video clip recording footage audio voice file document slide deck presentation "
+    "spreadsheet sheet email message memo report every all where which that someone somebody says said "
+    "talks talking mentions our we us"
+)
 
 
 def content_words(text: str) -> set[str]:
@@ -28,23 +46,96 @@ def _covered(asked: set[str], text: str) -> float:
     return hits / max(1, len(asked))
 
 
+def _said(hit: Hit) -> str:
+    return f"{hit.chunk.text}\n{hit.chunk.title}\n{hit.chunk.source}"
+
+
+def focus_words(question: str, asked: Question | None = None) -> set[str]:
+    """The question's meaningful words that say what it is about: not its names (the gate checks those),
+    not the medium it names or the act of asking ("find", "document", "file")."""
+    asked = asked or analyse(question)
+    names = set().union(*(content_words(n) for n in asked.names)) if asked.names else set()
+    return content_words(question) - names - _FIND_WORDS
+
+
 def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
     """Whether the best hits plausibly answer the question (else the answer declines).
 
-    Relevant when a top hit is close in meaning and holds at least a third of the question's
-    meaningful words, or holds three quarters of them whatever the vector score.
+    Relevant when a top hit is close in meaning and holds at least a third of what the question is
+    about (``focus_words``; all its words when it says little else), or holds three quarters of it
+    whatever the vector score.
     """
     if not hits:
         return False
-    asked = content_words(question)
+    focus = focus_words(question)
+    asked = focus if len(focus) >= 2 else content_words(question)
     for hit in hits[:3]:
         signals = dict(hit.signals)
-        covered = _covered(asked, hit.chunk.text + " " + hit.chunk.title + " " + hit.chunk.source)
+        covered = _covered(asked, _said(hit))
         if signals.get("vector", 0.0) >= min_similarity and covered >= 0.34:
             return True
         if covered >= 0.75:
             return True
     return False
+
+
+def missing_terms(asked: Question, hits: Sequence[Hit]) -> list[str]:
+    """The question's years, codes and names that none of the top hits mentions."""
+    said = [_said(h) for h in hits[:KEY_TERM_HITS]]
+    return [term for term in asked.key_terms if not any(mentions(s, term) for s in said)]
+
+
+def declined_for(missing: Sequence[str], hits: Sequence[Hit]) -> Answer:
+    """A decline that says which of the question's terms nothing mentions, and what was found instead."""
+    terms_text = " or ".join(f"“{t}”" for t in missing)
+    text = f"{DECLINE_TEXT} Nothing found mentions {terms_text}."
+    if hits:
+        best = hits[0]
+        text += f" The closest match is {best.chunk.source} ({best.chunk.locator.cite()})."
+    return Answer(text, (), declined=True)
+
+
+def _medium_hits(asked: Question, hits: Sequence[Hit]) -> list[Hit]:
+    if not asked.kinds and not asked.modalities:
+        return list(hits)
+    return [
+        h
+        for h in hits
+        if h.kind in asked.kinds or h.chunk.modality in asked.modalities or (not asked.modalities and h.chunk.modality in PICTURED)
+    ]
+
+
+def find_answer(question: str, asked: Question, hits: Sequence[Hit]) -> Answer:
+    """The item a find-style question describes: the best hit of the medium asked for that holds what
+    the question describes (by its words), or a decline that says nothing fits."""
+    wanted = content_words(question) - _FIND_WORDS
+    scored = []
+    for rank, hit in enumerate(_medium_hits(asked, hits)):
+        covered = _covered(wanted, _said(hit)) if wanted else 1.0
+        scored.append((covered, -rank, hit))
+    scored.sort(key=lambda s: (-s[0], -s[1]))
+    found = [hit for covered, _, hit in scored if covered >= 0.5]
+    if not found:
+        what = "item" if not asked.kinds else sorted(asked.kinds)[0]
+        text = f"{DECLINE_TEXT} No {what} in the index is described that way."
+        return Answer(text, (), declined=True)
+    many = asked.text.lower().startswith(("find every", "find all", "list all", "show all")) or " every " in asked.text.lower()
+    chosen = found[: (5 if many else 1)] + ([] if many else found[1:2])
+    lines = [EXTRACTIVE_NOTE]
+    citations = []
+    for n, hit in enumerate(chosen, start=1):
+        chunk = hit.chunk
+        quote = " ".join(chunk.text.split())[:MAX_QUOTE_CHARS]
+        label = "Found" if n == 1 else "Also"
+        lines.append(f"{label}: {chunk.source} ({chunk.locator.cite()}) [{n}]")
+        if n == 1 or many:
+            lines.append(f"- \u201c{_trim(quote)}\u201d [{n}]")
+        citations.append(Citation(n, hit, link_for(hit), quote))
+    return Answer("\n".join(lines), tuple(citations), declined=False)
+
+
+def _trim(text: str) -> str:
+    return text if len(text) <= MAX_QUOTE_CHARS else text[:MAX_QUOTE_CHARS] + "…"
 
 
 def extractive_answer(
@@ -54,32 +145,51 @@ def extractive_answer(
     *,
     max_quotes: int = 3,
     min_similarity: float = 0.3,
+    asked: Question | None = None,
 ) -> Answer:
-    """Quote the best-matching sentences, rows or lines of the hits, each with a numbered citation."""
+    """The passage that answers, cited, then up to ``max_quotes - 1`` supporting quotes; or a decline."""
+    asked = asked or analyse(question)
+    missing = missing_terms(asked, hits)
+    if missing:
+        return declined_for(missing, hits)
+    if asked.wants is Wants.FIND:
+        return find_answer(question, asked, hits)
     if not relevant(question, hits, min_similarity):
         return Answer(DECLINE_TEXT, (), declined=True)
-    chosen: list[Scored] = []
-    per_hit: dict[int, int] = {}
-    ranked = score_units(question, hits, vectorizer)
-    floor = ranked[0].score * QUOTE_FLOOR if ranked else 0.0
-    for cand in ranked:
-        if cand.score < floor:
-            break
-        if per_hit.get(cand.hit_index, 0) >= 2 or any(cand.text == c.text for c in chosen):
-            continue
-        chosen.append(cand)
-        per_hit[cand.hit_index] = per_hit.get(cand.hit_index, 0) + 1
-        if len(chosen) >= max_quotes:
-            break
+    ranked = score_units(question, hits, vectorizer, asked)
+    chosen = _choose(ranked, max_quotes, many=asked.wants is Wants.LIST)
+    if not chosen:
+        return Answer(DECLINE_TEXT, (), declined=True)
     numbers: dict[tuple[str, str, str], int] = {}
     citations: list[Citation] = []
     lines = [EXTRACTIVE_NOTE]
-    for cand in chosen:
+    for position, cand in enumerate(chosen):
         hit = hits[cand.hit_index]
         place = (hit.root, hit.chunk.source, repr(hit.chunk.locator))
         if place not in numbers:
             numbers[place] = len(numbers) + 1
             citations.append(Citation(numbers[place], hit, link_for(hit), cand.text[:MAX_QUOTE_CHARS]))
-        quote = cand.text if len(cand.text) <= MAX_QUOTE_CHARS else cand.text[:MAX_QUOTE_CHARS] + "…"
-        lines.append(f"- \u201c{quote}\u201d [{numbers[place]}]")
+        quote = _trim(cand.text)
+        # the answer first, on its own line; what supports it after
+        lines.append(f"\u201c{quote}\u201d [{numbers[place]}]" if position == 0 else f"- \u201c{quote}\u201d [{numbers[place]}]")
     return Answer("\n".join(lines), tuple(citations), declined=False)
+
+
+def _choose(ranked: Sequence[Scored], max_quotes: int, *, many: bool) -> list[Scored]:
+    """The best unit, then supporting ones that score close to it (at most two per hit, no repeats)."""
+    if not ranked:
+        return []
+    limit = max_quotes + (3 if many else 0)
+    floor = ranked[0].score * QUOTE_FLOOR
+    chosen: list[Scored] = []
+    per_hit: dict[int, int] = {}
+    for cand in ranked:
+        if cand.score < floor:
+            break
+        if per_hit.get(cand.hit_index, 0) >= 2 or any(cand.text in c.text or c.text in cand.text for c in chosen):
+            continue
+        chosen.append(cand)
+        per_hit[cand.hit_index] = per_hit.get(cand.hit_index, 0) + 1
+        if len(chosen) >= limit:
+            break
+    return chosen

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from mmrag.ingest.chunk import Chunk, Locator, Modality, Rows, Section
 from mmrag.pipeline.answer.extractive import content_words
 from mmrag.pipeline.answer.llm import Llm, LlmError, Message, Role
+from mmrag.pipeline.answer.table_query import Embed, Plan, best_plan, run_plan
 from mmrag.pipeline.answer.types import EXTRACTIVE_NOTE, Answer, Citation, link_for
 from mmrag.prompts.loader import new_boundary, quote_data, render
 from mmrag.retrieval.store import Hit
@@ -41,7 +42,7 @@ MAX_SCAN_ROWS = 5000
 MIN_MATCH = 0.75
 _TABULAR = re.compile(
     r"\b(sum|average|avg|mean|total|max(imum)?|min(imum)?|count|highest|lowest|largest|smallest|biggest|most|"
-    r"least|fewest|top|how (many|much)|which (year|month|quarter|period))\b|\d",
+    r"least|fewest|top|how (many|much)|which|what|\w{3,}est)\b|\d",
     re.IGNORECASE,
 )
 _HIGH = re.compile(r"\b(highest|largest|biggest|maximum|max|most|top|peak)\b", re.IGNORECASE)
@@ -52,10 +53,15 @@ _SPACES = re.compile(r"\s+")
 
 @dataclass(frozen=True, slots=True)
 class TableFinding:
-    """A computed answer from one table: the evidence item to cite, and a one-line summary of it."""
+    """A computed answer from one table: the evidence item to cite, and a one-line summary of it.
+
+    ``empty``: the question's filters matched no row of the table it names, so the table does not hold
+    the answer (the summary says which filters).
+    """
 
     hit: Hit
     summary: str
+    empty: bool = False
 
 
 def looks_tabular(question: str) -> bool:
@@ -75,9 +81,13 @@ def candidate_tables(hits: Sequence[Hit], store: TableStore) -> list[TableInfo]:
 
 
 def table_evidence(
-    question: str, hits: Sequence[Hit], store: TableStore, llm: Llm | None = None
+    question: str, hits: Sequence[Hit], store: TableStore, llm: Llm | None = None, embed: Embed | None = None
 ) -> TableFinding | None:
-    """The answer to a table question computed over the hits' tables, or None when none applies."""
+    """The answer to a table question computed over the hits' tables, or None when none applies.
+
+    With an LLM, it writes the SELECT; otherwise (or when its query gives nothing) the question is read
+    into a plan (``table_query``), and last the plain row-and-column matcher below is tried.
+    """
     if not looks_tabular(question):
         return None
     tables = candidate_tables(hits, store)
@@ -89,19 +99,54 @@ def table_evidence(
             finding = _llm_finding(question, tables, store, hits, llm)
         except LlmError as e:
             log.info("no table query: %s", e)
-    return finding or _matched_finding(question, tables, store, hits)
+    if finding is not None:
+        return finding
+    plan = best_plan(question, tables, store, embed)
+    if plan is not None and plan.op not in ("lookup", "list"):  # arithmetic over the whole table
+        finding = _planned_finding(plan, store, hits)
+    # a row named plainly and a column named plainly: the plain matcher, then the plan's lookup
+    finding = finding or _matched_finding(question, tables, store, hits)
+    if finding is None and plan is not None and plan.op in ("lookup", "list"):
+        finding = _planned_finding(plan, store, hits)
+    return finding
+
+
+def _planned_finding(plan: Plan, store: TableStore, hits: Sequence[Hit]) -> TableFinding | None:
+    outcome = run_plan(plan, store)
+    if outcome is None:
+        return None
+    info = plan.info
+    if outcome.empty:
+        if plan.op == "count":
+            text = f"From table {info.name!r} of {info.source}: 0 rows where " + outcome.summary.split(" where ", 1)[-1]
+            return TableFinding(_hit(info, hits, info.first_row, info.first_row, text), text)
+        numeric = any(not isinstance(v, str) for _, v in plan.filters)
+        if not numeric:
+            return None
+        return TableFinding(_hit(info, hits, info.first_row, info.first_row, outcome.summary), outcome.summary, empty=True)
+    first, last = (min(outcome.rows), max(outcome.rows)) if outcome.rows else _all_rows(store, info)
+    body = "\n".join(outcome.details[:MAX_RESULT_ROWS])
+    text = f"From table {info.name!r} of {info.source}: {outcome.summary}" + (f"\n{body}" if body else "")
+    return TableFinding(_hit(info, hits, first, last, text), outcome.summary)
 
 
 def with_table_finding(answer: Answer, finding: TableFinding) -> Answer:
-    """An extractive answer with the table finding added as a cited line (replacing a decline)."""
+    """An extractive answer led by the table's computed finding (it answers what the table was asked),
+    the quotes after it; a decline becomes the finding alone."""
     if any(c.hit.chunk.id == finding.hit.chunk.id and c.hit.root == finding.hit.root for c in answer.citations):
         return answer
-    citations = () if answer.declined else answer.citations
-    n = len(citations) + 1
-    lines = [EXTRACTIVE_NOTE] if answer.declined else [answer.text]
-    lines.append(f"- From the table: {finding.summary} [{n}]")
-    cited = Citation(n, finding.hit, link_for(finding.hit), finding.summary)
-    return Answer("\n".join(lines), (*citations, cited), declined=False, extractive=answer.extractive)
+    same = (finding.hit.root, finding.hit.chunk.source)
+    # quotes of the same table are the rows the computation already read: the finding supersedes them
+    kept = [] if answer.declined else [c for c in answer.citations if (c.hit.root, c.hit.chunk.source) != same]
+    numbers = {c.n: n for n, c in enumerate(kept, start=2)}
+    cited = Citation(1, finding.hit, link_for(finding.hit), finding.summary)
+    shifted = tuple(Citation(numbers[c.n], c.hit, c.link, c.quote) for c in kept)
+    lines = [EXTRACTIVE_NOTE, f"From the table: {finding.summary} [1]"]
+    for line in answer.text.split("\n")[1:] if not answer.declined else []:
+        marker = re.search(r"\[(\d+)\]$", line)
+        if marker and int(marker.group(1)) in numbers:
+            lines.append(f"- {line.removeprefix('- ')[: marker.start() - len(line)].rstrip()} [{numbers[int(marker.group(1))]}]")
+    return Answer("\n".join(lines), (cited, *shifted), declined=False, extractive=answer.extractive)
 
 
 # --- the LLM writes the query --------------------------------------------------------------------

@@ -1,43 +1,65 @@
 """Pick the passages that answer a question from retrieved chunks, without an LLM.
 
-A chunk is cut into answer units: sentences of prose, lines of OCR text, and table rows paired with
-their column names ("Team: Maple Leafs · Stanley Cups: 13"). Context lines (the heading path or
-table name every chunk starts with) and table summaries are context, not answers. Units are scored
-by meaning (sentence-embedding similarity to the question) and by the question's words they
-contain, weighted by how rare each word is among the candidates, with a small preference for
-better-ranked hits and, for "how many / when / which year" questions, for units holding a number.
+A chunk is cut into answer units: sentences of prose, the lines of forms, invoices and OCR text
+(where a value sits on its own line: "AMOUNT DUE $610.00", "Attachments: test.txt"), and table rows
+paired with their column names ("Team: Maple Leafs · Stanley Cups: 13"). Context lines (the heading
+path or table name every chunk starts with) and table summaries are context, not answers.
+
+Units are scored by meaning (sentence-embedding similarity to the question) and by the question's
+words they hold, each weighted by how rare it is among the candidates, and by what the question asks
+for (``retrieval.query``): a unit that holds a date for a "when" question, a number for a "how many",
+a name for a "who"; that mentions the question's years, codes and names (and not another year
+instead); and that says something the question does not already say (a title line that repeats the
+question's words answers nothing). Better-ranked hits are slightly preferred.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from mmrag.ingest.chunk import Chunk
+from mmrag.retrieval.query import Question, Wants, analyse, mentions
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.terms import terms
 from mmrag.retrieval.vectorize import Vectorizer
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[•])")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[•“])")
 _LIST_ITEM = re.compile(r"\n(?=\s*(?:[•\-*–]|\d+[.)])\s)")
 _DIGIT = re.compile(r"\d")
-_NUMERIC_QUESTION = re.compile(
-    r"\b(how (many|much|long|old|far)|what (year|percentage|share|price|rate|amount|number|date|time)|"
-    r"which (year|page|number)|when)\b",
+_MONTHS = r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+_DATE = re.compile(
+    rf"\b(?:{_MONTHS})\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+(?:{_MONTHS})\b|\b\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}\b|"
+    rf"\b(?:1[5-9]|20)\d\d\b|\b\d{{1,2}}:\d\d\b|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|"
+    rf"\b\d+\s+(?:days?|weeks?|months?|years?|hours?|minutes?)\b",
     re.IGNORECASE,
 )
+_YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+\b")
 _OCR_PREFIX = "Text in image:"
+_DESCRIPTOR = re.compile(r"^(?:Looks like|Main colours?|[A-Z]{3,4} image, \d+)", re.IGNORECASE)
 MIN_UNIT_CHARS = 8
 MAX_UNIT_CHARS = 400
+SHORT_LINES = 60  # a block whose median line is shorter is a form, a list or a column: lines are units too
 # Units embedded per answer. Embedding every unit of 8 hits cost 0.3-0.7 s per answer; on the dev
 # questions 32 (and 16) changed no answer's correctness.
-EMBED_LIMIT = 32
+EMBED_LIMIT = 48
 CONTEXT_MARKERS = (" — ", " > ")
+
+# How much each signal counts (round numbers, set once): meaning and rare words carry the score,
+# what the question asks for and its key terms adjust it.
+SIMILARITY, OVERLAP = 0.5, 0.5
+FITS = 0.15  # the unit holds the kind of answer asked for (a date, a number, a name)
+KEY_TERMS = 0.2  # share of the question's years, codes and names the unit or its chunk mentions
+OTHER_YEAR = 0.15  # penalty: the unit names another year than the one asked for, and not that one
+RESTATES = 0.2  # penalty: the unit adds (almost) nothing to the question's own words
+DESCRIPTOR = 0.15  # penalty: a picture's "Looks like ..." or format line answers only a find
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +101,30 @@ def _is_context(block: str, chunk: Chunk, first: bool) -> bool:
     return block.strip() == chunk.title or any(m in block for m in CONTEXT_MARKERS)
 
 
+def _line_units(lines: list[str], index: int) -> list[Unit]:
+    """Each short line, and each short line with the next (a label above its value: "Total", "$610.00")."""
+    out = []
+    flat = [" ".join(line.split()) for line in lines]
+    for i, line in enumerate(flat):
+        if len(line) >= MIN_UNIT_CHARS:
+            out.append(Unit(line[:MAX_UNIT_CHARS], index))
+        if i + 1 < len(flat) and len(line) < 40 and flat[i + 1] and not line.endswith((".", "!", "?")):
+            joined = f"{line} {flat[i + 1]}"
+            if len(joined) >= MIN_UNIT_CHARS:
+                out.append(Unit(joined[:MAX_UNIT_CHARS], index))
+    return out
+
+
+def _sentence_units(block: str, index: int) -> list[Unit]:
+    out = []
+    for item in _LIST_ITEM.split(block):
+        for sentence in _SENTENCE.split(item):
+            flat = " ".join(sentence.split())
+            if len(flat) >= MIN_UNIT_CHARS:
+                out.append(Unit(flat[:MAX_UNIT_CHARS], index))
+    return out
+
+
 def units(chunk: Chunk, index: int) -> list[Unit]:
     """The answer units of one chunk (none for table summaries)."""
     blocks = [b for b in re.split(r"\n{2,}", chunk.text) if b.strip()]
@@ -93,50 +139,79 @@ def units(chunk: Chunk, index: int) -> list[Unit]:
             out.extend(_table_units(lines, index))
             continue
         if any(line.startswith(_OCR_PREFIX) for line in lines):
-            for line in lines:
-                line = line.removeprefix(_OCR_PREFIX).strip()
-                if len(line) >= MIN_UNIT_CHARS:
-                    out.append(Unit(line[:MAX_UNIT_CHARS], index))
+            out.extend(_line_units([line.removeprefix(_OCR_PREFIX).strip() for line in lines], index))
             continue
-        for item in _LIST_ITEM.split(block):
-            for sentence in _SENTENCE.split(item):
-                flat = " ".join(sentence.split())
-                if len(flat) >= MIN_UNIT_CHARS:
-                    out.append(Unit(flat[:MAX_UNIT_CHARS], index))
+        sentences = _sentence_units(block, index)
+        if len(lines) >= 2 and statistics.median(len(line) for line in lines) < SHORT_LINES:
+            seen = {u.text for u in sentences}
+            sentences += [u for u in _line_units(lines, index) if u.text not in seen]
+        out.extend(sentences)
     return out
 
 
-def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer) -> list[Scored]:
+def fits(text: str, wants: frozenset[Wants], question: str) -> bool:
+    """Whether ``text`` holds the kind of answer asked for: a date, a number, a name not in the question."""
+    if wants & {Wants.DATE} and _DATE.search(text):
+        return True
+    if wants & {Wants.COUNT, Wants.VALUE} and _DIGIT.search(text):
+        return True
+    if wants & {Wants.PERSON, Wants.PLACE}:
+        asked = question.lower()
+        return any(name.lower() not in asked for name in _CAPITALISED.findall(text))
+    return False
+
+
+def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer, asked: Question | None = None) -> list[Scored]:
     """Every answer unit of the hits, best first.
 
     Only the ``EMBED_LIMIT`` units that lead by the question's words (and the first unit of each hit) are
     embedded: embedding is most of an answer's time, and a unit sharing no rare word with the question
     rarely wins. The others keep their word score with no meaning score.
     """
+    asked = asked or analyse(question)
     candidates = [u for i, hit in enumerate(hits) for u in units(hit.chunk, i)]
     if not candidates:
         return []
-    asked = terms(question)
+    words = terms(question)
     unit_terms = [terms(u.text) for u in candidates]
-    df = {t: sum(t in ut for ut in unit_terms) for t in asked}
-    idf = {t: math.log((len(candidates) + 1) / (df[t] + 0.5)) for t in asked}
+    df = {t: sum(t in ut for ut in unit_terms) for t in words}
+    idf = {t: math.log((len(candidates) + 1) / (df[t] + 0.5)) for t in words}
     total = sum(idf.values()) or 1.0
-    numeric = bool(_NUMERIC_QUESTION.search(question))
-    overlaps = [sum(idf[t] for t in asked & found) / total for found in unit_terms]
-    bonuses = [0.1 if numeric and _DIGIT.search(u.text) else 0.0 for u in candidates]
+    overlaps = [sum(idf[t] for t in words & found) / total for found in unit_terms]
+    adjust = [_adjust(u, found, words, asked, hits) for u, found in zip(candidates, unit_terms, strict=True)]
     priors = [1.0 / (1.0 + 0.1 * u.hit_index) for u in candidates]
-    chosen = _to_embed(candidates, [(0.5 * o + b) * p for o, b, p in zip(overlaps, bonuses, priors, strict=True)])
+    lexical = [(OVERLAP * o + a) * p for o, a, p in zip(overlaps, adjust, priors, strict=True)]
+    chosen = _to_embed(candidates, lexical)
     similarity = [0.0] * len(candidates)
     if chosen:
         vectors = vectorizer.texts([candidates[i].text for i in chosen])
         for i, sim in zip(chosen, np.asarray(vectors @ vectorizer.texts([question])[0]).tolist(), strict=True):
             similarity[i] = float(sim)
     out = []
-    for unit, overlap, bonus, prior, sim in zip(candidates, overlaps, bonuses, priors, similarity, strict=True):
-        score = (0.5 * sim + 0.5 * overlap + bonus) * prior
+    for unit, overlap, extra, prior, sim in zip(candidates, overlaps, adjust, priors, similarity, strict=True):
+        score = (SIMILARITY * sim + OVERLAP * overlap + extra) * prior
         out.append(Scored(unit.text, unit.hit_index, score, overlap, sim))
     out.sort(key=lambda s: -s.score)
     return out
+
+
+def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits: Sequence[Hit]) -> float:
+    """What the question asks for, beyond its words: the kind of answer, its key terms, something new."""
+    extra = FITS if fits(unit.text, asked.asks, asked.text) else 0.0
+    keys = asked.key_terms
+    if keys:
+        chunk = hits[unit.hit_index].chunk
+        context = f"{chunk.title}\n{chunk.source}\n{unit.text}"
+        extra += KEY_TERMS * sum(mentions(context, k) for k in keys) / len(keys)
+    if asked.years:
+        named = set(_YEAR.findall(unit.text))
+        if named and not named & set(asked.years):
+            extra -= OTHER_YEAR
+    if found and len(found - words) <= max(1, len(found) // 5):
+        extra -= RESTATES
+    if asked.wants is not Wants.FIND and _DESCRIPTOR.match(unit.text):
+        extra -= DESCRIPTOR
+    return extra
 
 
 def _to_embed(candidates: Sequence[Unit], lexical: Sequence[float]) -> list[int]:
