@@ -93,7 +93,8 @@ _YEAR_SPAN = re.compile(r"(?<!\d)((?:1[5-9]|20)\d\d)\s*[-–/]\s*(?:\d\d|(?:1[5-
 # A code: letters and digits joined by - / . or : (INV-100, 001-37845, M32x1.5), or a long digit run.
 _CODE = re.compile(r"\b(?=[\w./:-]*\d)[A-Za-z0-9]+(?:[-/.:][A-Za-z0-9]+)+\b|\b[A-Z]{1,6}\d[\w]*\b|\b\d{5,}\b")
 _NUMBER = re.compile(r"(?<![\w.,$€£-])\d{3,}(?![\w.,]*\d)")  # a number of three or more digits (not money)
-_QUOTED = re.compile(r"[\"“”']([^\"“”']{2,60})[\"“”']")
+# Quoted phrases: double quotes, or single quotes that are not apostrophes ("the 'typical' deck's").
+_QUOTED = re.compile(r"[\"“”]([^\"“”]{2,60})[\"“”]|(?<![\w])['‘]([^'‘’]{2,60})['’](?![\w])")
 _CAPITAL = re.compile(r"\b[A-Z][a-zA-Z&]+(?:['’]s)?\b")
 # Capitalised words that start questions or are plain English in a question, not names.
 _NOT_NAMES = frozenset(
@@ -158,7 +159,7 @@ def _names(text: str, codes: tuple[str, ...]) -> tuple[str, ...]:
     for match in words:
         owner = bool(re.search(r"['’]s$", match.group(0)))
         word = re.sub(r"['’]s$", "", match.group(0))
-        plain = word.lower() in _NOT_NAMES
+        plain = word.lower() in _NOT_NAMES or word.lower().removesuffix("s") in _NOT_NAMES
         acronym = word.isupper() and len(word) > 1
         if plain or word.lower() in covered or (acronym and len(word) <= 2):
             close()
@@ -183,7 +184,7 @@ def _names(text: str, codes: tuple[str, ...]) -> tuple[str, ...]:
 
 def analyse(text: str) -> Question:
     """What ``text`` asks for (pure; cheap enough for every query)."""
-    quoted = tuple(q.strip() for q in _QUOTED.findall(text) if len(q.strip()) >= 3)
+    quoted = tuple(q.strip() for pair in _QUOTED.findall(text) for q in pair if len(q.strip()) >= 3)
     spans = [m.group(0) for m in _YEAR_SPAN.finditer(text)]
     years = tuple(dict.fromkeys(_YEAR.findall(text)))
     plain = _YEAR_SPAN.sub(" ", text)  # "2021-22" is a year (2021), not a code

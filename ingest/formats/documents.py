@@ -232,6 +232,7 @@ class DocxIngestor:
             blocks = ua.partition_docx(str(path))
         except Exception as e:  # any failure of the library on this file means a damaged file
             raise library_error(path, "damaged DOCX, cannot be read", e) from e
+        blocks = [*_missed_paragraphs(path, blocks), *blocks]
         paged = any(block.page is not None and block.page > 1 for block in blocks)
         title = core_title or _first_heading(blocks)
         yield from _finish(path, source, blocks, title, self.chunking, paged=paged)
@@ -326,6 +327,51 @@ def html_title(text: str) -> str:
 
 
 _DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+MAX_DOCUMENT_XML = 64 * 1024 * 1024
+
+
+def _missed_paragraphs(path: Path, blocks: Sequence[ua.Block]) -> list[ua.Block]:
+    """Paragraphs the parser left out: text in content controls and text boxes (a résumé template's
+    name and phone number) that unstructured skips. Read from word/document.xml in document order and
+    kept when they are not in the parsed text; none when the parser already has nearly everything."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if archive.getinfo("word/document.xml").file_size > MAX_DOCUMENT_XML:
+                return []
+            root = ElementTree.fromstring(archive.read("word/document.xml"))
+    except (KeyError, zipfile.BadZipFile, ElementTree.ParseError, OSError):
+        return []
+    paragraphs: list[str] = []
+    for p in root.iter(f"{_W}p"):
+        text = _SPACES.sub(" ", "".join(_own_text(p))).strip()
+        if text and (not paragraphs or paragraphs[-1] != text):
+            paragraphs.append(text)
+    parsed = _SPACES.sub(" ", " ".join([b.text for b in blocks] + [r for b in blocks for r in b.rows])).lower()
+    seen: set[str] = set()
+    missed = []
+    for text in paragraphs:
+        if text.lower() not in parsed and text not in seen:
+            seen.add(text)
+            missed.append(text)
+    raw_words = sum(len(p.split()) for p in paragraphs)
+    missed_words = sum(len(p.split()) for p in missed)
+    if missed_words < max(3, 0.05 * raw_words):  # the parser has it all (wording aside)
+        return []
+    return [ua.Block(ua.BlockKind.BODY, "\n".join(missed), page=1)]
+
+
+def _own_text(paragraph: ElementTree.Element) -> Iterator[str]:
+    """The text runs of a paragraph, without those of paragraphs nested in it (a text box's)."""
+    for child in paragraph:
+        if child.tag == f"{_W}p":
+            continue
+        if child.tag == f"{_W}t":
+            yield child.text or ""
+        else:
+            yield from _own_text(child)
 
 
 def _check_docx(path: Path) -> str:

@@ -14,6 +14,7 @@ import email.policy
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from mmrag.ingest.formats.documents import (
     read_nonempty,
 )
 
-_HEADERS = ("Subject", "From", "To", "Cc", "Date")
+_HEADERS = ("Subject", "From", "To", "Cc", "Date", "Organization")
 _VALUE_MAX = 300
 _SPACES = re.compile(r"\s+")
 _PARAGRAPHS = re.compile(r"\n\s*\n")
@@ -82,10 +83,13 @@ class EmailIngestor:
 
 
 def _header(message: EmailMessage, name: str) -> str:
+    raw = [value for key, value in message.raw_items() if key.lower() == name.lower()]
     try:
         text = ", ".join(str(value) for value in message.get_all(name, failobj=[]))
+        if any("(" in r and ")" in r for r in raw):  # "mangi@host (Richard Mangi)": the comment is the name
+            text = ", ".join(str(make_header(decode_header(r))) for r in raw)
     except (ValueError, TypeError, IndexError, AttributeError):  # a header the policy cannot parse: keep it raw
-        text = ", ".join(value for key, value in message.raw_items() if key.lower() == name.lower())
+        text = ", ".join(raw)
     text = _SPACES.sub(" ", text).strip()
     return text if len(text) <= _VALUE_MAX else text[: _VALUE_MAX - 1] + "…"
 
@@ -106,7 +110,9 @@ def _attachments(message: EmailMessage) -> list[Attachment]:
     return found
 
 
-def _attachment_text(part: EmailMessage) -> str:
+def _attachment_text(part: EmailMessage, depth: int = 0) -> str:
+    if part.get_content_maintype() == "message" and depth < 3:
+        return _forwarded_text(part, depth)
     if part.get_content_maintype() != "text" or part.get_content_subtype() == "html":
         return ""
     payload = part.get_payload(decode=True)
@@ -122,3 +128,36 @@ def _attachment_text(part: EmailMessage) -> str:
         return decode_text(payload, Path(part.get_filename() or "attachment")).strip()
     except IngestError:  # binary content labelled as text: list it by name only
         return ""
+
+
+def _forwarded_text(part: EmailMessage, depth: int) -> str:
+    """A forwarded message (message/rfc822, message/news) as its own headers and text body."""
+    inner = part.get_payload()
+    message = inner[0] if isinstance(inner, list) and inner else inner
+    if not isinstance(message, EmailMessage):
+        raw = part.get_payload(decode=True)
+        if not isinstance(raw, bytes):
+            return ""
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        if not isinstance(parsed, EmailMessage):
+            return ""
+        message = parsed
+    lines = [f"{name}: {value}" for name in _HEADERS if (value := _header(message, name))]
+    body = message.get_body(preferencelist=("plain",))
+    text = ""
+    if isinstance(body, EmailMessage):
+        text = _attachment_text(body, depth + 1) if body is not message else _plain(body)
+    elif not message.is_multipart():
+        text = _plain(message)
+    return "\n".join(lines) + ("\n\n" + text if text else "")
+
+
+def _plain(message: EmailMessage) -> str:
+    payload = message.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = message.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace").replace("\r\n", "\n").strip()
+    except LookupError:
+        return payload.decode("latin-1", errors="replace").strip()

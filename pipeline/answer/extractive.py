@@ -63,18 +63,24 @@ def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
 
     Relevant when a top hit is close in meaning and holds at least a third of what the question is
     about (``focus_words``; all its words when it says little else), or holds three quarters of it
-    whatever the vector score.
+    whatever the vector score, or names what the question names (every name in it) and holds a fifth.
     """
     if not hits:
         return False
-    focus = focus_words(question)
+    question_terms = analyse(question)
+    focus = focus_words(question, question_terms)
     asked = focus if len(focus) >= 2 else content_words(question)
+    names = [n for n in question_terms.names if len(n) > 2]
     for hit in hits[:3]:
         signals = dict(hit.signals)
-        covered = _covered(asked, _said(hit))
+        said = _said(hit)
+        covered = _covered(asked, said)
         if signals.get("vector", 0.0) >= min_similarity and covered >= 0.34:
             return True
         if covered >= 0.75:
+            return True
+        # the thing the question is about is named in the hit: a looser match of the rest will do
+        if names and all(mentions(said, n) for n in names) and (covered >= 0.2 or len(asked) <= 2):
             return True
     return False
 

@@ -54,6 +54,10 @@ _ORDINALS = {
     "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4,
 }  # fmt: skip
 _WORD = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)?")
+_ABBREVIATIONS = {
+    name: name[:3]
+    for name in ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march", "april", "june", "july", "august", "september", "october", "november", "december"]
+} | {"thursday": "thur", "september": "sept", "tuesday": "tues"}
 _TOTALS = "('total', 'grand total', 'totals', 'sum', 'all', 'overall', 'subtotal')"
 _GENERIC = terms("table file sheet workbook csv spreadsheet data record entry row value number amount the our")
 
@@ -137,8 +141,10 @@ def _columns(question: str, info: TableInfo, store: TableStore, embed: Embed | N
 
 
 def _filters(question: str, info: TableInfo, columns: Sequence[Column], store: TableStore) -> list[tuple[Column, SqlValue]]:
-    """Cell values the question names, per column: whole words of a text value, a year, an ordinal."""
-    folded = " " + " ".join(w.lower() for w in _WORD.findall(question)) + " "
+    """Cell values the question names, per column: whole words of a text value, a year, an ordinal.
+    A day or month may be named in full where the table abbreviates it ("Saturdays" for "Sat")."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    folded = " " + " ".join(words) + " " + " ".join(_ABBREVIATIONS[w.removesuffix("s")] for w in words if w.removesuffix("s") in _ABBREVIATIONS) + " "
     found: list[tuple[Column, SqlValue]] = []
     years = set(analyse(question).years)
     table = _quote(info.sql_name)

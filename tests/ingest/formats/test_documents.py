@@ -259,3 +259,25 @@ def test_log_with_colour_codes_is_text(tmp_path: Path) -> None:
     chunks = _ingest(TextIngestor(), path)
     assert any("ERROR disk quota exceeded on /srv" in c.text for c in chunks)
     assert not any("\x1b" in c.text for c in chunks)
+
+
+def test_text_in_content_controls_and_text_boxes_is_indexed(tmp_path: Path) -> None:
+    """Templates (a résumé, a form) keep their filled-in text in content controls the parser skips."""
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    document.add_heading("Objective", level=1)
+    document.add_paragraph("To build reliable pipelines.")
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    controls = "".join(
+        f"<w:sdt {w}><w:sdtContent><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+        for text in ("Jane Roe", "Phone 555-0100", "Lead data engineer at Northwind")
+    )
+    for element in parse_xml(f"<w:body {w}>{controls}</w:body>"):
+        document.element.body.insert(0, element)
+    path = tmp_path / "resume.docx"
+    document.save(str(path))
+    text = "\n".join(c.text for c in DocxIngestor().ingest(path, "resume.docx"))
+    assert "Phone 555-0100" in text and "Jane Roe" in text and "Northwind" in text
+    assert text.count("To build reliable pipelines.") == 1  # what the parser read is not repeated

@@ -100,3 +100,22 @@ def test_empty_eml(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(IngestError, match="no text found"):
         list(EmailIngestor().ingest(path, "empty.eml"))
+
+
+def test_a_forwarded_message_is_read_with_its_own_headers(tmp_path: Path) -> None:
+    inner = (
+        "From: mangi@moondog.example (Richard Mangi)\nSubject: Secure servers\nOrganization: Visual Numerics\n"
+        "Date: Mon, 01 Jul 1996 17:00:16 +0000\n\nWe will be running the server from a Sun Ultra.\n"
+    )
+    outer = (
+        "From: Rob Hartill <hartill@lanl.example>\nTo: list@example.org\nSubject: [Fwd: Secure servers]\n"
+        "Organization: Los Alamos National Laboratory\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b1"\n\n--b1\nContent-Type: text/plain\n\nSomeone for you.\n'
+        f"--b1\nContent-Type: message/news\n\n{inner}\n--b1--\n"
+    )
+    path = tmp_path / "fwd.eml"
+    path.write_text(outer)
+    chunks = list(EmailIngestor().ingest(path, "fwd.eml"))
+    text = "\n".join(c.text for c in chunks)
+    assert "Organization: Los Alamos National Laboratory" in chunks[0].text  # who the sender works for
+    assert "Sun Ultra" in text and "Richard Mangi" in text  # the forwarded message, and its author's name
