@@ -14,6 +14,7 @@ retrieved is close enough to the question in words or meaning. It says plainly t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from mmrag.ingest.chunk import PICTURED
@@ -21,7 +22,7 @@ from mmrag.pipeline.answer.types import DECLINE_TEXT, EXTRACTIVE_NOTE, MAX_QUOTE
 from mmrag.pipeline.answer.units import Scored, score_units
 from mmrag.retrieval.query import Question, Wants, analyse, mentions
 from mmrag.retrieval.store import Hit
-from mmrag.retrieval.terms import terms
+from mmrag.retrieval.terms import stem, terms
 from mmrag.retrieval.vectorize import Vectorizer
 
 QUOTE_FLOOR = 0.6  # supporting quotes score at least this share of the answer's score
@@ -31,7 +32,7 @@ _FIND_WORDS = terms(
     "find show locate look search pull open give me the a an photo photograph picture image pic portrait "
     "screenshot scan video clip recording footage audio voice file document slide deck presentation "
     "spreadsheet sheet email message memo report every all where which that someone somebody says said "
-    "talks talking mentions our we us"
+    "talks talking mentions our we us contain contains include includes feature features has have"
 )
 
 
@@ -115,9 +116,12 @@ def find_answer(question: str, asked: Question, hits: Sequence[Hit]) -> Answer:
     """The item a find-style question describes: the best hit of the medium asked for that holds what
     the question describes (by its words), or a decline that says nothing fits."""
     wanted = content_words(question) - _FIND_WORDS
+    words = {w.lower() for w in re.findall(r"[A-Za-z]{7,}", question)}  # long words speech may misspell
     scored = []
     for rank, hit in enumerate(_medium_hits(asked, hits)):
-        covered = _covered(wanted, _said(hit)) if wanted else 1.0
+        said = _said(hit)
+        near = {stem(w) for w in words if mentions(said, w)}
+        covered = _covered(wanted - near, said) * len(wanted - near) / len(wanted) + len(wanted & near) / len(wanted) if wanted else 1.0
         scored.append((covered, -rank, hit))
     scored.sort(key=lambda s: (-s[0], -s[1]))
     found = [hit for covered, _, hit in scored if covered >= 0.5]

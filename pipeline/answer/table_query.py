@@ -120,8 +120,34 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_PERIODS = {
+    stem(w)
+    for w in ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "quarter", "q1", "q2", "q3", "q4", "h1", "h2", "fy", "year", "month", "week", "half", "annual", "ytd"]
+}
+# What people call a measure, and the words its column is usually headed with.
+_MEASURES = {
+    "money": "amount total revenue sales price cost",
+    "revenu": "amount total revenue sales",
+    "spent": "amount total cost price",
+    "spend": "amount total cost price",
+    "earn": "amount total revenue income salary",
+    "expens": "cost price amount",
+    "cost": "cost price amount",
+    "paid": "amount total price paid",
+    "peopl": "population count total",
+    "popul": "population",
+    "big": "size total amount",
+    "old": "age",
+    "young": "age",
+}
+
+
 def _columns(question: str, info: TableInfo, store: TableStore, embed: Embed | None) -> list[Column]:
     asked = terms(question) - _GENERIC
+    for word in list(asked):
+        for key, related in _MEASURES.items():
+            if word.startswith(key):
+                asked |= {stem(w) for w in related.split()}
     kinds = store.run(
         "SELECT " + ", ".join(f"typeof({_quote(c)})" for c in info.columns) + f" FROM {_quote(info.sql_name)} LIMIT 200",
         max_rows=200,
@@ -135,9 +161,15 @@ def _columns(question: str, info: TableInfo, store: TableStore, embed: Embed | N
         values = [row[i] for row in kinds if row[i] != "null"]
         numeric = bool(values) and sum(v in ("integer", "real") for v in values) >= 0.8 * len(values)
         words = header_words(header) - _GENERIC
-        lexical = len(words & asked) / len(words) if words else 0.0
+        # a period ("January–June 2023") says when, not what is measured: it counts half
+        lexical = sum((0.5 if w in _PERIODS else 1.0) for w in words if _named(w, asked)) / len(words) if words else 0.0
         out.append(Column(i, sql, header, numeric, lexical + max(0.0, similar[i] - 0.25)))
     return out
+
+
+def _named(word: str, asked: set[str]) -> bool:
+    """A header word the question uses, whole or abbreviated ("unemp" for "unemployment")."""
+    return word in asked or (len(word) >= 4 and any(a.startswith(word) or word.startswith(a) for a in asked if len(a) >= 4))
 
 
 def _filters(question: str, info: TableInfo, columns: Sequence[Column], store: TableStore) -> list[tuple[Column, SqlValue]]:
@@ -169,6 +201,10 @@ def _filters(question: str, info: TableInfo, columns: Sequence[Column], store: T
                 continue
             if f" {' '.join(words)} " in folded:
                 best.append(text)
+            elif len(words) >= 2:  # "Lancaster County, NE" named as "Lancaster County, Nebraska"
+                core = [w for w in words if len(w) > 2]
+                if len(core) >= 2 and f" {' '.join(core)} " in folded:
+                    best.append(text)
         best.sort(key=len, reverse=True)  # "New York City" over "York"
         kept: list[str] = []
         for text in best:
@@ -186,13 +222,19 @@ def plan_question(question: str, info: TableInfo, store: TableStore, embed: Embe
     columns = _columns(question, info, store, embed)
     filters = _filters(question, info, columns, store)
     filtered = {c.index for c, _ in filters}
-    numeric = sorted((c for c in columns if c.numeric and c.index not in filtered), key=lambda c: -c.match)
+    asked_label = _asked_column(question, [c for c in columns if c.index not in filtered], embed)
+    numeric = sorted(
+        (c for c in columns if c.numeric and c.index not in filtered and c is not asked_label), key=lambda c: -c.match
+    )
     texts = sorted((c for c in columns if not c.numeric and c.index not in filtered), key=lambda c: -c.match)
     target = numeric[0] if numeric and numeric[0].match >= MIN_COLUMN else None
-    label = _label(question, texts, columns)
+    label = asked_label or _label(question, texts, columns)
     way = direction(question)
+    named_table = _table_named(question, info)
     if _OFTEN.search(question) and label is not None:
         op = "mode" if way != "min" else "rare"
+    elif way and target is None and label is not None and _rows_counted(question):
+        op = "mode" if way == "max" else "rare"  # "which carrier handled the most orders": rows per carrier
     elif way and target is not None:
         grouped = label is not None and _ACROSS.search(question) and not filters
         op = ("group_" + way) if grouped else way
@@ -211,8 +253,40 @@ def plan_question(question: str, info: TableInfo, store: TableStore, embed: Embe
         return None
     if op in ("count", "list") and not filters:
         return None  # counting or listing every row is not what a plain question means
-    confidence = (target.match if target else 0.0) + 0.5 * len(filters) + (0.3 if way else 0.0)
+    if not filters and not named_table and op not in ("max", "min"):
+        return None  # an aggregate over a whole table the question does not name answers nothing asked
+    confidence = (target.match if target else 0.0) + 0.5 * len(filters) + (0.3 if way else 0.0) + 0.5 * named_table
     return Plan(info, op, target, label, tuple(filters), confidence)
+
+
+def _table_named(question: str, info: TableInfo) -> float:
+    """How much of the table's or its file's name the question uses ("the 1033 transfers", "tips data")."""
+    name = re.sub(r"\.\w+$", "", info.source.rsplit("/", 1)[-1]) + " " + info.name
+    words = {stem(w.lower()) for w in re.findall(r"[A-Za-z]{3,}|\d{3,}", name)} - _GENERIC
+    asked = terms(question) | set(re.findall(r"\d{3,}", question))
+    return len(words & asked) / len(words) if words else 0.0
+
+
+_ROWS_NOUN = re.compile(r"\b(?:most|least|fewest|highest number of|largest number of)\s+(?:[a-z]+\s+)?([a-z]+s)\b", re.I)
+
+
+def _rows_counted(question: str) -> bool:
+    """"the most book orders", "the fewest complaints": rows counted, not a column's value."""
+    match = _ROWS_NOUN.search(question)
+    return match is not None and match.group(1).lower() not in _NOT_NOUNS
+
+
+_NOT_NOUNS = frozenset({"across", "was", "has", "is", "its", "this", "does", "always", "perhaps", "as", "us", "plus"})
+
+
+def _asked_column(question: str, columns: Sequence[Column], embed: Embed | None) -> Column | None:
+    """The column named by "which/what/in which <noun>" ("in which year", "which county"), numeric or not."""
+    match = re.search(r"\b(?:which|what)\s+([a-z][\w-]*)", question, re.IGNORECASE)
+    if not match:
+        return None
+    wanted = stem(match.group(1).lower())
+    named = [c for c in columns if wanted in header_words(c.header)]
+    return named[0] if len(named) == 1 else None
 
 
 def _one_row_asked(filters: Sequence[tuple[Column, SqlValue]]) -> bool:
@@ -303,18 +377,20 @@ def _run(plan: Plan, store: TableStore, table: str, where: str, args: list[SqlVa
             summary = f"{word} {plan.target.header if plan.target else ''}{scope}: {_show(value)} — {details[0]}"
         elif plan.op == "lookup" and plan.target is not None:
             value = store.run(f"SELECT {target} FROM {table} WHERE _row = ?", [numbers[0]]).rows[0][0]
-            summary = f"{plan.target.header} where {_filters_text(plan)}: {_show(value)}"
+            summary = f"{plan.target.header} where {_filters_text(plan)}: {_show(value)} — {details[0]}"
             if len(rows) > 1:
                 summary += f" (first of {len(rows)} matching rows)"
         else:
-            names = [d.split(" · ")[0] for d in details]
-            summary = f"{len(rows)} row(s) where {_filters_text(plan)}: " + "; ".join(names[:10])
+            names = _distinct(plan, store, table, where, args) or [d.split(" · ")[0] for d in details]
+            summary = f"{len(names)} {plan.label.header if plan.label else 'row'}(s) where {_filters_text(plan)}: " + "; ".join(names[:MAX_LISTED])
         return Outcome(summary, numbers, details)
     if plan.op == "count":
-        rows = store.run(f"SELECT _row FROM {table}{where} ORDER BY _row", args, max_rows=100_000).rows
+        rows = store.run(f"SELECT _row, _raw FROM {table}{where} ORDER BY _row", args, max_rows=100_000).rows
         numbers = tuple(int(str(r[0])) for r in rows)
         if not numbers:
             return _empty(plan)
+        if len(numbers) == 1:  # "how many students in Kansas": the one row holds the number, it is not "1"
+            return Outcome(f"The row where {_filters_text(plan)}", numbers, (_row_text(plan, str(rows[0][1])),))
         return Outcome(f"{len(numbers):,} rows where {_filters_text(plan)}", numbers, ())
     if plan.op in ("sum", "avg") and plan.target is not None:
         fn = "sum" if plan.op == "sum" else "avg"
@@ -354,6 +430,14 @@ def _run(plan: Plan, store: TableStore, table: str, where: str, args: list[SqlVa
             summary += f"; tied with {_show(found[1][0])}"
         return Outcome(summary, numbers, ())
     return None
+
+
+def _distinct(plan: Plan, store: TableStore, table: str, where: str, args: list[SqlValue]) -> list[str]:
+    if plan.label is None:
+        return []
+    label = _quote(plan.label.sql)
+    rows = store.run(f"SELECT DISTINCT {label} FROM {table}{where} ORDER BY {label}", args, max_rows=MAX_LISTED).rows
+    return [_show(r[0]) for r in rows if r[0] is not None]
 
 
 def _empty(plan: Plan) -> Outcome:

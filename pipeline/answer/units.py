@@ -43,6 +43,7 @@ _DATE = re.compile(
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+\b")
 _OCR_PREFIX = "Text in image:"
+_URL = re.compile(r"https?://\S+|www\.\S+")
 _DESCRIPTOR = re.compile(r"^(?:Looks like|Main colours?|[A-Z]{3,4} image, \d+)", re.IGNORECASE)
 MIN_UNIT_CHARS = 8
 MAX_UNIT_CHARS = 400
@@ -60,6 +61,7 @@ KEY_TERMS = 0.2  # share of the question's years, codes and names the unit or it
 OTHER_YEAR = 0.15  # penalty: the unit names another year than the one asked for, and not that one
 RESTATES = 0.2  # penalty: the unit adds (almost) nothing to the question's own words
 DESCRIPTOR = 0.15  # penalty: a picture's "Looks like ..." or format line answers only a find
+LINKS = 0.2  # penalty: a unit that is mostly web addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,9 @@ def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits:
         extra -= RESTATES
     if asked.wants is not Wants.FIND and _DESCRIPTOR.match(unit.text):
         extra -= DESCRIPTOR
+    links = sum(len(m) for m in _URL.findall(unit.text))
+    if links > 0.4 * len(unit.text):  # a list of links is where to read more, not an answer
+        extra -= LINKS
     return extra
 
 
