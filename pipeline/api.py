@@ -88,10 +88,14 @@ def ask_index(
 ) -> tuple[Answer, list[Hit]]:
     """Answer from an open index: generative with a configured LLM, extractive (quoted, cited) otherwise.
 
-    Returns the answer and the hits it was drawn from; with ``stream``, the answer's text is passed to it.
+    Returns the answer and the evidence it was drawn from: the search hits, preceded by what the answer
+    cites beyond them (the rows a table computation used); with ``stream``, the answer's text is passed to it.
     """
     hits = search_index(app, question, ANSWER_HITS, filters)
-    return answer_hits(app, question, hits, stream, filters.principals if filters else None), hits
+    answer = answer_hits(app, question, hits, stream, filters.principals if filters else None)
+    shown = {(h.root, h.chunk.id) for h in hits}
+    computed = [c.hit for c in answer.citations if (c.hit.root, c.hit.chunk.id) not in shown]
+    return answer, [*computed, *hits]
 
 
 def index_status(app: App) -> dict[str, object]:

@@ -94,6 +94,13 @@ _YEAR_SPAN = re.compile(r"(?<!\d)((?:1[5-9]|20)\d\d)\s*[-–/]\s*(?:\d\d|(?:1[5-
 _CODE = re.compile(r"\b(?=[\w./:-]*\d)[A-Za-z0-9]+(?:[-/.:][A-Za-z0-9]+)+\b|\b[A-Z]{1,6}\d[\w]*\b|\b\d{5,}\b")
 _NUMBER = re.compile(r"(?<![\w.,$€£-])\d{3,}(?![\w.,]*\d)")  # a number of three or more digits (not money)
 # Quoted phrases: double quotes, or single quotes that are not apostrophes ("the 'typical' deck's").
+_FISCAL = re.compile(r"\bFY\s?'?(\d{2}|\d{4})\b", re.IGNORECASE)
+
+
+def _fiscal_year(digits: str) -> str:
+    return digits if len(digits) == 4 else ("20" if int(digits) < 50 else "19") + digits
+
+
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,60})[\"“”]|(?<![\w])['‘]([^'‘’]{2,60})['’](?![\w])")
 _CAPITAL = re.compile(r"\b[A-Z][a-zA-Z&]+(?:['’]s)?\b")
 # Capitalised words that start questions or are plain English in a question, not names.
@@ -186,13 +193,14 @@ def analyse(text: str) -> Question:
     """What ``text`` asks for (pure; cheap enough for every query)."""
     quoted = tuple(q.strip() for pair in _QUOTED.findall(text) for q in pair if len(q.strip()) >= 3)
     spans = [m.group(0) for m in _YEAR_SPAN.finditer(text)]
-    years = tuple(dict.fromkeys(_YEAR.findall(text)))
+    fiscal = [_fiscal_year(m.group(1)) for m in _FISCAL.finditer(text)]  # "FY09" is the year 2009
+    years = tuple(dict.fromkeys([*_YEAR.findall(text), *fiscal]))
     plain = _YEAR_SPAN.sub(" ", text)  # "2021-22" is a year (2021), not a code
     codes = tuple(
         dict.fromkeys(
             c
             for c in (*quoted, *_CODE.findall(plain), *_NUMBER.findall(plain))
-            if c not in years and not _YEAR.fullmatch(c) and c not in spans
+            if c not in years and not _YEAR.fullmatch(c) and c not in spans and not _FISCAL.fullmatch(c)
         )
     )
     kinds: set[str] = set()

@@ -64,7 +64,8 @@ def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
 
     Relevant when a top hit is close in meaning and holds at least a third of what the question is
     about (``focus_words``; all its words when it says little else), or holds three quarters of it
-    whatever the vector score, or names what the question names (every name in it) and holds a fifth.
+    whatever the vector score (half, for the best hit), or names what the question names (every name
+    in it) and holds a fifth, or holds every code and quoted phrase of the question.
     """
     if not hits:
         return False
@@ -72,7 +73,8 @@ def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
     focus = focus_words(question, question_terms)
     asked = focus if len(focus) >= 2 else content_words(question)
     names = [n for n in question_terms.names if len(n) > 2]
-    for hit in hits[:3]:
+    exact = question_terms.codes  # codes and quoted phrases: a hit that has them is the one asked about
+    for position, hit in enumerate(hits[:3]):
         signals = dict(hit.signals)
         said = _said(hit)
         covered = _covered(asked, said)
@@ -82,6 +84,10 @@ def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
             return True
         # the thing the question is about is named in the hit: a looser match of the rest will do
         if names and all(mentions(said, n) for n in names) and (covered >= 0.2 or len(asked) <= 2):
+            return True
+        if exact and all(mentions(said, c) for c in exact):
+            return True
+        if position == 0 and covered >= 0.5:  # the best hit holds half of what is asked, whatever its vector
             return True
     return False
 

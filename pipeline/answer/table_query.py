@@ -38,6 +38,7 @@ Embed = Callable[[Sequence[str]], npt.NDArray[np.float32]]
 MAX_DISTINCT = 2000  # distinct values read per text column to find the question's filter values
 MAX_LISTED = 25
 MIN_COLUMN = 0.5  # a column is named when its match reaches this
+MIN_CONFIDENCE = 0.5  # below it, the question names too little of a table to compute anything from it
 
 _HIGH_WORDS = ["most", "highest", "largest", "biggest", "greatest", "maximum", "max", "top", "peak", "best", "strongest", "heaviest", "longest", "tallest", "oldest", "latest", "newest", "priciest", "richest", "busiest", "widest", "fastest", "deepest", "hottest", "wettest", "more", "higher", "larger", "bigger"]
 _LOW_WORDS = ["least", "lowest", "smallest", "fewest", "minimum", "min", "bottom", "worst", "weakest", "lightest", "shortest", "youngest", "earliest", "cheapest", "poorest", "quietest", "slowest", "coldest", "driest", "less", "lower", "smaller", "fewer"]
@@ -215,6 +216,18 @@ def _filters(question: str, info: TableInfo, columns: Sequence[Column], store: T
     return found
 
 
+def _weight(value: SqlValue, question: str) -> float:
+    """How much a filter value says: a number, a name or several words a lot; one plain lower-case word
+    of the question ("date", "total") little, since a table may hold it by chance."""
+    if not isinstance(value, str):
+        return 0.5
+    words = _WORD.findall(value)
+    if len(words) >= 2:
+        return 0.5
+    plain = re.search(rf"(?<![A-Za-z]){re.escape(value.lower())}(?![A-Za-z])", question)
+    return 0.2 if plain else 0.5
+
+
 def plan_question(question: str, info: TableInfo, store: TableStore, embed: Embed | None = None) -> Plan | None:
     """The plan a table question asks of ``info``, or None when the question names nothing in it."""
     if not info.columns:
@@ -228,7 +241,7 @@ def plan_question(question: str, info: TableInfo, store: TableStore, embed: Embe
     )
     texts = sorted((c for c in columns if not c.numeric and c.index not in filtered), key=lambda c: -c.match)
     target = numeric[0] if numeric and numeric[0].match >= MIN_COLUMN else None
-    label = asked_label or _label(question, texts, columns)
+    label = asked_label or _label(question, texts, columns, embed)
     way = direction(question)
     named_table = _table_named(question, info)
     if _OFTEN.search(question) and label is not None:
@@ -255,7 +268,14 @@ def plan_question(question: str, info: TableInfo, store: TableStore, embed: Embe
         return None  # counting or listing every row is not what a plain question means
     if not filters and not named_table and op not in ("max", "min"):
         return None  # an aggregate over a whole table the question does not name answers nothing asked
-    confidence = (target.match if target else 0.0) + 0.5 * len(filters) + (0.3 if way else 0.0) + 0.5 * named_table
+    confidence = (
+        (target.match if target else 0.0)
+        + sum(_weight(v, question) for _, v in filters)
+        + (0.3 if way else 0.0)
+        + 0.5 * named_table
+    )
+    if confidence < MIN_CONFIDENCE:
+        return None
     return Plan(info, op, target, label, tuple(filters), confidence)
 
 
@@ -299,7 +319,7 @@ def _counts_column(question: str, target: Column) -> bool:
     return match is not None and stem(match.group(1).lower()) in header_words(target.header)
 
 
-def _label(question: str, texts: Sequence[Column], columns: Sequence[Column]) -> Column | None:
+def _label(question: str, texts: Sequence[Column], columns: Sequence[Column], embed: Embed | None) -> Column | None:
     """The column whose values the question asks for ("which county", "what title"), or the row's name."""
     match = _WHICH.search(question)
     if match:
@@ -307,6 +327,12 @@ def _label(question: str, texts: Sequence[Column], columns: Sequence[Column]) ->
         named = [c for c in texts if header_words(c.header) & wanted]
         if named:
             return named[0]
+        if embed is not None and texts:  # "which book title" ~ Product: by meaning
+            vectors = embed([match.group(1), *(c.header for c in texts)])
+            similar = np.asarray(vectors[1:] @ vectors[0]).tolist()
+            best = max(range(len(texts)), key=lambda i: similar[i])
+            if similar[best] >= 0.3:
+                return texts[best]
     if texts and texts[0].match >= MIN_COLUMN:
         return texts[0]
     return texts[0] if texts else next((c for c in columns if not c.numeric), None)
@@ -390,7 +416,8 @@ def _run(plan: Plan, store: TableStore, table: str, where: str, args: list[SqlVa
         if not numbers:
             return _empty(plan)
         if len(numbers) == 1:  # "how many students in Kansas": the one row holds the number, it is not "1"
-            return Outcome(f"The row where {_filters_text(plan)}", numbers, (_row_text(plan, str(rows[0][1])),))
+            row = _row_text(plan, str(rows[0][1]))
+            return Outcome(f"The row where {_filters_text(plan)}: {row}", numbers, (row,))
         return Outcome(f"{len(numbers):,} rows where {_filters_text(plan)}", numbers, ())
     if plan.op in ("sum", "avg") and plan.target is not None:
         fn = "sum" if plan.op == "sum" else "avg"

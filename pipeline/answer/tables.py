@@ -102,13 +102,10 @@ def table_evidence(
     if finding is not None:
         return finding
     plan = best_plan(question, tables, store, embed)
-    if plan is not None and plan.op not in ("lookup", "list"):  # arithmetic over the whole table
+    if plan is not None:
         finding = _planned_finding(plan, store, hits)
-    # a row named plainly and a column named plainly: the plain matcher, then the plan's lookup
-    finding = finding or _matched_finding(question, tables, store, hits)
-    if finding is None and plan is not None and plan.op in ("lookup", "list"):
-        finding = _planned_finding(plan, store, hits)
-    return finding
+    # the plain row-and-column matcher reads wide tables (years as columns) the plan may not
+    return finding or _matched_finding(question, tables, store, hits)
 
 
 def _planned_finding(plan: Plan, store: TableStore, hits: Sequence[Hit]) -> TableFinding | None:

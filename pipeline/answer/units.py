@@ -62,6 +62,7 @@ OTHER_YEAR = 0.15  # penalty: the unit names another year than the one asked for
 RESTATES = 0.2  # penalty: the unit adds (almost) nothing to the question's own words
 DESCRIPTOR = 0.15  # penalty: a picture's "Looks like ..." or format line answers only a find
 LINKS = 0.2  # penalty: a unit that is mostly web addresses
+LONG, LONG_UNIT = 0.15, 250  # penalty, growing past LONG_UNIT characters
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +214,8 @@ def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits:
         extra -= RESTATES
     if asked.wants is not Wants.FIND and _DESCRIPTOR.match(unit.text):
         extra -= DESCRIPTOR
+    if len(unit.text) > LONG_UNIT:  # an answer is a sentence or a line, not a page run together
+        extra -= LONG * min(1.0, (len(unit.text) - LONG_UNIT) / LONG_UNIT)
     links = sum(len(m) for m in _URL.findall(unit.text))
     if links > 0.4 * len(unit.text):  # a list of links is where to read more, not an answer
         extra -= LINKS

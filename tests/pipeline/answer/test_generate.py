@@ -325,7 +325,8 @@ def test_answer_question_runs_sql_over_the_tables_of_the_hits(server: StubLlm, c
 
 
 def test_answer_question_without_an_llm_is_extractive_with_the_table_finding(cfg: Config, cups_index: Any) -> None:
-    answer, _ = ask_index(cups_index, "Which team has won the most Stanley Cups?")
+    answer, hits = ask_index(cups_index, "Which team has won the most Stanley Cups?")
+    assert hits[0] == answer.citations[0].hit  # the rows the computation used are evidence the user sees
     assert answer.extractive and not answer.declined
     first = answer.text.splitlines()[1]  # the computed finding answers first
     assert first.startswith("From the table: Highest Stanley Cups: 13") and "Maple Leafs" in first
@@ -357,6 +358,7 @@ def tables(tmp_path: Path) -> Iterator[TableStore]:
     store.close()
 
 
+LEAFS = "Stanley Cups where Team Maple Leafs: 13 — Team: Maple Leafs · Location: TOR · Stanley Cups: 13"
 CUPS_ROWS = (("Blues", "STL", "1"), ("Flyers", "PHI", "2"), ("Maple Leafs", "TOR", "13"))
 CUPS_HIT = hit("data/cups.xlsx", Sheet("Cups"), "Cups: Team | Location | Stanley Cups", 0.6)
 TORM_HIT = hit("data/torm.csv", Rows(1, 2), "USDm | 2019 | 2018 | 2017", 0.6)
@@ -367,7 +369,7 @@ TORM_HIT = hit("data/torm.csv", Rows(1, 2), "USDm | 2019 | 2018 | 2017", 0.6)
     [
         (
             "How many Stanley Cups have the Maple Leafs won?",
-            "Maple Leafs — Stanley Cups: 13",
+            LEAFS,
             {"rows": [3, 3], "sheet": "Cups"},
         ),
         (
@@ -428,10 +430,10 @@ def test_llm_sql_result_is_cited_by_the_rows_it_used(tables: TableStore) -> None
         "SELECT name FROM sqlite_master",  # the schema is not readable
     ],
 )
-def test_llm_sql_that_is_refused_falls_back_to_the_matcher(tables: TableStore, reply: str) -> None:
+def test_llm_sql_that_is_refused_falls_back_to_the_plan(tables: TableStore, reply: str) -> None:
     names = {t.source: t.sql_name for t in tables.list_tables()}
     script = reply.format(cups=names["data/cups.xlsx"], pay=names["hr/salaries.csv"])
     finding = table_evidence("How many Stanley Cups have the Maple Leafs won?", [CUPS_HIT], tables, _scripted(script))
-    assert finding is not None and finding.summary == "Maple Leafs — Stanley Cups: 13"  # the matcher's answer
+    assert finding is not None and finding.summary == LEAFS  # what the deterministic plan computes
     assert "Ann" not in finding.hit.chunk.text
     assert len(tables.list_tables()) == 3
