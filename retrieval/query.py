@@ -59,7 +59,7 @@ _PERSON = re.compile(r"^\s*(?:who|whom|whose)\b|\bwhich (?:person|employee|autho
 _PLACE = re.compile(r"^\s*where\b|\bwhat (?:city|country|place|location|address)\b|\bwhich (?:city|country)\b", re.I)
 _LIST = re.compile(
     r"^\s*(?:list|name (?:all|the|every))\b|\bwhich\s+\w+(?:\s+\w+)?\s+(?:are|were|have|had|do|did)\b|\bwhat are the\b|"
-    r"\ball (?:the )?\w+s\b",
+    r"\ball (?:the )?\w+s\b|\b(?:what|which)\s+(?:\w+\s+)?\w+s\s+(?:are|were|will|have|had|did)\b",
     re.IGNORECASE,
 )
 _VALUE = re.compile(

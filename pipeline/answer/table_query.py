@@ -55,6 +55,7 @@ _ORDINALS = {
     "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4,
 }  # fmt: skip
 _WORD = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)?")
+_LISTED = re.compile(r"^\s*(?:list|name (?:all|every|the))\b|\b(?:which|what)\s+(?:[a-z]+\s+)?[a-z]+s\b(?!')", re.I)
 _ABBREVIATIONS = {
     name: name[:3]
     for name in ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march", "april", "june", "july", "august", "september", "october", "november", "december"]
@@ -83,7 +84,9 @@ def direction(question: str) -> str:
 def header_words(header: str) -> set[str]:
     """A header's words, stemmed: ``total_population`` and ``TotalAmount`` both give their two words."""
     spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", header).replace("_", " ")
-    return {stem(w) for w in re.findall(r"[A-Za-z]+", spaced) if len(w) > 1}
+    words = {stem(w) for w in re.findall(r"[A-Za-z]+", spaced) if len(w) > 1}
+    # periods name columns too: "Q4 2019", "FY 2018", "2017"
+    return words | {w.lower() for w in re.findall(r"\b(?:[QH][1-4]|(?:1[5-9]|20)\d\d)\b", header)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,7 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_PERIODS = {
+_PERIODS = {str(y) for y in range(1500, 2100)} | {
     stem(w)
     for w in ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "quarter", "q1", "q2", "q3", "q4", "h1", "h2", "fy", "year", "month", "week", "half", "annual", "ytd"]
 }
@@ -260,7 +263,7 @@ def plan_question(question: str, info: TableInfo, store: TableStore, embed: Embe
         op = "sum"
     elif target is not None and filters:
         op = "lookup"
-    elif filters and label is not None and re.match(r"\s*(?:which|what|list|name)\b", question, re.I):
+    elif filters and label is not None and _LISTED.search(question):
         op = "list"
     else:
         return None
@@ -375,6 +378,15 @@ def run_plan(plan: Plan, store: TableStore) -> Outcome | None:
         return None
 
 
+def _cell(plan: Plan, raw: str) -> str:
+    """The target cell as the source displays it ("754.7", "$1,801.5"), not as stored."""
+    import json
+
+    cells = json.loads(raw)
+    index = plan.target.index if plan.target else 0
+    return str(cells[index]) if index < len(cells) else ""
+
+
 def _row_text(plan: Plan, raw: str) -> str:
     import json
 
@@ -398,12 +410,12 @@ def _run(plan: Plan, store: TableStore, table: str, where: str, args: list[SqlVa
         details = tuple(_row_text(plan, str(r[1])) for r in rows)
         if plan.op in ("max", "min"):
             word = "Highest" if plan.op == "max" else "Lowest"
-            value = store.run(f"SELECT {target} FROM {table} WHERE _row = ?", [numbers[0]]).rows[0][0]
+            value = _cell(plan, str(rows[0][1]))
             scope = f" (where {_filters_text(plan)})" if plan.filters else ""
-            summary = f"{word} {plan.target.header if plan.target else ''}{scope}: {_show(value)} — {details[0]}"
+            summary = f"{word} {plan.target.header if plan.target else ''}{scope}: {value} — {details[0]}"
         elif plan.op == "lookup" and plan.target is not None:
-            value = store.run(f"SELECT {target} FROM {table} WHERE _row = ?", [numbers[0]]).rows[0][0]
-            summary = f"{plan.target.header} where {_filters_text(plan)}: {_show(value)} — {details[0]}"
+            value = _cell(plan, str(rows[0][1]))
+            summary = f"{plan.target.header} where {_filters_text(plan)}: {value} — {details[0]}"
             if len(rows) > 1:
                 summary += f" (first of {len(rows)} matching rows)"
         else:
