@@ -80,6 +80,7 @@ def answer_hits(
         strict=app.cfg.models.llm_strict_citations,
         stream=stream,
         principals=principals,
+        sql_max_tokens=app.cfg.models.llm_sql_max_tokens,
     )
 
 

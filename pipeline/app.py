@@ -70,6 +70,7 @@ def llm_settings(models: ModelsConfig) -> LlmSettings | None:
         backend=backend_for(models.llm_base_url, models.llm_backend),
         vision=models.llm_vision,
         timeout_s=models.llm_timeout_s,
+        max_tokens=models.llm_max_tokens,
     )
 
 

@@ -53,7 +53,9 @@ class ModelsConfig:
     llm_api_key: str = ""
     llm_backend: str = ""  # "" = ollama for ollama:// URLs, else openai (any OpenAI-compatible server)
     llm_vision: bool = False  # send cited images and frames to the model as image parts
-    llm_timeout_s: float = 60.0
+    llm_timeout_s: float = 60.0  # past it, the answer falls back to the extractive one, with a note
+    llm_max_tokens: int = 512  # the longest answer a model may write
+    llm_sql_max_tokens: int = 200  # the longest SQL query it may write
     # drop (not only flag) generated sentences their cited evidence does not support; false keeps them, flagged
     llm_strict_citations: bool = True
     allow_downloads: bool = False
@@ -269,5 +271,7 @@ def _check_choices(models: ModelsConfig, store: StoreConfig, where: str) -> None
         if value not in known:
             options = ", ".join(repr(k) for k in known if k)
             raise ConfigError(f"{where}: {setting} must be one of {options}, got {value!r}")
+    if models.llm_max_tokens < 16 or models.llm_sql_max_tokens < 16:
+        raise ConfigError(f"{where}: [models] llm_max_tokens and llm_sql_max_tokens must be at least 16")
     if models.llm_timeout_s <= 0:
         raise ConfigError(f"{where}: [models] llm_timeout_s must be more than 0 seconds, got {models.llm_timeout_s!r}")

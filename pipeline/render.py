@@ -117,6 +117,8 @@ def answer(question: str, result: Answer, streamed: bool = False) -> None:
         out.print(escape(result.text), highlight=False)
     for sentence in result.flagged:
         out.print(f"[yellow]warning:[/yellow] not supported by its cited evidence: {escape(sentence)}")
+    for note in result.notes:
+        out.print(f"[yellow]note:[/yellow] {escape(note)}")
     if result.citations:
         out.print()
         for c in result.citations:

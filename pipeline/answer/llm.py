@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Protocol
 from mmrag.ingest.errors import MmragError
 
 if TYPE_CHECKING:
-    from langchain_core.language_models import BaseChatModel
+    from langchain_core.language_models import BaseChatModel, LanguageModelInput
     from langchain_core.messages import BaseMessage
+    from langchain_core.runnables import Runnable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class LlmSettings:
     timeout_s: float = 60.0
     max_retries: int = 1
     temperature: float = 0.0
+    max_tokens: int = 512  # the longest reply of an answer; a query asks for less (``chat(..., max_tokens=)``)
 
     @property
     def endpoint(self) -> str:
@@ -105,19 +107,35 @@ class Llm(Protocol):
     @property
     def vision(self) -> bool: ...
 
-    def chat(self, messages: Sequence[Message], stream: TokenSink | None = None) -> str:
-        """The model's reply; with ``stream``, each piece of text is passed to it as it arrives."""
+    def chat(self, messages: Sequence[Message], stream: TokenSink | None = None, *, max_tokens: int | None = None) -> str:
+        """The model's reply, at most ``max_tokens`` long (else the configured limit); with ``stream``,
+        each piece of text is passed to it as it arrives."""
         ...
 
 
 class LangChainLlm:
     """An ``Llm`` over any LangChain chat model."""
 
-    def __init__(self, model: BaseChatModel, *, endpoint: str = "", vision: bool = False, name: str = "") -> None:
+    def __init__(
+        self,
+        model: BaseChatModel,
+        *,
+        endpoint: str = "",
+        vision: bool = False,
+        name: str = "",
+        max_tokens: int | None = None,
+        limit_key: str = "max_tokens",
+    ) -> None:
+        """``max_tokens`` bounds every reply, so that a model never writes until the server's own cap.
+        It is sent as ``limit_key``: ``num_predict`` for Ollama's API; for OpenAI-compatible servers the
+        classic ``max_tokens`` field, which llama.cpp, vLLM, LM Studio and Ollama's ``/v1`` all read
+        (LangChain would send only the newer ``max_completion_tokens``)."""
         self._model = model
         self._endpoint = endpoint or type(model).__name__
         self._vision = vision
         self._name = name
+        self._max_tokens = max_tokens
+        self._limit_key = limit_key
 
     @property
     def endpoint(self) -> str:
@@ -127,13 +145,19 @@ class LangChainLlm:
     def vision(self) -> bool:
         return self._vision
 
-    def chat(self, messages: Sequence[Message], stream: TokenSink | None = None) -> str:
+    def chat(self, messages: Sequence[Message], stream: TokenSink | None = None, *, max_tokens: int | None = None) -> str:
         converted = [self._convert(m) for m in messages]
+        limit = max_tokens or self._max_tokens
+        model: Runnable[LanguageModelInput, BaseMessage] = self._model
+        if limit and self._limit_key == "max_tokens":
+            model = self._model.bind(extra_body={"max_tokens": limit})
+        elif limit:  # Ollama reads the limit from the model's own options
+            model = self._model.model_copy(update={self._limit_key: limit})
         try:
             if stream is None:
-                return self._model.invoke(converted).text
+                return model.invoke(converted).text
             pieces = []
-            for chunk in self._model.stream(converted):
+            for chunk in model.stream(converted):
                 text = chunk.text
                 if text:
                     pieces.append(text)
@@ -219,7 +243,15 @@ def connect(settings: LlmSettings) -> LangChainLlm:
     build = BACKENDS.get(settings.backend)
     if build is None:
         raise LlmError(f"unknown LLM backend {settings.backend!r} (use one of {', '.join(sorted(BACKENDS))})")
-    return LangChainLlm(build(settings), endpoint=settings.endpoint, vision=settings.vision, name=settings.model)
+    key = "num_predict" if settings.backend == OLLAMA else "max_tokens"
+    return LangChainLlm(
+        build(settings),
+        endpoint=settings.endpoint,
+        vision=settings.vision,
+        name=settings.model,
+        max_tokens=settings.max_tokens,
+        limit_key=key,
+    )
 
 
 def _translate(error: Exception, endpoint: str, model: str) -> LlmError | None:

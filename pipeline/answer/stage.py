@@ -9,11 +9,12 @@ extractive answerer embeds candidate sentences) and the LLM, or ``None``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from mmrag.pipeline.answer.extractive import extractive_answer, missing_terms
 from mmrag.pipeline.answer.generate import generative_answer
-from mmrag.pipeline.answer.llm import Llm, TokenSink
-from mmrag.pipeline.answer.tables import TableFinding, table_evidence, with_table_finding
+from mmrag.pipeline.answer.llm import Llm, LlmUnavailable, TokenSink
+from mmrag.pipeline.answer.tables import SQL_MAX_TOKENS, TableFinding, table_evidence, with_table_finding
 from mmrag.pipeline.answer.types import DECLINE_TEXT, Answer
 from mmrag.retrieval.query import Question, analyse
 from mmrag.retrieval.store import Hit
@@ -31,6 +32,7 @@ def answer_from_hits(
     strict: bool = False,
     stream: TokenSink | None = None,
     principals: frozenset[str] | None = None,
+    sql_max_tokens: int = SQL_MAX_TOKENS,
 ) -> Answer:
     """Answer ``question`` from ``hits``: generative when ``llm`` is given, extractive otherwise.
 
@@ -38,18 +40,41 @@ def answer_from_hits(
     extractive): a caller that streams prints only the citations afterwards. ``strict`` drops (not
     only flags) generated sentences their evidence does not support. ``principals`` limits the table
     questions to tables of files they may read (document permissions; ``None``: no limit).
+
+    A model that is down or too slow (``LlmUnavailable``) never ends the answer: the extractive answer
+    is given instead, with a note that says why.
     """
     asked = analyse(question)
-    table = table_evidence(question, hits, tables.readable_by(principals), llm, vectorizer.texts)
-    if llm is None:
-        answer = extractive_answer(question, hits, vectorizer, asked=asked)
-        if table is not None:
-            answer = _with_table(answer, table, asked, hits)
+    readable = tables.readable_by(principals)
+    try:
+        table = table_evidence(question, hits, readable, llm, vectorizer.texts, sql_max_tokens)
+        if llm is not None:
+            evidence = [table.hit, *hits] if table is not None and not table.empty else list(hits)
+            return generative_answer(question, evidence, llm, stream=stream, strict=strict)
+    except LlmUnavailable as e:
+        note = f"{e}. This is the extractive answer instead."
+        answer = _extractive(question, hits, readable, vectorizer, asked, None)
         if stream is not None:
-            stream(answer.text)
-        return answer
-    evidence = [table.hit, *hits] if table is not None and not table.empty else list(hits)
-    return generative_answer(question, evidence, llm, stream=stream, strict=strict)
+            stream(f"\n({note})\n{answer.text}")
+        return replace(answer, notes=(*answer.notes, note))
+    answer = _extractive(question, hits, readable, vectorizer, asked, table)
+    if stream is not None:
+        stream(answer.text)
+    return answer
+
+
+def _extractive(
+    question: str,
+    hits: Sequence[Hit],
+    tables: TableStore,
+    vectorizer: Vectorizer,
+    asked: Question,
+    table: TableFinding | None,
+) -> Answer:
+    if table is None:
+        table = table_evidence(question, hits, tables, None, vectorizer.texts)
+    answer = extractive_answer(question, hits, vectorizer, asked=asked)
+    return _with_table(answer, table, asked, hits) if table is not None else answer
 
 
 def _with_table(answer: Answer, table: TableFinding, asked: Question, hits: Sequence[Hit]) -> Answer:

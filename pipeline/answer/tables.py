@@ -38,6 +38,7 @@ NO_SQL = "NO_SQL"  # the reply that means "no listed table answers this" (see sq
 MAX_TABLES = 6
 SAMPLE_ROWS = 3
 MAX_RESULT_ROWS = 30
+SQL_MAX_TOKENS = 200  # one SELECT is short; the stage passes the configured limit (``llm_sql_max_tokens``)
 MAX_SCAN_ROWS = 5000
 MIN_MATCH = 0.75
 _TABULAR = re.compile(
@@ -81,12 +82,17 @@ def candidate_tables(hits: Sequence[Hit], store: TableStore) -> list[TableInfo]:
 
 
 def table_evidence(
-    question: str, hits: Sequence[Hit], store: TableStore, llm: Llm | None = None, embed: Embed | None = None
+    question: str,
+    hits: Sequence[Hit],
+    store: TableStore,
+    llm: Llm | None = None,
+    embed: Embed | None = None,
+    sql_max_tokens: int = SQL_MAX_TOKENS,
 ) -> TableFinding | None:
     """The answer to a table question computed over the hits' tables, or None when none applies.
 
-    With an LLM, it writes the SELECT; otherwise (or when its query gives nothing) the question is read
-    into a plan (``table_query``), and last the plain row-and-column matcher below is tried.
+    The question is read into a plan (``table_query``) first; only when none is confident does an LLM,
+    if one is configured, write the SELECT; last the plain row-and-column matcher below is tried.
     """
     if not looks_tabular(question):
         return None
@@ -94,16 +100,14 @@ def table_evidence(
     if not tables:
         return None
     finding = None
-    if llm is not None:
+    plan = best_plan(question, tables, store, embed)
+    if plan is not None:  # a confident plan needs no model call: the answer then takes one call, not two
+        finding = _planned_finding(plan, store, hits)
+    if finding is None and llm is not None:
         try:
-            finding = _llm_finding(question, tables, store, hits, llm)
+            finding = _llm_finding(question, tables, store, hits, llm, sql_max_tokens)
         except LlmError as e:
             log.info("no table query: %s", e)
-    if finding is not None:
-        return finding
-    plan = best_plan(question, tables, store, embed)
-    if plan is not None:
-        finding = _planned_finding(plan, store, hits)
     # the plain row-and-column matcher reads wide tables (years as columns) the plan may not
     return finding or _matched_finding(question, tables, store, hits)
 
@@ -186,7 +190,12 @@ def extract_sql(reply: str) -> str | None:
 
 
 def _llm_finding(
-    question: str, tables: Sequence[TableInfo], store: TableStore, hits: Sequence[Hit], llm: Llm
+    question: str,
+    tables: Sequence[TableInfo],
+    store: TableStore,
+    hits: Sequence[Hit],
+    llm: Llm,
+    max_tokens: int = SQL_MAX_TOKENS,
 ) -> TableFinding | None:
     boundary = new_boundary()
     messages = [
@@ -195,7 +204,7 @@ def _llm_finding(
             Role.USER, render("sql_user", schemas=schema_block(tables, store, boundary), question=_one_line(question))
         ),
     ]
-    sql = extract_sql(llm.chat(messages))
+    sql = extract_sql(llm.chat(messages, max_tokens=max_tokens))
     if sql is None:
         return None
     lowered = sql.lower()

@@ -48,6 +48,7 @@ class Answer:
     extractive: bool = True
     flagged: tuple[str, ...] = ()  # sentences the citation check could not match to their evidence
     removed_citations: tuple[int, ...] = ()  # markers to evidence that was never given, removed
+    notes: tuple[str, ...] = ()  # what a person should know about how this answer was made
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -57,6 +58,7 @@ class Answer:
             "extractive": self.extractive,
             "flagged": list(self.flagged),
             "removed_citations": list(self.removed_citations),
+            "notes": list(self.notes),
         }
 
 

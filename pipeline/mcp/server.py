@@ -114,6 +114,7 @@ class AskResult(TypedDict):
     extractive: bool
     flagged: list[str]
     removed_citations: list[int]
+    notes: list[str]
     citations: list[AnswerCitation]
 
 

@@ -310,7 +310,9 @@ def test_answer_question_runs_sql_over_the_tables_of_the_hits(server: StubLlm, c
     cups_index.close()  # the same index, opened with an LLM configured
     with_llm = open_app(replace(cfg, models=models), create=False, embedder=HashEmbedder(64))
     try:
-        answer, hits = ask_index(with_llm, "Which team has won the most Stanley Cups?", stream=pieces.append)
+        # a question the deterministic plan cannot read, so the model writes the SQL
+        question = "What is the first team when the teams are ordered by Stanley Cups?"
+        answer, hits = ask_index(with_llm, question, stream=pieces.append)
     finally:
         with_llm.close()
     sql_prompt = server.user_prompt(0)
@@ -414,7 +416,7 @@ def test_llm_sql_result_is_cited_by_the_rows_it_used(tables: TableStore) -> None
     name = next(t.sql_name for t in tables.list_tables() if t.source == "data/cups.xlsx")
     sql = f"SELECT sum(stanley_cups) AS total, group_concat(_row) AS _rows FROM {name} WHERE stanley_cups > 1"
     finding = table_evidence(
-        "What is the total of Stanley Cups won?", [CUPS_HIT], tables, _scripted(f"```sql\n{sql}\n```")
+        "What do the Stanley Cups of teams past their first title come to?", [CUPS_HIT], tables, _scripted(f"```sql\n{sql}\n```")
     )
     assert finding is not None
     assert finding.hit.chunk.locator.to_json() == {"rows": [2, 3], "sheet": "Cups"}
@@ -430,10 +432,63 @@ def test_llm_sql_result_is_cited_by_the_rows_it_used(tables: TableStore) -> None
         "SELECT name FROM sqlite_master",  # the schema is not readable
     ],
 )
-def test_llm_sql_that_is_refused_falls_back_to_the_plan(tables: TableStore, reply: str) -> None:
+def test_llm_sql_that_is_refused_gives_no_finding(tables: TableStore, reply: str) -> None:
     names = {t.source: t.sql_name for t in tables.list_tables()}
     script = reply.format(cups=names["data/cups.xlsx"], pay=names["hr/salaries.csv"])
-    finding = table_evidence("How many Stanley Cups have the Maple Leafs won?", [CUPS_HIT], tables, _scripted(script))
-    assert finding is not None and finding.summary == LEAFS  # what the deterministic plan computes
-    assert "Ann" not in finding.hit.chunk.text
-    assert len(tables.list_tables()) == 3
+    question = "What is the first team when the teams are ordered by Stanley Cups?"  # no plan: the model is asked
+    assert table_evidence(question, [CUPS_HIT], tables) is None
+    finding = table_evidence(question, [CUPS_HIT], tables, _scripted(script))
+    assert finding is None or "Ann" not in finding.hit.chunk.text
+    assert len(tables.list_tables()) == 3  # nothing was dropped
+
+
+def test_a_confident_plan_needs_no_model_call(tables: TableStore) -> None:
+    class Refuses:
+        endpoint = "test"
+        vision = False
+
+        def chat(self, messages: object, stream: object = None, *, max_tokens: int | None = None) -> str:
+            raise AssertionError("the model was asked for SQL although the plan answered")
+
+    finding = table_evidence("How many Stanley Cups have the Maple Leafs won?", [CUPS_HIT], tables, Refuses())
+    assert finding is not None and finding.summary == LEAFS
+
+
+def test_a_model_too_slow_gives_the_extractive_answer_with_a_note(server: StubLlm, cfg: Config, cups_index: Any) -> None:
+    from mmrag.pipeline.app import open_app
+    from mmrag.retrieval.embed import HashEmbedder
+
+    def slow(body: dict[str, Any]) -> str:
+        time.sleep(3)
+        return "too late [1]"
+
+    server.replies += [slow, slow, slow]
+    models = replace(cfg.models, llm_base_url=server.url, llm_model="m", llm_timeout_s=1.0)
+    cups_index.close()
+    app = open_app(replace(cfg, models=models), create=False, embedder=HashEmbedder(64))
+    pieces: list[str] = []
+    try:
+        started = time.monotonic()
+        answer, _ = ask_index(app, "When does the hockey pool close?", stream=pieces.append)
+        took = time.monotonic() - started
+    finally:
+        app.close()
+    assert answer.extractive and not answer.declined and "Friday" in answer.text
+    assert answer.notes and "did not answer in time" in answer.notes[0] and "extractive answer instead" in answer.notes[0]
+    assert "extractive answer instead" in "".join(pieces) and answer.text in "".join(pieces)
+    assert took < 10  # one timeout (and its one retry), never a hang
+
+
+def test_every_call_carries_a_token_limit(server: StubLlm, cfg: Config, cups_index: Any) -> None:
+    from mmrag.pipeline.app import open_app
+    from mmrag.retrieval.embed import HashEmbedder
+
+    server.replies += ["The hockey pool closes on Friday [1]."]
+    models = replace(cfg.models, llm_base_url=server.url, llm_model="m", llm_max_tokens=300)
+    cups_index.close()
+    app = open_app(replace(cfg, models=models), create=False, embedder=HashEmbedder(64))
+    try:
+        answer, _ = ask_index(app, "When does the hockey pool close?")
+    finally:
+        app.close()
+    assert "Friday" in answer.text and server.requests[0].body["max_tokens"] == 300
