@@ -41,14 +41,16 @@ class CountingEmbedder(HashEmbedder):
 
 
 class FakeTranscriber:
-    """Returns fixed segments and records the size of the audio it was given."""
+    """Returns fixed segments and records the audio it was given (``heard``: sizes, ``clips``: samples)."""
 
     def __init__(self, segments: list[Segment]) -> None:
         self.segments = segments
         self.heard: list[int] = []
+        self.clips: list[np.ndarray] = []
 
     def transcribe(self, audio: np.ndarray) -> list[Segment]:
         self.heard.append(audio.size)
+        self.clips.append(np.array(audio, copy=True))
         return self.segments
 
 
