@@ -178,6 +178,7 @@ def _ingest_settings(cfg: Config, clip: Resolution) -> IngestSettings:
             if speech.available
             else "",
             max_image_pixels=cfg.limits.max_image_pixels,
+            max_ocr_pages=cfg.limits.max_ocr_pages,
             office=find_office(cfg.models.slide_renderer) if at_ingest else "",
             render_timeout_s=min(120.0, cfg.limits.file_seconds),
         ),

@@ -63,6 +63,7 @@ class LimitsConfig:
     max_file_mb: float = 512.0
     file_seconds: float = 1800.0
     max_image_pixels: int = 120_000_000
+    max_ocr_pages: int = 50  # pages of one PDF read by OCR when they have no readable text layer
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,12 +55,14 @@ class FakeTranscriber:
 
 
 class FakeOcr:
-    """Reads ``text`` from every picture, or fails like a broken runtime."""
+    """Reads ``text`` from every picture, or fails like a broken runtime; ``seen`` holds the pictures' shapes."""
 
     def __init__(self, text: str = "", fail: bool = False) -> None:
         self.text, self.fail = text, fail
+        self.seen: list[tuple[int, ...]] = []
 
     def read(self, image: object) -> str:
+        self.seen.append(tuple(np.asarray(image).shape))
         if self.fail:
             raise RuntimeError("onnxruntime exploded")
         return self.text
