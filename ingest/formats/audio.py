@@ -28,15 +28,20 @@ def transcribe_file(path: Path, media: MediaConfig) -> list[Segment] | None:
     Raises ``IngestError`` for a file without audio track or with undecodable audio, and when the
     configured model cannot be loaded (the reason then says where it was looked for).
     """
+    segments = transcribe_segments(path, media)
+    return None if segments is None else speech_windows(segments, media.speech_window)
+
+
+def transcribe_segments(path: Path, media: MediaConfig) -> list[Segment] | None:
+    """What was said in ``path``'s first audio track, segment by segment (``transcribe_file``'s input)."""
     transcriber = transcriber_for(media.speech_backend, media.speech_location, media.cpu_threads)
     if transcriber is None:
         return None
     audio = decode_audio(path)
     try:
-        segments = transcriber.transcribe(audio)
+        return transcriber.transcribe(audio)
     except SpeechModelError as e:
         raise IngestError(path, f"{e} (see `mmrag models`)") from e
-    return speech_windows(segments, media.speech_window)
 
 
 def speech_chunks(source: str, title: str, windows: list[Segment]) -> list[Chunk]:
