@@ -110,6 +110,53 @@ def test_damaged_file(tmp_path: Path, fake_speech: Callable[[list[Segment]], Fak
         list(AudioIngestor(settings()).ingest(path, "broken.m4a"))
 
 
+SAID = {440: Segment(0.3, 1.8, "Hello, I am calling about my order."), 660: Segment(2.2, 3.7, "Let me check it.")}
+
+
+class ToneTranscriber(FakeTranscriber):
+    """Hears which tone it was given (440 Hz: the caller, 660 Hz: the agent) and says so."""
+
+    def transcribe(self, audio: np.ndarray) -> list[Segment]:
+        super().transcribe(audio)
+        return [SAID[min(SAID, key=lambda hz: abs(hz - dominant_hz(audio)))]]
+
+
+def write_stereo(path: Path, left: np.ndarray, right: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(SR)
+        out.writeframes((np.clip(np.stack([left, right], axis=1), -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture
+def tone_speech(monkeypatch: pytest.MonkeyPatch) -> ToneTranscriber:
+    import mmrag.ingest.formats.audio as audio_module
+
+    fake = ToneTranscriber([])
+    monkeypatch.setattr(audio_module, "transcriber_for", lambda backend, location, cpu_threads=2: fake)
+    return fake
+
+
+def test_one_speaker_per_channel_is_transcribed_channel_by_channel(tmp_path: Path, tone_speech: ToneTranscriber) -> None:
+    turns = np.arange(4 * SR) < 2 * SR
+    path = write_stereo(tmp_path / "call.wav", sine(4, 440) * turns, sine(4, 660) * ~turns)
+    chunks = list(AudioIngestor(settings(window=(3.0, 6.0))).ingest(path, "calls/call.wav"))
+    assert tone_speech.heard == [4 * SR, 4 * SR]  # each channel on its own, not the mix
+    assert [round(dominant_hz(clip)) for clip in tone_speech.clips] == [440, 660]
+    assert [(c.locator, c.text) for c in chunks] == [
+        (TimeSpan(0.3, 3.7), "[channel 1] Hello, I am calling about my order. [channel 2] Let me check it.")
+    ]
+
+
+def test_plain_stereo_is_transcribed_once_from_the_mix(tmp_path: Path, tone_speech: ToneTranscriber) -> None:
+    path = write_stereo(tmp_path / "memo.wav", sine(4, 440), sine(4, 440))
+    chunks = list(AudioIngestor(settings(window=(3.0, 6.0))).ingest(path, "memo.wav"))
+    assert tone_speech.heard == [4 * SR]
+    assert [c.text for c in chunks] == ["Hello, I am calling about my order."]
+
+
 def write_aiff(path: Path, channels: list[np.ndarray], sr: int, width: int) -> Path:
     """An AIFF file (big-endian PCM, ``width`` bytes a sample) written with the standard library."""
     import warnings
