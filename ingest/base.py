@@ -40,6 +40,7 @@ class MediaConfig:
     keyframe_max_interval: float = 10.0  # seconds between keyframes even without a scene change
     speech_window: tuple[float, float] = (30.0, 60.0)  # transcript chunk length, min and max seconds
     cpu_threads: int = 2
+    wordnet_dir: str = "/usr/share/wordnet"  # WordNet 3.0 (Debian wordnet-base): photo labels in plain words; "" = none
     office: str = ""  # LibreOffice program that renders slide pictures; "" = none (slides keep their text)
     render_timeout_s: float = 120.0
 

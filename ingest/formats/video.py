@@ -330,7 +330,7 @@ def _keep_frame(
             text = engine.read(rgb).strip()
         except Exception:  # one frame the OCR engine chokes on must not lose the video
             log.warning("%s: OCR failed on the frame at %s", path, clock(time), exc_info=True)
-    labels = _labels(labeler, rgb, text) if labeler is not None else ()
+    labels = _labels(labeler, rgb, text, media.wordnet_dir) if labeler is not None else ()
     image = None
     if media.media_dir is not None:
         from PIL import Image
@@ -342,11 +342,15 @@ def _keep_frame(
     return text, image, labels
 
 
-def _labels(labeler: Any, rgb: npt.NDArray[np.uint8], text: str) -> tuple[str, ...]:
-    """What the frame looks like; as for photos, a frame that is mostly text keeps only confident labels."""
+def _labels(labeler: Any, rgb: npt.NDArray[np.uint8], text: str, wordnet_dir: str) -> tuple[str, ...]:
+    """What the frame looks like, then what that is a kind of (as for photos: a frame that is mostly
+    text keeps only confident labels)."""
     from PIL import Image
 
-    return tuple(labeler.labels(Image.fromarray(rgb, "RGB"), min_probability=0.5 if len(text.split()) >= 5 else 0.1))
+    from mmrag.ingest.formats.images import label_kinds
+
+    labels = labeler.labels(Image.fromarray(rgb, "RGB"), min_probability=0.5 if len(text.split()) >= 5 else 0.1)
+    return (*labels, *label_kinds(labels, wordnet_dir))
 
 
 def _labeler() -> Any:

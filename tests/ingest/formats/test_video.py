@@ -267,7 +267,7 @@ def test_a_silent_video_locates_what_is_shown_by_its_keyframes(
     labeler = FakeLabeler()
     monkeypatch.setattr(images_module, "image_labeler", lambda: labeler)
     path = write_captioned(tmp_path / "harbour_cam.avi")
-    chunks = ingest(path, settings(tmp_path, ocr="rapidocr"))
+    chunks = ingest(path, settings(tmp_path, ocr="rapidocr", wordnet_dir=""))  # labels only
     bravo = holding(chunks, "BRAVO")
     assert {modality for modality, _, _ in bravo} == {Modality.FRAME, Modality.MOMENT}
     assert all(start >= 35.0 and end <= 60.5 for _, start, end in bravo), bravo
