@@ -52,24 +52,45 @@ demo() {
   "$venv/bin/mmrag" ask "$question" --index "$index"
 }
 
-test_packages() {
-  # Debian packages some tests drive: Chromium for the web page (through Playwright, whose pip package
-  # carries the driver, not a browser) and LibreOffice Impress for rendered slide pictures. Installed
-  # when missing, where apt-get and root (or sudo) are available; otherwise those tests say what is missing.
-  local want=()
-  [ -x /usr/bin/chromium ] || want+=(chromium fonts-dejavu-core)
-  command -v soffice >/dev/null || want+=(libreoffice-impress-nogui)
-  [ ${#want[@]} -eq 0 ] && return 0
+apt_install() {
+  # apt_install WHY OTHERWISE PACKAGE...: install Debian packages where apt-get and root (or sudo) are
+  # available; otherwise say what is missing and what that means. Never fails the run.
+  local why=$1 otherwise=$2
+  shift 2
   local sudo=""
   [ "$(id -u)" = 0 ] || sudo=$(command -v sudo || true)
   if command -v apt-get >/dev/null && { [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; }; then
-    say "installing ${want[*]} for the browser and slide-rendering tests (apt-get)"
+    say "installing $* $why (apt-get)"
     $sudo apt-get update -qq >/dev/null || true
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null \
-      || say "could not install ${want[*]}; the tests that need them will say so"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+      || say "could not install $*; $otherwise"
   else
-    say "${want[*]} not installed and apt-get is not usable here; the tests that need them will say so"
+    say "$* not installed and apt-get is not usable here; $otherwise"
   fi
+}
+
+wordnet_missing() { [ ! -f /usr/share/wordnet/data.noun ]; }
+
+demo_packages() {
+  # WordNet (Debian wordnet-base) puts photo labels in plain words ("tabby cat": cat, feline, animal);
+  # without it photos are still described by their labels.
+  if wordnet_missing; then
+    apt_install "for plain-word photo descriptions" "photos are described by their ImageNet labels only" wordnet-base
+  fi
+}
+
+test_packages() {
+  # Debian packages some tests drive: Chromium for the web page (through Playwright, whose pip package
+  # carries the driver, not a browser), LibreOffice Impress for rendered slide pictures and WordNet for
+  # plain-word photo descriptions. Installed when missing, where apt-get and root (or sudo) are
+  # available; otherwise those tests say what is missing.
+  local want=()
+  [ -x /usr/bin/chromium ] || want+=(chromium fonts-dejavu-core)
+  command -v soffice >/dev/null || want+=(libreoffice-impress-nogui)
+  wordnet_missing && want+=(wordnet-base)
+  [ ${#want[@]} -eq 0 ] && return 0
+  apt_install "for the browser, slide-rendering and photo-description tests" "the tests that need them will say so" \
+    "${want[@]}"
 }
 
 run_tests() {
@@ -87,7 +108,7 @@ cmd=${1:-demo}
 shift || true
 case "$cmd" in
   setup) setup ;;
-  demo) setup; demo "$@" ;;
+  demo) setup; demo_packages; demo "$@" ;;
   test) setup; run_tests "$@" ;;
   *) say "usage: ./bootstrap.sh demo [QUESTION] | test [PYTEST ARGS] | setup"; exit 2 ;;
 esac

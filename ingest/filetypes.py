@@ -168,7 +168,7 @@ _VIDEO_BRANDS_AUDIO = (b"M4A ", b"M4B ")
 
 FILE_TYPES: list[FileType] = [
     FileType(
-        FileKind.PDF, (".pdf",), _lazy("pdf", "PdfIngestor", chunking_only=True), "pdf", (Magic(b"%PDF-"),),
+        FileKind.PDF, (".pdf",), _lazy("pdf", "PdfIngestor"), "pdf", (Magic(b"%PDF-"),),
         preview=Preview.PAGES,
     ),
     FileType(

@@ -32,7 +32,14 @@ from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.answer.llm import Llm, LlmSettings, backend_for, connect
 from mmrag.pipeline.config import Config, ModelsConfig
 from mmrag.pipeline.index import Index
-from mmrag.pipeline.models import Resolution, resolve_clip, resolve_ocr, resolve_speech, resolve_text
+from mmrag.pipeline.models import (
+    Resolution,
+    resolve_clip,
+    resolve_ocr,
+    resolve_photo_words,
+    resolve_speech,
+    resolve_text,
+)
 from mmrag.pipeline.offline import apply_offline_env
 from mmrag.retrieval.embed import TEXT_RUNTIMES, SentenceTransformerEmbedder, TextEmbedder
 from mmrag.retrieval.keyword import KeywordIndex
@@ -97,6 +104,7 @@ class Models:
     ) -> None:
         self.cfg = cfg
         self.clip = resolve_clip(cfg.models)
+        self.photo_words = resolve_photo_words(cfg.models)
         self._embedder = embedder
         self._visual = visual
         self._visual_resolved = embedder is not None or visual is not None
@@ -133,7 +141,7 @@ class Models:
         """What ingestors need, with OCR and speech resolved to local locations ("" = unavailable)."""
         with self._lock:
             if self._settings is None:
-                self._settings = _ingest_settings(self.cfg, self.clip)
+                self._settings = _ingest_settings(self.cfg, self.clip, self.photo_words)
             return self._settings
 
 
@@ -163,7 +171,7 @@ def _visual_encoder(cfg: Config, found: Resolution) -> ImageTextEncoder | None:
     return ClipEncoder(cfg.models.clip_model, weights, threads=None)
 
 
-def _ingest_settings(cfg: Config, clip: Resolution) -> IngestSettings:
+def _ingest_settings(cfg: Config, clip: Resolution, photo_words: Resolution) -> IngestSettings:
     speech = resolve_speech(cfg.models)
     ocr = resolve_ocr(cfg.models)
     ocr_engine = "" if not ocr.available else ("tesseract" if ocr.model == "Tesseract" else "rapidocr")
@@ -179,6 +187,8 @@ def _ingest_settings(cfg: Config, clip: Resolution) -> IngestSettings:
             if speech.available
             else "",
             max_image_pixels=cfg.limits.max_image_pixels,
+            max_ocr_pages=cfg.limits.max_ocr_pages,
+            wordnet_dir=photo_words.location,
             office=find_office(cfg.models.slide_renderer) if at_ingest else "",
             render_timeout_s=min(120.0, cfg.limits.file_seconds),
         ),

@@ -141,6 +141,8 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
     app = open_app(cfg, create=True, reindex=args.reindex)
     try:
         notices = [] if app.models.clip.available else [app.models.clip.remedy]
+        if app.models.photo_words.available and app.models.photo_words.remedy:
+            notices.append(app.models.photo_words.remedy)  # labels are indexed, but not in plain words
         for note in notices:
             render.notice(note)
         with render.IngestProgress(enabled=not args.verbose) as progress:

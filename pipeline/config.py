@@ -43,6 +43,7 @@ class ModelsConfig:
     speech_model: str = "tiny.en"
     speech_path: str = ""
     ocr_engine: str = "rapidocr"
+    wordnet_path: str = ""  # WordNet 3.0 folder (data.noun) for photo labels in plain words; "" = /usr/share/wordnet
     slide_renderer: str = "auto"  # LibreOffice for slide pictures: "auto" (if installed), a path, or "none"
     # When slide pictures are made: "auto" = at ingest when an image-text encoder embeds them or a vision
     # LLM is sent them (llm_vision), else on first preview; "ingest"; or "preview" (LibreOffice's start-up
@@ -68,6 +69,7 @@ class LimitsConfig:
     max_file_mb: float = 512.0
     file_seconds: float = 1800.0
     max_image_pixels: int = 120_000_000
+    max_ocr_pages: int = 50  # pages of one PDF read by OCR when they have no readable text layer
 
 
 @dataclass(frozen=True, slots=True)

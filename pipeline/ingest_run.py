@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from mmrag.ingest.base import Note
 from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
@@ -46,6 +47,7 @@ class IngestReport:
     chunks: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     unsupported: list[Skipped] = field(default_factory=list)
+    notes: list[Skipped] = field(default_factory=list)  # files indexed in part, and why
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
@@ -56,6 +58,7 @@ class IngestReport:
             "chunks": self.chunks,
             "skipped": [s.to_json() for s in self.skipped],
             "unsupported": [s.to_json() for s in self.unsupported],
+            "notes": [s.to_json() for s in self.notes],
             "ingested_files": self.ingested,
             "removed_files": self.removed,
             "seconds": round(self.seconds, 2),
@@ -168,6 +171,9 @@ class _Run:
             return
         info = FileInfo(root=root, kind=kind, modified=mtime)
         self._replace(root, found.source, chunks, record, label, "", info, tables)
+        for note in (item for item in items if isinstance(item, Note)):
+            log.warning("%s: %s", label, note.reason)
+            self.report.notes.append(Skipped(label, note.reason))
 
     def _replace(
         self,
@@ -226,7 +232,9 @@ class _Run:
                     self.report.removed.append(record.source)
 
 
-def _within_budget(items: Iterator[Chunk | Table], seconds: float, found: Found) -> Iterator[Chunk | Table]:
+def _within_budget(
+    items: Iterator[Chunk | Table | Note], seconds: float, found: Found
+) -> Iterator[Chunk | Table | Note]:
     start = time.monotonic()
     for item in items:
         if time.monotonic() - start > seconds:

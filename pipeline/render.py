@@ -70,6 +70,8 @@ def ingest_report(report: IngestReport, index: Path) -> None:
         out.print("nothing changed since the last run: no file was re-embedded")
     for item in report.skipped:
         out.print(f"  [red]skipped[/red] {escape(item.file)}: {escape(item.reason)}")
+    for item in report.notes:
+        out.print(f"  [yellow]note[/yellow] {escape(item.file)}: {escape(item.reason)}")
     for item in report.unsupported:
         out.print(f"  [dim]unsupported {escape(item.file)}: {escape(item.reason)}[/dim]")
     for source in report.removed:

@@ -6,6 +6,7 @@ Import them as ``from builders import ...`` (``tests/`` is on the test path, see
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 # --- an OpenDocument presentation: two slides with a title, text, a table, a chart and notes ---------
@@ -77,4 +78,24 @@ def build_odp(path: Path, *, picture: bytes = b"", encrypted: bool = False) -> P
         archive.writestr("Object 1/content.xml", chart)
         if picture:
             archive.writestr("Pictures/duck.png", picture)
+    return path
+
+
+# --- a scanned PDF: each page a picture of drawn text lines, no text layer ---------------------------
+
+
+def write_scanned_pdf(path: Path, pages: Sequence[Sequence[str]]) -> Path:
+    """A PDF of letter-size pages scanned at 150 dpi: each page's lines drawn into a picture (PIL)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    pictures = []
+    for lines in pages:
+        page = Image.new("RGB", (1275, 1650), "white")
+        draw = ImageDraw.Draw(page)
+        font = ImageFont.load_default(size=40)
+        for i, line in enumerate(lines):
+            draw.text((130, 200 + 80 * i), line, fill="black", font=font)
+        pictures.append(page)
+    first, *rest = pictures
+    first.save(path, "PDF", resolution=150, save_all=True, append_images=rest)
     return path

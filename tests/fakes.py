@@ -41,24 +41,28 @@ class CountingEmbedder(HashEmbedder):
 
 
 class FakeTranscriber:
-    """Returns fixed segments and records the size of the audio it was given."""
+    """Returns fixed segments and records the audio it was given (``heard``: sizes, ``clips``: samples)."""
 
     def __init__(self, segments: list[Segment]) -> None:
         self.segments = segments
         self.heard: list[int] = []
+        self.clips: list[np.ndarray] = []
 
     def transcribe(self, audio: np.ndarray) -> list[Segment]:
         self.heard.append(audio.size)
+        self.clips.append(np.array(audio, copy=True))
         return self.segments
 
 
 class FakeOcr:
-    """Reads ``text`` from every picture, or fails like a broken runtime."""
+    """Reads ``text`` from every picture, or fails like a broken runtime; ``seen`` holds the pictures' shapes."""
 
     def __init__(self, text: str = "", fail: bool = False) -> None:
         self.text, self.fail = text, fail
+        self.seen: list[tuple[int, ...]] = []
 
     def read(self, image: object) -> str:
+        self.seen.append(tuple(np.asarray(image).shape))
         if self.fail:
             raise RuntimeError("onnxruntime exploded")
         return self.text

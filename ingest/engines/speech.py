@@ -1,7 +1,10 @@
 """Speech to timed text: decoding audio tracks, Whisper transcribers, and transcript windows.
 
 Audio is decoded with PyAV (no ``ffmpeg`` program needed) to float32 mono at 16 kHz, the input
-every Whisper implementation expects. Two backends sit behind the small ``Transcriber`` protocol:
+every Whisper implementation expects. While a two-channel track is decoded, ``ChannelStats``
+measures whether its channels carry one recording (plain stereo, dual mono, two microphones in
+one room: the samples or the loudness over time move together) or two (a call recorded with one
+speaker per channel); the latter is transcribed channel by channel (``decode_audio(channel=i)``). Two backends sit behind the small ``Transcriber`` protocol:
 
 - ``faster-whisper`` (CTranslate2, int8 on CPU): the default, fast enough for hours of recordings;
   its Silero voice-activity filter ships inside the package and skips silence and music.
@@ -40,6 +43,9 @@ _TRUNCATED_SHARE = 0.8  # less than this share of the announced duration decoded
 _BAD_PACKET_SHARE = 0.25  # more undecodable packets than this share: the track is damaged, not glitched
 _SENTENCE_ENDS = (".", "?", "!", "…", "。", "？", "！")
 _CLOSING_MARKS = "\"'”’»)]"
+_SAME_CORRELATION = 0.8  # samples or loudness envelopes correlated at least this much: one recording
+_ENVELOPE_BLOCK = SAMPLE_RATE // 10  # loudness is compared over 0.1 s blocks
+_QUIET_CHANNEL = 0.01  # a channel with less than this share of the other's energy carries no speaker of its own
 WHISPER_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -195,9 +201,59 @@ def transcriber_for(backend: str, location: str, cpu_threads: int = 2) -> Transc
         return found
 
 
-def decode_audio(path: Path, sr: int = SAMPLE_RATE) -> AudioArray:
+class ChannelStats:
+    """Running measures of a two-channel track, fed (2, n) blocks while it is decoded; ``differ``
+    says whether its channels hold different recordings (one speaker per channel)."""
+
+    def __init__(self) -> None:
+        self._sums = np.zeros(5)  # sum of l, r, l*l, r*r, l*r
+        self._count = 0
+        self._block = np.zeros(2)
+        self._block_count = 0
+        self._envelopes: list[tuple[float, float]] = []
+
+    def add(self, stereo: npt.NDArray[np.float32]) -> None:
+        left, right = stereo[0].astype(np.float64), stereo[1].astype(np.float64)
+        self._sums += (left.sum(), right.sum(), left @ left, right @ right, left @ right)
+        self._count += left.size
+        self._block += (left @ left, right @ right)
+        self._block_count += left.size
+        if self._block_count >= _ENVELOPE_BLOCK:
+            rms = np.sqrt(self._block / self._block_count)
+            self._envelopes.append((float(rms[0]), float(rms[1])))
+            self._block[:] = 0.0
+            self._block_count = 0
+
+    def differ(self) -> bool:
+        """Both channels carry sound, and neither their samples nor their loudness over time move together."""
+        if self._count == 0:
+            return False
+        mean_l, mean_r, ll, rr, lr = self._sums / self._count
+        var_l, var_r = ll - mean_l**2, rr - mean_r**2
+        if min(var_l, var_r) < _QUIET_CHANNEL * max(var_l, var_r) or max(ll, rr) < SILENCE_PEAK**2:
+            return False
+        samples = (lr - mean_l * mean_r) / np.sqrt(var_l * var_r)
+        return bool(samples < _SAME_CORRELATION and _correlation(self._envelopes) < _SAME_CORRELATION)
+
+
+def _correlation(pairs: Sequence[tuple[float, float]]) -> float:
+    """Pearson correlation of paired values; 0.0 when either side does not vary (or too few pairs)."""
+    if len(pairs) < 3:
+        return 0.0
+    values = np.asarray(pairs, dtype=np.float64)
+    spread = values.std(axis=0)
+    if float(spread.min()) <= 1e-12:
+        return 0.0
+    return float(np.corrcoef(values[:, 0], values[:, 1])[0, 1])
+
+
+def decode_audio(
+    path: Path, sr: int = SAMPLE_RATE, *, channel: int | None = None, stats: ChannelStats | None = None
+) -> AudioArray:
     """The first audio track of a media file as float32 mono at ``sr`` Hz, decoded with PyAV.
 
+    ``channel`` (0 or 1) takes that channel of a two-channel track instead of the mix; ``stats``
+    is fed the two channels of a two-channel track while it is decoded.
     Raises ``IngestError`` for files that are not media, have no audio track, cannot be decoded,
     or stop well before the duration their header announces (an incomplete download or copy).
     A few damaged packets in a long track are skipped, as media players do.
@@ -213,7 +269,12 @@ def decode_audio(path: Path, sr: int = SAMPLE_RATE) -> AudioArray:
             raise IngestError(path, "no audio track")
         stream = container.streams.audio[0]
         announced = _announced_seconds(container, stream)
+        two = _channels(stream) == 2
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+        wanted = channel is not None or stats is not None
+        split = av.AudioResampler(format="fltp", layout="stereo", rate=sr) if two and wanted else None
+        if channel is not None and split is not None:
+            resampler = split
         pieces: list[AudioArray] = []
         packets = bad = 0
         try:
@@ -226,8 +287,8 @@ def decode_audio(path: Path, sr: int = SAMPLE_RATE) -> AudioArray:
                     log.debug("%s: skipped an undecodable audio packet: %s", path, e)
                     continue
                 for frame in frames:
-                    pieces.extend(_samples(r) for r in resampler.resample(frame))
-            pieces.extend(_samples(r) for r in resampler.resample(None))
+                    pieces.extend(_take(resampler, frame, channel, stats, split))
+            pieces.extend(_take(resampler, None, channel, stats, split))
         except (av.FFmpegError, ValueError) as e:
             raise IngestError(path, f"damaged audio track ({e})") from e
     finally:
@@ -248,6 +309,26 @@ def decode_audio(path: Path, sr: int = SAMPLE_RATE) -> AudioArray:
 
 def _samples(frame: Any) -> AudioArray:
     return np.asarray(frame.to_ndarray(), dtype=np.float32).reshape(-1)
+
+
+def _take(resampler: Any, frame: Any, channel: int | None, stats: ChannelStats | None, split: Any) -> list[AudioArray]:
+    """The mono (or ``channel``'s) samples of one decoded frame (``None``: flush); feeds ``stats``."""
+    if split is None:
+        return [_samples(r) for r in resampler.resample(frame)]
+    if channel is not None:  # ``resampler`` is ``split``: planar stereo
+        return [np.asarray(r.to_ndarray(), dtype=np.float32)[channel] for r in split.resample(frame)]
+    if stats is not None:
+        for r in split.resample(frame):
+            stats.add(np.asarray(r.to_ndarray(), dtype=np.float32))
+    return [_samples(r) for r in resampler.resample(frame)]
+
+
+def _channels(stream: Any) -> int:
+    layout = getattr(stream, "layout", None) or getattr(stream.codec_context, "layout", None)
+    try:
+        return len(layout.channels) if layout is not None else int(stream.codec_context.channels)
+    except (AttributeError, TypeError):
+        return 1
 
 
 def _announced_seconds(container: Any, stream: Any) -> float | None:

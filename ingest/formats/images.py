@@ -6,6 +6,8 @@ text describes what can be read from the file offline: meaningful words of the f
 XMP and PNG text chunks, ImageNet labels from a small packaged classifier when it is installed
 ("Looks like: tabby cat"), the text in the image (OCR), and its format, size, date, camera and main
 colours. A picture with none of these is still a chunk: visual search can find it by its thumbnail.
+The labels are followed by what they are a kind of in plain words, from WordNet when it is
+installed ("tabby cat" -> cat, feline, animal: ``engines.wordnet``).
 
 The chunk is located at ``Section()`` (the whole file); ``image`` is a thumbnail in the index's media
 folder (or the original file when there is none). GIFs and TIFFs contribute their first frame/page.
@@ -35,6 +37,7 @@ from mmrag.ingest.engines.thumbs import (
     save_thumbnail,
     upright_rgb,
 )
+from mmrag.ingest.engines.wordnet import plain_words, wordnet_at
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +249,49 @@ def _short_label(description: str) -> str:
     return longer[0] if longer else names[0]
 
 
-_labeler: ImageLabeler | None = None
+_classes: dict[str, tuple[str, ...]] | None = None
 _labeler_lock = threading.Lock()
+_labeler: ImageLabeler | None = None
+
+
+def imagenet_classes() -> dict[str, tuple[str, ...]]:
+    """Each label ``ImageLabeler`` gives ("tabby cat") with its ImageNet class ids (WordNet offsets,
+    ``n02123045``), read from timm's class lists without importing timm (or torch); {} without timm."""
+    global _classes
+    with _labeler_lock:
+        if _classes is None:
+            _classes = _read_classes()
+        return _classes
+
+
+def _read_classes() -> dict[str, tuple[str, ...]]:
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    info = Path(next(iter(spec.submodule_search_locations))) / "data" / "_info"
+    try:
+        ids = (info / "imagenet_synsets.txt").read_text(encoding="utf-8").split()
+        lemmas = dict(
+            line.split("\t", 1) for line in (info / "imagenet_synset_to_lemma.txt").read_text("utf-8").splitlines()
+        )
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for wnid in ids:
+        name = _short_label(lemmas.get(wnid, ""))
+        found[name] = (*found.get(name, ()), wnid)
+    return found
+
+
+def label_kinds(labels: list[str], wordnet_dir: str) -> list[str]:
+    """What the labelled things are kinds of, in plain words, not repeating a label ("cat", "animal")."""
+    database = wordnet_at(wordnet_dir)
+    if database is None or not labels:
+        return []
+    classes = imagenet_classes()
+    wnids = [ids[0] for ids in (classes.get(label, ()) for label in labels) if len(ids) == 1]  # "crane": 2 classes
+    shown = {label.lower() for label in labels}
+    return [kind for kind in plain_words(database, wnids) if kind.lower() not in shown]
 
 
 def image_labeler() -> ImageLabeler:
@@ -326,6 +370,7 @@ class ImagesIngestor:
         # A picture of a page "looks like" a pill bottle or a ruler to an ImageNet classifier: only
         # confident labels are kept for images that are mostly text.
         labels = labeler.labels(frame, min_probability=0.5 if many_words else 0.1) if labeler.available else []
+        labels += label_kinds(labels, media.wordnet_dir)
         text = describe(
             name=name_words(path.stem),
             metadata=metadata,

@@ -5,29 +5,49 @@ Every page with text gives one or more TEXT chunks located at ``Page(n)`` (1-bas
 are the blocks the splitter packs), whitespace is normalised and words hyphenated across a line end
 are joined ("exam-" + "ple" -> "example") when both sides are lowercase letters.
 
+A page without a text layer (a scan, text drawn as outlines) or with an unreadable one (fonts whose
+glyphs map to private or unassigned code points, letters that form no words: ``text.quality``) is
+rendered at 144 dpi and read by the configured OCR engine (``MediaConfig.ocr_engine``, through the
+index's OCR cache), at most ``MediaConfig.max_ocr_pages`` pages a file; a capped file says so in a
+``Note``. OCR text replaces an unreadable layer unless it is junk too. Good pages and blank
+pages (nothing drawn on them) are never OCR'd.
+
 PDFium is not thread-safe: all access to it in this process goes through ``PDFIUM_LOCK``, so one
-``PdfIngestor`` may be shared across threads (the calls are then serialised). Documents, pages and
-text pages are closed as soon as their text is read.
+``PdfIngestor`` may be shared across threads (the calls are then serialised; OCR runs outside the
+lock). Documents, pages and text pages are closed as soon as their text is read.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mmrag.ingest.base import ChunkingConfig
+from mmrag.ingest.base import IngestSettings, MediaConfig, Note
 from mmrag.ingest.chunk import Chunk, Modality, Page
 from mmrag.ingest.errors import IngestError
+from mmrag.ingest.text.quality import text_quality
 from mmrag.ingest.text.textsplit import pack_blocks
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+log = logging.getLogger(__name__)
 
 PDFIUM_LOCK = threading.RLock()
 """Held around every PDFium call in this process (PDFium keeps global state and is not thread-safe)."""
 
-NO_TEXT = "no text layer (scanned PDF; OCR of PDF pages is not enabled yet)"
+NO_TEXT = "no text layer (scanned PDF), and OCR is off or unavailable (see `mmrag models`)"
+NO_OCR_PAGES = "no text layer (scanned PDF), and OCR of PDF pages is off ([limits] max_ocr_pages = 0)"
+NOTHING_READ = "no text layer, and OCR read no text on its pages (blank or unreadable scan)"
+BLANK = "no text: its pages are blank"
+OCR_DPI = 144
+_OCR_MAX_SIDE = 2000  # pixels; RapidOCR reads at most this size anyway (a poster page is scaled down)
 ENCRYPTED = "password-protected PDF (remove the password to index it)"
 
 # PDFium's FPDF_GetLastError codes for a failed load.
@@ -69,26 +89,84 @@ def _title(metadata: dict[str, str]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class PdfPage:
+    """One page as read from the file: its clean lines, and whether OCR should read it instead."""
+
+    lines: list[str]
+    needs_ocr: bool = False  # no text or an unreadable text layer, and something is drawn on it
+    raw: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class PdfIngestor:
-    """PDF files: TEXT chunks per page, cited as ``Page(n)``."""
+    """PDF files: TEXT chunks per page, cited as ``Page(n)``; pages without usable text read by OCR."""
 
-    chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
+    settings: IngestSettings = field(default_factory=IngestSettings)
 
-    def ingest(self, path: Path, source: str) -> Iterator[Chunk]:
-        title, pages = read_pages(path)
-        if not pages:
+    def ingest(self, path: Path, source: str) -> Iterator[Chunk | Note]:
+        title, read = read_document(path)
+        if not read:
             raise IngestError(path, "PDF without pages (nothing to index)")
+        pages, note = self._ocr(path, read)
         if not any(pages):
-            raise IngestError(path, NO_TEXT)
-        prefix = f"{title}\n\n" if title and len(title) <= self.chunking.max_chars // 4 else ""
+            raise IngestError(path, _no_text_reason(read, self.settings.media))
+        chunking = self.settings.chunking
+        prefix = f"{title}\n\n" if title and len(title) <= chunking.max_chars // 4 else ""
         # All pages are read before the first chunk is yielded: a file fails whole or not at all.
         for number, lines in enumerate(pages, start=1):
-            for part, body in enumerate(pack_blocks(lines, self.chunking, reserved=len(prefix), separator="\n")):
+            for part, body in enumerate(pack_blocks(lines, chunking, reserved=len(prefix), separator="\n")):
                 yield Chunk(source, Modality.TEXT, Page(number), prefix + body, part=part, title=title)
+        if note is not None:
+            yield note
+
+    def _ocr(self, path: Path, read: list[PdfPage]) -> tuple[list[list[str]], Note | None]:
+        """Every page's lines, OCR's for the pages that need it (up to the cap); a ``Note`` if capped."""
+        pages = [page.lines for page in read]
+        wanted = [i for i, page in enumerate(read) if page.needs_ocr]
+        media = self.settings.media
+        engine = _engine(media) if wanted and media.max_ocr_pages > 0 else None
+        if engine is None:
+            return pages, None
+        for index in wanted[: media.max_ocr_pages]:
+            pixels = render_page(path, index)
+            try:
+                text = engine.read(pixels)
+            except Exception:  # one page the engine chokes on keeps what its text layer has
+                log.warning("%s: OCR failed on page %d", path, index + 1, exc_info=True)
+                continue
+            lines = normalise_page_text(text)
+            if lines and (not text_quality(text).garbled or not read[index].lines):
+                pages[index] = lines
+        if len(wanted) <= media.max_ocr_pages:
+            return pages, None
+        return pages, Note(
+            f"OCR read {media.max_ocr_pages} of the {len(wanted)} pages without a readable text layer "
+            f"(raise [limits] max_ocr_pages to read them all)"
+        )
+
+
+def _engine(media: MediaConfig) -> Any:
+    from mmrag.ingest.engines.ocr import ocr_engine
+
+    return ocr_engine(media.ocr_engine, media.cpu_threads, media.ocr_cache)
+
+
+def _no_text_reason(read: list[PdfPage], media: MediaConfig) -> str:
+    if not any(page.needs_ocr for page in read):
+        return BLANK
+    if media.max_ocr_pages <= 0:
+        return NO_OCR_PAGES
+    return NOTHING_READ if _engine(media) is not None else NO_TEXT
 
 
 def read_pages(path: Path) -> tuple[str, list[list[str]]]:
-    """The title and the normalised lines of every page, or ``IngestError`` with what is wrong."""
+    """The title and the normalised lines of every page (its text layer), or ``IngestError`` with what is wrong."""
+    title, pages = read_document(path)
+    return title, [page.lines for page in pages]
+
+
+def read_document(path: Path) -> tuple[str, list[PdfPage]]:
+    """The title and every page's text layer, each page marked when OCR should read it instead."""
     import pypdfium2 as pdfium
 
     with PDFIUM_LOCK:
@@ -98,10 +176,10 @@ def read_pages(path: Path) -> tuple[str, list[list[str]]]:
             raise IngestError(path, _load_reason(path, getattr(e, "err_code", None))) from e
         try:
             title = _title(_metadata(document))
-            pages: list[list[str]] = []
+            pages: list[PdfPage] = []
             for index in range(len(document)):
                 try:
-                    pages.append(normalise_page_text(_page_text(document, index)))
+                    pages.append(_read_page(document, index))
                 except pdfium.PdfiumError as e:
                     raise IngestError(path, f"damaged PDF: page {index + 1} cannot be read ({e})") from e
             return title, pages
@@ -109,16 +187,47 @@ def read_pages(path: Path) -> tuple[str, list[list[str]]]:
             document.close()
 
 
-def _page_text(document: Any, index: int) -> str:
+def _read_page(document: Any, index: int) -> PdfPage:
     page = document[index]
     try:
         textpage = page.get_textpage()
         try:
-            return str(textpage.get_text_range())
+            raw = str(textpage.get_text_range())
         finally:
             textpage.close()
+        lines = normalise_page_text(raw)
+        unreadable = not lines or text_quality(raw).garbled
+        drawn = unreadable and next(iter(page.get_objects(max_depth=1)), None) is not None
+        return PdfPage(lines, needs_ocr=drawn, raw=raw)
     finally:
         page.close()
+
+
+def render_page(path: Path, index: int, dpi: int = OCR_DPI) -> npt.NDArray[np.uint8]:
+    """Page ``index`` (0-based) as RGB pixels at ``dpi`` (smaller for pages over ``_OCR_MAX_SIDE`` pixels)."""
+    import numpy as np
+    import pypdfium2 as pdfium
+
+    with PDFIUM_LOCK:
+        try:
+            document: Any = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError as e:
+            raise IngestError(path, _load_reason(path, getattr(e, "err_code", None))) from e
+        try:
+            page = document[index]
+            try:
+                width, height = page.get_size()
+                scale = min(dpi / 72, _OCR_MAX_SIDE / max(width, height, 1.0))
+                bitmap = page.render(scale=scale, rev_byteorder=True)
+                try:
+                    pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8)
+                finally:
+                    bitmap.close()
+            finally:
+                page.close()
+        finally:
+            document.close()
+    return pixels
 
 
 def _metadata(document: Any) -> dict[str, str]:

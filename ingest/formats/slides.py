@@ -54,6 +54,7 @@ _TABLE_BLOCK_ROWS = 20
 _TITLE_MAX = 150
 _LINE_BAND = 137_160  # EMU (0.15 inch): boxes whose tops differ by less are side by side
 _DECK_TITLE_MAX = 100
+_TITLE_TYPES = frozenset({1, 3, 5})  # PP_PLACEHOLDER TITLE, CENTER_TITLE, VERTICAL_TITLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +277,7 @@ class _Collector:
 
 def read_slide(number: int, slide: Any, *, pictures: bool = True) -> SlideContent:
     """One slide's title, text blocks in reading order, tables, charts and pictures."""
-    title_shape = slide.shapes.title
+    title_shape = _title_shape(slide)
     title_text = _frame_text(title_shape.text_frame) if title_shape is not None else ""
     title = clean_cell(title_text)
     found = _Collector(keep_bytes=pictures)
@@ -304,6 +305,20 @@ def read_slide(number: int, slide: Any, *, pictures: bool = True) -> SlideConten
         hidden=slide._element.get("show") in ("0", "false"),
         title_in_blocks=title_in_blocks,
     )
+
+
+def _title_shape(slide: Any) -> Any:
+    """The slide's title placeholder, or None. python-pptx takes the placeholder of index 0 for the
+    title, but a placeholder without an index (a layout's picture placeholder, ``<p:ph type="pic"/>``)
+    has index 0 too: only one that holds text can be the title."""
+    found = slide.shapes.title
+    if found is not None and getattr(found, "has_text_frame", False):
+        return found
+    for shape in slide.placeholders:
+        kind = shape.placeholder_format.type
+        if kind is not None and int(kind) in _TITLE_TYPES and getattr(shape, "has_text_frame", False):
+            return shape
+    return None
 
 
 def _reading_order(shapes: Any) -> list[Any]:

@@ -5,6 +5,10 @@
 - SPEECH chunks: the audio track's transcript windows, exactly as for audio files.
 - MOMENT chunks: one per transcript window, joining what was said with the text on screen during
   it; its image is the keyframe on screen at the window's middle, so a visual encoder embeds it.
+  Where nothing is said (a video without speech, or a long gap in it: ``scenes.SPEECH_GAP``),
+  one MOMENT per scene instead: from a keyframe to the next one that shows something else,
+  with the text read on screen and what the frame looks like (ImageNet labels), so "when does the
+  logo appear" is cited 00:40-00:50, not the whole video.
 
 Frames are decoded with PyAV, which measured 2-3x faster here than OpenCV's ``grab()`` on H.264
 (multi-threaded decoding, and non-reference frames skipped: they are never needed for sampling).
@@ -12,7 +16,9 @@ Every ``SAMPLE_STEP`` seconds a frame is scaled down to a small image, and
 ``KeyframeSelector`` decides from those alone which frames to keep: scene cuts (most pixels and
 colours change at once; a camera pan changes pixels, not colours), content changes
 that have settled (a new slide or bullet, a page scrolled), and at least one frame every
-``keyframe_max_interval`` seconds unless it is a near-duplicate of the last one (dHash).
+``keyframe_max_interval`` seconds unless it is a near-duplicate of the last one (dHash). Where
+nothing is said, the frames are the only time locators, so there a periodic frame is a duplicate
+only when almost no pixel changed (a caption too small for the other tests still counts).
 Only kept frames are converted at full size.
 
 OCR of one frame costs about as much CPU as decoding a minute of 720p video (~1.2 s), so
@@ -25,7 +31,7 @@ OCR 250 s for 127 frames, transcription 170 s).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -36,9 +42,10 @@ import numpy.typing as npt
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Modality, TimeSpan
-from mmrag.ingest.engines.speech import Segment
+from mmrag.ingest.engines.speech import Segment, speech_windows
 from mmrag.ingest.errors import IngestError
-from mmrag.ingest.formats.audio import AudioIngestor, speech_chunks, transcribe_file
+from mmrag.ingest.formats.audio import AudioIngestor, speech_chunks, transcribe_segments
+from mmrag.ingest.formats.scenes import silent_moments, silent_spans, within
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,7 @@ _STILL_SHARE = 0.02  # at most this share moving between two samples: the pictur
 _MIN_CUT_GAP = 1.0  # seconds since the last keyframe before a cut or a change counts:
 _MIN_CHANGE_GAP = 2.0  # against strobes, fades and a fidgeting speaker
 _NEAR_DUPLICATE_BITS = 6  # dHash Hamming distance at or under which a periodic frame repeats the last
+_SILENT_SAME_SHARE = 0.001  # where nothing is said, a periodic frame with fewer pixels changed repeats the last
 _OCR_MAX_SIDE = 1600
 OCR_FIRST = 8  # frames any video may read
 OCR_EVERY = 30.0  # seconds of video that earn one more OCR read
@@ -108,8 +116,9 @@ class KeyframeSelector:
     sample, the first one that showed the new content; the others keep the sample just offered.
     """
 
-    def __init__(self, max_interval: float) -> None:
+    def __init__(self, max_interval: float, silent: Callable[[float], bool] | None = None) -> None:
         self.max_interval = max_interval
+        self.silent = silent  # whether nothing is said at a time (then periodic frames are compared finely)
         self._kept: Sample | None = None
         self._kept_hash = 0
         self._previous: Sample | None = None
@@ -132,10 +141,14 @@ class KeyframeSelector:
             and previous.time - kept.time >= _MIN_CHANGE_GAP
         ):
             return self._keep(previous, Reason.CHANGE)
-        due = sample.time - kept.time >= self.max_interval
-        if due and bin(sample.dhash() ^ self._kept_hash).count("1") > _NEAR_DUPLICATE_BITS:
+        if sample.time - kept.time >= self.max_interval and not self._repeats_kept(sample, since_kept):
             return self._keep(sample, Reason.DUE)
         return None
+
+    def _repeats_kept(self, sample: Sample, since_kept: npt.NDArray[np.bool_]) -> bool:
+        if bin(sample.dhash() ^ self._kept_hash).count("1") > _NEAR_DUPLICATE_BITS:
+            return False
+        return self.silent is None or not self.silent(sample.time) or float(since_kept.mean()) < _SILENT_SAME_SHARE
 
     def _keep(self, sample: Sample, reason: Reason) -> tuple[Sample, Reason]:
         self._kept, self._kept_hash = sample, sample.dhash()
@@ -162,12 +175,14 @@ class OcrBudget:
 
 @dataclass(frozen=True, slots=True)
 class Keyframe:
-    """A kept frame: shown from ``time`` until ``end``, the text read in it, its image file."""
+    """A kept frame: shown from ``time`` until ``end``, the text read in it, its image file, and
+    (where nothing is said) what it looks like."""
 
     time: float
     end: float
     text: str = ""
     image: Path | None = None
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,15 +234,20 @@ def probe_tracks(path: Path, max_pixels: int) -> Tracks:
         container.close()
 
 
-def read_keyframes(path: Path, source: str, media: MediaConfig) -> Iterator[Keyframe]:
-    """The keyframes of ``path``'s video track, each as soon as the next one (or the end) is known."""
+def read_keyframes(
+    path: Path, source: str, media: MediaConfig, silent: Callable[[float], bool] | None = None
+) -> Iterator[Keyframe]:
+    """The keyframes of ``path``'s video track, each as soon as the next one (or the end) is known.
+
+    ``silent`` says where nothing is said: there frames are kept more finely and labelled.
+    """
     import av
 
     from mmrag.ingest.engines.ocr import ocr_engine
 
     engine = ocr_engine(media.ocr_engine, media.cpu_threads)
-    selector, budget = KeyframeSelector(media.keyframe_max_interval), OcrBudget()
-    pending: tuple[float, str, Path | None] | None = None
+    selector, budget = KeyframeSelector(media.keyframe_max_interval, silent), OcrBudget()
+    pending: tuple[float, str, Path | None, tuple[str, ...]] | None = None
     container = _open(path)
     try:
         stream = _video_stream(container)
@@ -266,10 +286,13 @@ def read_keyframes(path: Path, source: str, media: MediaConfig) -> Iterator[Keyf
                     continue
                 kept, reason = chosen
                 read = engine is not None and budget.take(kept.time, reason)
-                text, image = _keep_frame(kept.frame, kept.time, source, media, engine if read else None, path)
+                label = silent is not None and silent(kept.time)
+                text, image, labels = _keep_frame(
+                    kept.frame, kept.time, source, media, engine if read else None, path, label
+                )
                 if pending is not None:
-                    yield Keyframe(pending[0], kept.time, pending[1], pending[2])
-                pending = (kept.time, text, image)
+                    yield Keyframe(pending[0], kept.time, *pending[1:])
+                pending = (kept.time, text, image, labels)
     except av.FFmpegError as e:
         raise IngestError(path, f"damaged video track ({e})") from e
     finally:
@@ -282,7 +305,7 @@ def read_keyframes(path: Path, source: str, media: MediaConfig) -> Iterator[Keyf
             path,
             f"truncated video: only {end:.1f} s of {announced:.1f} s could be decoded (incomplete download or copy?)",
         )
-    yield Keyframe(pending[0], max(end, pending[0]), pending[1], pending[2])
+    yield Keyframe(pending[0], max(end, pending[0]), *pending[1:])
 
 
 def _small_height(frame: Any) -> int:
@@ -290,11 +313,13 @@ def _small_height(frame: Any) -> int:
 
 
 def _keep_frame(
-    frame: Any, time: float, source: str, media: MediaConfig, engine: Any, path: Path
-) -> tuple[str, Path | None]:
-    """Read the text in a kept frame (when ``engine`` is given) and save its JPEG; both optional."""
-    if engine is None and media.media_dir is None:
-        return "", None
+    frame: Any, time: float, source: str, media: MediaConfig, engine: Any, path: Path, label: bool = False
+) -> tuple[str, Path | None, tuple[str, ...]]:
+    """Read the text in a kept frame (when ``engine`` is given), save its JPEG, label it (with
+    ``label``, when the labeler is installed); all optional."""
+    labeler = _labeler() if label else None
+    if engine is None and media.media_dir is None and labeler is None:
+        return "", None, ()
     scale = min(1.0, _OCR_MAX_SIDE / max(frame.width, frame.height, 1))
     rgb = frame.to_ndarray(
         format="rgb24", width=max(1, round(frame.width * scale)), height=max(1, round(frame.height * scale))
@@ -305,6 +330,7 @@ def _keep_frame(
             text = engine.read(rgb).strip()
         except Exception:  # one frame the OCR engine chokes on must not lose the video
             log.warning("%s: OCR failed on the frame at %s", path, clock(time), exc_info=True)
+    labels = _labels(labeler, rgb, text, media.wordnet_dir) if labeler is not None else ()
     image = None
     if media.media_dir is not None:
         from PIL import Image
@@ -313,7 +339,26 @@ def _keep_frame(
 
         key = f"{source}\x00frame\x00{time:.3f}"
         image = save_thumbnail(Image.fromarray(rgb, "RGB"), media.media_dir, key, media.thumbnail_px)
-    return text, image
+    return text, image, labels
+
+
+def _labels(labeler: Any, rgb: npt.NDArray[np.uint8], text: str, wordnet_dir: str) -> tuple[str, ...]:
+    """What the frame looks like, then what that is a kind of (as for photos: a frame that is mostly
+    text keeps only confident labels)."""
+    from PIL import Image
+
+    from mmrag.ingest.formats.images import label_kinds
+
+    labels = labeler.labels(Image.fromarray(rgb, "RGB"), min_probability=0.5 if len(text.split()) >= 5 else 0.1)
+    return (*labels, *label_kinds(labels, wordnet_dir))
+
+
+def _labeler() -> Any:
+    """The photo labeler when it is installed, else None."""
+    from mmrag.ingest.formats import images
+
+    labeler = images.image_labeler()
+    return labeler if labeler.available else None
 
 
 def frame_chunk(source: str, title: str, frame: Keyframe) -> Chunk:
@@ -372,12 +417,15 @@ class VideoIngestor:
             yield from AudioIngestor(self.settings).ingest(path, source)  # an audio-only file named .mp4/.webm
             return
         title = path.stem
+        segments = transcribe_segments(path, media) if tracks.audio else None
+        # where nothing is said is known before the frames are read: there they are kept more finely
         frames: list[Keyframe] = []
-        for frame in read_keyframes(path, source, media):
+        for frame in read_keyframes(path, source, media, within(silent_spans(segments, float("inf")))):
             frames.append(frame)
             yield frame_chunk(source, title, frame)
-        windows = transcribe_file(path, media) if tracks.audio else None
+        windows = speech_windows(segments, media.speech_window) if segments else []
         if windows:
             yield from speech_chunks(source, title, windows)
             for window in windows:
                 yield moment_chunk(source, title, window, frames)
+        yield from silent_moments(source, title, frames, silent_spans(segments, frames[-1].end))

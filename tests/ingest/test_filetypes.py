@@ -45,7 +45,7 @@ def test_every_supported_kind_has_its_ingestor() -> None:
     }
     for kind, cls in expected.items():
         assert isinstance(ingestor_for(kind, settings), cls), kind
-    assert getattr(ingestor_for(FileKind.PDF, settings), "chunking", None) == settings.chunking
+    assert getattr(ingestor_for(FileKind.PDF, settings), "settings", None) == settings  # PDFs use OCR settings too
     assert {t.kind for t in FILE_TYPES} == set(expected)
 
 

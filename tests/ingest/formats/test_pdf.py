@@ -7,17 +7,25 @@ from pathlib import Path
 
 import pypdf
 import pytest
+from builders import write_scanned_pdf
+from fakes import FakeOcr
 
-from mmrag.ingest.base import ChunkingConfig
+import mmrag.ingest.engines.ocr as ocr_module
+from mmrag.ingest.base import ChunkingConfig, IngestSettings, MediaConfig, Note
 from mmrag.ingest.chunk import Chunk, Modality, Page
 from mmrag.ingest.errors import IngestError
-from mmrag.ingest.formats.pdf import ENCRYPTED, NO_TEXT, PdfIngestor, normalise_page_text
+from mmrag.ingest.formats.pdf import BLANK, ENCRYPTED, NO_TEXT, PdfIngestor, normalise_page_text
 
 MakePdf = Callable[..., Path]
 
 
-def _ingest(path: Path, chunking: ChunkingConfig | None = None) -> list[Chunk]:
-    return list(PdfIngestor(chunking or ChunkingConfig()).ingest(path, path.name))
+def _ingest(path: Path, chunking: ChunkingConfig | None = None, **media: object) -> list[Chunk]:
+    return [item for item in _items(path, chunking, **media) if isinstance(item, Chunk)]
+
+
+def _items(path: Path, chunking: ChunkingConfig | None = None, **media: object) -> list[Chunk | Note]:
+    settings = IngestSettings(chunking or ChunkingConfig(), MediaConfig(**{"ocr_engine": "", **media}))  # type: ignore[arg-type]
+    return list(PdfIngestor(settings).ingest(path, path.name))
 
 
 def _page_of(chunks: list[Chunk], phrase: str) -> int:
@@ -109,10 +117,94 @@ def test_binary_file_named_pdf_is_not_a_pdf(tmp_path: Path) -> None:
         _ingest(path)
 
 
-def test_pdf_without_text_layer(make_pdf: MakePdf) -> None:
+def test_pdf_with_blank_pages_only(make_pdf: MakePdf, fake_ocr: FakeOcr) -> None:
     with pytest.raises(IngestError) as caught:
-        _ingest(make_pdf([[], []]))
-    assert caught.value.reason == NO_TEXT == "no text layer (scanned PDF; OCR of PDF pages is not enabled yet)"
+        _ingest(make_pdf([[], []]), ocr_engine="rapidocr")
+    assert caught.value.reason == BLANK == "no text: its pages are blank"
+    assert fake_ocr.seen == []  # nothing drawn on a page: nothing to read
+
+
+# --- pages without a readable text layer: OCR --------------------------------------------------------
+
+
+def merged(first: Path, second: Path, path: Path) -> Path:
+    """The pages of ``first`` then those of ``second`` in one PDF (pypdf)."""
+    writer = pypdf.PdfWriter()
+    for source in (first, second):
+        for page in pypdf.PdfReader(source).pages:
+            writer.add_page(page)
+    with path.open("wb") as out:
+        writer.write(out)
+    return path
+
+
+@pytest.fixture
+def fake_ocr(monkeypatch: pytest.MonkeyPatch) -> FakeOcr:
+    engine = FakeOcr("Invoice 4711 for harbour dredging\nTotal due 12,500 EUR")
+    monkeypatch.setattr(ocr_module, "ocr_engine", lambda name, threads=2, cache=None: engine if name else None)
+    return engine
+
+
+def test_a_scanned_page_is_read_by_ocr_and_cited_by_its_page(
+    tmp_path: Path, make_pdf: MakePdf, fake_ocr: FakeOcr
+) -> None:
+    scanned = write_scanned_pdf(tmp_path / "scan.pdf", [["Invoice 4711 for harbour dredging"]])
+    path = merged(scanned, make_pdf([["Terms: payment within 30 days."]]), tmp_path / "invoice.pdf")
+    chunks = _ingest(path, ocr_engine="rapidocr")
+    assert [(c.locator, c.text) for c in chunks] == [
+        (Page(1), "Invoice 4711 for harbour dredging\nTotal due 12,500 EUR"),
+        (Page(2), "Terms: payment within 30 days."),
+    ]
+    assert fake_ocr.seen == [(1584, 1224, 3)]  # the scanned page only, rendered at 144 dpi
+
+
+def test_a_scanned_pdf_without_ocr_says_ocr_is_off(tmp_path: Path, fake_ocr: FakeOcr) -> None:
+    path = write_scanned_pdf(tmp_path / "scan.pdf", [["Minutes of the board meeting"]])
+    with pytest.raises(IngestError) as caught:
+        _ingest(path, ocr_engine="")
+    assert caught.value.reason == NO_TEXT == "no text layer (scanned PDF), and OCR is off or unavailable (see `mmrag models`)"
+    with pytest.raises(IngestError, match=r"OCR of PDF pages is off \(\[limits\] max_ocr_pages = 0\)"):
+        _ingest(path, ocr_engine="rapidocr", max_ocr_pages=0)
+    assert fake_ocr.seen == []
+
+
+def test_a_text_layer_of_private_code_points_is_replaced_by_ocr(make_pdf: MakePdf, fake_ocr: FakeOcr) -> None:
+    def private(code: int) -> int:
+        return code if code == 32 else 0xE000 + code  # spaces survive, every glyph maps to the private use area
+
+    path = make_pdf([["Invoice 4711 for harbour dredging", "Total due 12,500 EUR"]], to_unicode=private)
+    (layer,) = _ingest(path, ocr_engine="")
+    assert "Invoice" not in layer.text and "\ue049" in layer.text  # what the text layer says: junk
+    (chunk,) = _ingest(path, ocr_engine="rapidocr")
+    assert (chunk.locator, chunk.text) == (Page(1), "Invoice 4711 for harbour dredging\nTotal due 12,500 EUR")
+    assert fake_ocr.seen == [(1584, 1224, 3)]
+
+
+def test_good_text_pages_are_not_ocrd(make_pdf: MakePdf, fake_ocr: FakeOcr) -> None:
+    chunks = _ingest(make_pdf([["Quarterly revenue grew 12 percent."], ["Das Büro zieht im Mai nach Lyon."]]), ocr_engine="rapidocr")
+    assert [c.text for c in chunks] == ["Quarterly revenue grew 12 percent.", "Das Büro zieht im Mai nach Lyon."]
+    assert fake_ocr.seen == []
+
+
+def test_ocr_reads_at_most_max_ocr_pages_and_says_so(tmp_path: Path, fake_ocr: FakeOcr) -> None:
+    path = write_scanned_pdf(tmp_path / "scan.pdf", [["One"], ["Two"], ["Three"]])
+    items = _items(path, ocr_engine="rapidocr", max_ocr_pages=2)
+    chunks = [i for i in items if isinstance(i, Chunk)]
+    assert [c.locator for c in chunks] == [Page(1), Page(2)]
+    assert [i for i in items if isinstance(i, Note)] == [
+        Note("OCR read 2 of the 3 pages without a readable text layer (raise [limits] max_ocr_pages to read them all)")
+    ]
+    assert len(fake_ocr.seen) == 2
+
+
+@pytest.mark.slow
+def test_a_scanned_pdf_is_read_by_the_real_ocr(tmp_path: Path) -> None:
+    if ocr_module.ocr_engine("rapidocr") is None:
+        pytest.skip("RapidOCR is not installed")
+    path = write_scanned_pdf(tmp_path / "minutes.pdf", [["Board meeting minutes"], ["The harbour dredging starts in May"]])
+    chunks = _ingest(path, ocr_engine="rapidocr")
+    assert _page_of(chunks, "harbour") == 2
+    assert _page_of(chunks, "Board meeting") == 1
 
 
 def test_pages_without_text_are_skipped_but_keep_numbering(make_pdf: MakePdf) -> None:

@@ -322,3 +322,48 @@ def test_corpus_chart_data_is_a_table(corpus_decks: dict[str, list[Chunk | Table
     assert [t.locator for t in charts] == [Slide(1), Slide(2)]
     assert charts[0].header == ("category", "Freshwater Ducks", "Saltwater Ducks")
     assert ("2020", "130", "95") in charts[0].rows
+
+
+def build_picture_placeholder_deck(path: Path) -> Path:
+    """A slide on a layout whose only placeholder is a picture placeholder without an index (as some
+    templates and exports write it: ``<p:ph type="pic"/>``), filled with a photo, plus a caption box."""
+    import copy
+
+    from pptx import Presentation
+    from pptx.enum.shapes import PP_PLACEHOLDER
+    from pptx.util import Inches
+
+    deck = Presentation()
+    photo_layout = deck.slide_layouts[6]  # blank, given a picture placeholder below
+    template = next(p for p in deck.slide_layouts[8].placeholders if p.placeholder_format.type == PP_PLACEHOLDER.PICTURE)
+    element = copy.deepcopy(template._element)
+    element.ph.attrib.pop("idx")
+    photo_layout.shapes._spTree.append(element)
+    slide = deck.slides.add_slide(photo_layout)
+    placeholder = next(p for p in slide.placeholders if p.placeholder_format.type == PP_PLACEHOLDER.PICTURE)
+    placeholder.insert_picture(io.BytesIO(_png(320, 200)))
+    box = slide.shapes.add_textbox(Inches(1), Inches(6), Inches(6), Inches(1))
+    box.text_frame.text = "Otters counted at the north pier"
+    second = deck.slides.add_slide(deck.slide_layouts[8])  # the template's own picture-with-caption layout
+    second.shapes.title.text = "Harbour seals"
+    for shape in second.placeholders:
+        if shape.placeholder_format.type == PP_PLACEHOLDER.PICTURE:
+            shape.insert_picture(io.BytesIO(_png(300, 180)))
+    deck.save(str(path))
+    return path
+
+
+def test_a_filled_picture_placeholder_is_read_as_a_picture(tmp_path: Path) -> None:
+    from pptx import Presentation
+    from pptx.shapes.placeholder import PlaceholderPicture
+
+    path = build_picture_placeholder_deck(tmp_path / "wildlife.pptx")
+    assert isinstance(Presentation(str(path)).slides[0].shapes.title, PlaceholderPicture)  # the trap python-pptx sets
+    media = tmp_path / "media"
+    items = _ingest(path, IngestSettings(media=MediaConfig(media_dir=media, ocr_engine="")))
+    assert _slide_of(_chunks(items), "Otters counted at the north pier") == 1
+    assert _slide_of(_chunks(items), "Harbour seals") == 2
+    pictures = _chunks(items, Modality.IMAGE)
+    assert [p.locator for p in pictures] == [Slide(1), Slide(2)]
+    assert all(p.image is not None and p.image.is_file() and media in p.image.parents for p in pictures)
+    assert pictures[1].text.splitlines()[1] == "Slide title: Harbour seals"

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import FakeTranscriber
+from fakes import FakeLabeler, FakeTranscriber
 
 import mmrag.ingest.engines.ocr as ocr_module
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Modality, TimeSpan
 from mmrag.ingest.engines.speech import Segment
 from mmrag.ingest.errors import IngestError
+from mmrag.ingest.formats import images as images_module
+from mmrag.ingest.formats.images import ImageLabeler
+from mmrag.ingest.formats.scenes import silent_spans
 from mmrag.ingest.formats.video import (
     NO_FRAMES,
     Keyframe,
@@ -104,6 +107,13 @@ class ColourOcr:
         return SCENES[int(np.argmax(mean))][0] + " slide"
 
 
+@pytest.fixture(autouse=True)
+def no_labeler(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Fast tests do not load the ImageNet labeler even where its package is installed."""
+    missing = ImageLabeler(weights=tmp_path / "no-such-weights.pth")
+    monkeypatch.setattr(images_module, "image_labeler", lambda: missing)
+
+
 @pytest.fixture
 def colour_ocr(monkeypatch: pytest.MonkeyPatch) -> ColourOcr:
     engine = ColourOcr()
@@ -140,7 +150,9 @@ def spans(chunks: list[Chunk], modality: Modality) -> list[tuple[float, float]]:
 def test_one_keyframe_per_scene_cited_by_its_seconds(tmp_path: Path, colour_ocr: ColourOcr) -> None:
     path = write_avi(tmp_path / "three_scenes.avi", scene_frames())
     chunks = ingest(path, settings(tmp_path, ocr="rapidocr", speech="unused: no audio track"))
-    assert {c.modality for c in chunks} == {Modality.FRAME}
+    moments = [c for c in chunks if c.modality == Modality.MOMENT]  # nothing is said: a moment per scene
+    chunks = [c for c in chunks if c.modality == Modality.FRAME]
+    assert [(m.text, m.locator) for m in moments] == [(f"On screen: {c.text.split(chr(10))[1]}", c.locator) for c in chunks]
     found = spans(chunks, Modality.FRAME)
     assert len(found) == 3
     for (start, end), expected in zip(found, (0.0, 4.0, 8.0), strict=True):
@@ -164,7 +176,7 @@ def test_one_keyframe_per_scene_cited_by_its_seconds(tmp_path: Path, colour_ocr:
 def test_a_still_picture_is_one_keyframe_however_long(tmp_path: Path) -> None:
     path = write_avi(tmp_path / "still.avi", scene_frames(SCENES[:1], seconds=12))
     chunks = ingest(path, settings(keyframe_max_interval=2.0))
-    assert len(chunks) == 1  # the periodic frames every 2 s are near-duplicates, dropped
+    assert len(chunks) == 1  # the periodic frames every 2 s are duplicates, dropped (nothing on it for a moment)
     assert chunks[0].text == "Frame at 00:00"
     assert chunks[0].image is None
     assert abs(spans(chunks, Modality.FRAME)[0][1] - 12.0) <= 0.2
@@ -201,6 +213,91 @@ def test_selector_ignores_a_moving_pointer() -> None:
     selector = KeyframeSelector(max_interval=60.0)
     kept = [selector.offer(sample(t / 2, grey(230, (40, 4 * t, 44, 4 * t + 4)))) for t in range(30)]
     assert [k[1] for k in kept if k] == [Reason.FIRST]
+
+
+# --- where nothing is said: the keyframes locate moments ------------------------------------------
+
+CAPTION_SIZE = (640, 360)
+CAPTIONS = {"ALPHA": (220, 30, 30), "BRAVO": (30, 30, 220)}  # red and blue text, RGB
+
+
+def captioned_frames(seconds: int = 60, fps: int = 2) -> Iterator[np.ndarray]:
+    """A still scene with a subtitle-sized caption: ALPHA for the first 20 s, BRAVO from 40 s on."""
+    import cv2
+
+    width, height = CAPTION_SIZE
+    for i in range(seconds * fps):
+        image = np.full((height, width, 3), 200, np.uint8)
+        cv2.rectangle(image, (width // 2, 20), (width - 20, height - 20), (90, 120, 60), -1)
+        t = i / fps
+        word = "ALPHA" if t < 20 else "BRAVO" if t >= 40 else ""
+        if word:
+            cv2.putText(image, word, (10, height - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.8, CAPTIONS[word], 2, cv2.LINE_AA)
+        yield image
+
+
+class CaptionOcr:
+    """Stands in for OCR: reads the caption word from the colour of its letters."""
+
+    def read(self, image: object) -> str:
+        rgb = np.asarray(image).astype(np.int16)
+        red = int(((rgb[..., 0] - rgb[..., 2]) > 80).sum())
+        blue = int(((rgb[..., 2] - rgb[..., 0]) > 80).sum())
+        return " ".join(word for word, pixels in (("ALPHA", red), ("BRAVO", blue)) if pixels > 20)
+
+
+def write_captioned(path: Path, seconds: int = 60, fps: int = 2) -> Path:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, CAPTION_SIZE)
+    for rgb in captioned_frames(seconds, fps):
+        writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
+    writer.release()
+    return path
+
+
+def holding(chunks: list[Chunk], word: str) -> list[tuple[Modality, float, float]]:
+    return [(c.modality, c.locator.start, c.locator.end) for c in chunks if word in c.text]  # type: ignore[union-attr]
+
+
+def test_a_silent_video_locates_what_is_shown_by_its_keyframes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ocr_module, "ocr_engine", lambda name, threads=2: CaptionOcr() if name else None)
+    labeler = FakeLabeler()
+    monkeypatch.setattr(images_module, "image_labeler", lambda: labeler)
+    path = write_captioned(tmp_path / "harbour_cam.avi")
+    chunks = ingest(path, settings(tmp_path, ocr="rapidocr", wordnet_dir=""))  # labels only
+    bravo = holding(chunks, "BRAVO")
+    assert {modality for modality, _, _ in bravo} == {Modality.FRAME, Modality.MOMENT}
+    assert all(start >= 35.0 and end <= 60.5 for _, start, end in bravo), bravo
+    assert all(end <= 25.0 for _, _, end in holding(chunks, "ALPHA"))
+    moment = next(c for c in chunks if c.modality == Modality.MOMENT and "BRAVO" in c.text)
+    assert moment.text == "On screen: BRAVO\nLooks like: tabby cat, tiger cat"
+    assert moment.locator.cite() == "00:40-01:00"
+    assert moment.image is not None and moment.image.is_file()
+
+
+def test_long_gaps_in_speech_get_moments_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_speech: Callable[[list[Segment]], FakeTranscriber]
+) -> None:
+    monkeypatch.setattr(ocr_module, "ocr_engine", lambda name, threads=2: CaptionOcr() if name else None)
+    said = [Segment(0.5, 4.0, "Welcome to the harbour camera."), Segment(56.0, 59.0, "That was the harbour.")]
+    fake_speech(said)
+    path = write_mp4_with_audio(tmp_path / "harbour.mp4", captioned_frames(fps=FPS), 60.0)
+    chunks = ingest(path, settings(tmp_path, ocr="rapidocr", speech="fake"))
+    speech_moments = [c for c in chunks if c.modality == Modality.MOMENT and c.text.startswith("Welcome")]
+    assert [c.locator for c in speech_moments] == [TimeSpan(0.5, 59.0)]  # as with speech before: one window
+    silent = [(c.locator.start, c.locator.end, c.text) for c in chunks if c.modality == Modality.MOMENT][1:]  # type: ignore[union-attr]
+    assert silent == [(4.0, 20.0, "On screen: ALPHA"), (40.0, 56.0, "On screen: BRAVO")]
+
+
+def test_silent_spans() -> None:
+    assert silent_spans(None, 60.0) == [(0.0, 60.0)]
+    assert silent_spans([], 60.0) == [(0.0, 60.0)]
+    said = [Segment(20.0, 30.0, "a"), Segment(32.0, 40.0, "b"), Segment(70.0, 80.0, "c")]
+    assert silent_spans(said, 100.0) == [(0.0, 20.0), (40.0, 70.0), (80.0, 100.0)]
+    assert silent_spans(said, 90.0) == [(0.0, 20.0), (40.0, 70.0)]  # 10 s at the end is a pause, not a gap
 
 
 # --- the audio track and moments -------------------------------------------------------------------
@@ -327,7 +424,7 @@ def test_frames_carry_the_text_read_in_them(tmp_path: Path) -> None:
     if ocr_module.ocr_engine("rapidocr") is None:
         pytest.skip("RapidOCR is not installed")
     path = write_avi(tmp_path / "three_scenes.avi", scene_frames())
-    chunks = ingest(path, settings(tmp_path, ocr="rapidocr"))
+    chunks = [c for c in ingest(path, settings(tmp_path, ocr="rapidocr")) if c.modality == Modality.FRAME]
     assert [c.text.split("\n") for c in chunks] == [
         ["Frame at 00:00", "ALPHA"],
         ["Frame at 00:04", "BRAVO"],
