@@ -63,6 +63,21 @@ class LimitsConfig:
     max_file_mb: float = 512.0
     file_seconds: float = 1800.0
     max_image_pixels: int = 120_000_000
+    max_inflated_mb: float = 1024.0  # what one Office file (a ZIP) may inflate to, all its parts together
+    max_zip_ratio: float = 200.0  # inflated / compressed size of a large part: over it, a ZIP bomb
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """How an ingest run treats the drive and shares the machine.
+
+    ``follow_links_outside`` follows symbolic links whose target is outside every folder being
+    ingested (off: such links are reported, so a link to ``/etc`` indexes nothing). ``nice`` lowers
+    the CPU priority of the ingest process (``os.nice``) so that searches served meanwhile stay fast.
+    """
+
+    follow_links_outside: bool = False
+    nice: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +98,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     batch_size: int = 64
 
 
@@ -157,6 +173,7 @@ def load_config(
     limits = _section(LimitsConfig, data.pop("limits", {}), f"{where} [limits]")
     chunking = _section(ChunkingConfig, data.pop("chunking", {}), f"{where} [chunking]")
     store = _section(StoreConfig, data.pop("store", {}), f"{where} [store]")
+    ingest = _section(IngestConfig, data.pop("ingest", {}), f"{where} [ingest]")
     top_index = data.pop("index_dir", None)
     batch_size = data.pop("batch_size", 64)
     if data:
@@ -180,6 +197,7 @@ def load_config(
         limits=limits,
         chunking=chunking,
         store=store,
+        ingest=ingest,
         batch_size=int(batch_size),
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,7 @@ from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.filetypes import ingestor_for
 from mmrag.pipeline.app import App
-from mmrag.pipeline.walk import Found, Target, target_for, walk
+from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
 from mmrag.retrieval.store import FileInfo
 
@@ -78,11 +79,40 @@ class _NoProgress:
         pass
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The per-file time budget (``[limits] file_seconds``): reading, hashing and parsing share it."""
+
+    seconds: float
+    deadline: float
+
+    @classmethod
+    def start(cls, seconds: float) -> Budget:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def check(self, path: Path) -> None:
+        if time.monotonic() > self.deadline:
+            raise IngestError(
+                path, f"took longer than the {self.seconds:.0f} s per-file budget (raise [limits] file_seconds)"
+            )
+
+
+def sha256_file(path: Path, budget: Budget | None = None) -> str:
+    """The file's SHA-256; ``IngestError`` when it is no regular file or reading overruns ``budget``.
+
+    The file is opened without blocking and checked before a byte is read, so a file swapped for a
+    named pipe after the walk cannot hang the run.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        problem = not_regular(os.fstat(fd).st_mode)
+        if problem:
+            raise IngestError(path, problem)
+        digest = hashlib.sha256()
         while block := handle.read(HASH_BLOCK):
             digest.update(block)
+            if budget is not None:
+                budget.check(path)
     return digest.hexdigest()
 
 
@@ -103,10 +133,17 @@ class _Run:
     def file(self, target: Target, found: Found) -> None:
         root = str(target.root)
         label = _label(target, found)
+        if found.problem:
+            self._skip(label, found.problem)
+            return
+        budget = Budget.start(self.cfg.limits.file_seconds)  # reading and hashing count too
         try:
             st = found.path.stat()
         except OSError as e:
             self._skip(label, f"cannot read the file ({e.strerror or e})")
+            return
+        if not_regular(st.st_mode):
+            self._skip(label, not_regular(st.st_mode))
             return
         limit = self.cfg.limits.max_file_mb * 1024 * 1024
         if st.st_size > limit:
@@ -122,18 +159,23 @@ class _Run:
             self._unchanged(label, old)
             return
         try:
-            digest = sha256_file(found.path)
+            digest = sha256_file(found.path, budget)
         except OSError as e:
             self._skip(label, f"cannot read the file ({e.strerror or e})")
+            return
+        except IngestError as e:
+            self._skip(label, e.reason)
             return
         if old and old.sha256 == digest:
             self.manifest.touch(root, found.source, st.st_size, st.st_mtime_ns)
             self._unchanged(label, old)
             return
         record = FileRecord(root, found.source, st.st_size, st.st_mtime_ns, digest, str(FileKind.UNKNOWN), SKIPPED)
-        self._ingest(target, found, label, record, st.st_mtime)
+        self._ingest(target, found, label, record, st.st_mtime, budget)
 
-    def _ingest(self, target: Target, found: Found, label: str, record: FileRecord, mtime: float) -> None:
+    def _ingest(
+        self, target: Target, found: Found, label: str, record: FileRecord, mtime: float, budget: Budget
+    ) -> None:
         root = record.root
         try:
             detection = detect(found.path)
@@ -153,7 +195,7 @@ class _Run:
             self.progress.file_done(label, UNSUPPORTED, 0)
             return
         try:
-            items = list(_within_budget(ingestor.ingest(found.path, found.source), self.cfg.limits.file_seconds, found))
+            items = list(_within_budget(ingestor.ingest(found.path, found.source), budget, found))
         except IngestError as e:
             self._replace(root, found.source, [], record, label, e.reason)
             return
@@ -226,13 +268,9 @@ class _Run:
                     self.report.removed.append(record.source)
 
 
-def _within_budget(items: Iterator[Chunk | Table], seconds: float, found: Found) -> Iterator[Chunk | Table]:
-    start = time.monotonic()
+def _within_budget(items: Iterator[Chunk | Table], budget: Budget, found: Found) -> Iterator[Chunk | Table]:
     for item in items:
-        if time.monotonic() - start > seconds:
-            raise IngestError(
-                found.path, f"took longer than the {seconds:.0f} s per-file budget (raise [limits] file_seconds)"
-            )
+        budget.check(found.path)
         yield item
 
 
@@ -245,7 +283,8 @@ def run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None = 
     for target in targets:
         if not target.root.exists() or (target.only is not None and not target.only.exists()):
             raise FileNotFoundError(f"{target.only or target.root} does not exist")
-    plan = [(t, list(walk(t))) for t in targets]
+    links = policy_for(targets, app.cfg.ingest.follow_links_outside)
+    plan = [(t, list(walk(t, links))) for t in targets]
     sink.files_found(sum(len(files) for _, files in plan))
     for target, files in plan:
         if target.is_folder:
@@ -253,7 +292,7 @@ def run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None = 
         for found in files:
             run.file(target, found)
         if target.is_folder:
-            run.remove_missing(target, {f.source for f in files})
+            run.remove_missing(target, {f.source for f in files if not f.problem})
     app.index.flush()
     _prune_ocr_cache(run.settings.media.ocr_cache)
     run.report.seconds = time.monotonic() - started
