@@ -14,11 +14,13 @@ Folder layout of an index (``cfg.index_dir``)::
     tables.sqlite      every ingested table as SQL
     manifest.sqlite    one row per ingested file
     ocr-cache.sqlite   OCR results by picture content
-    media/             thumbnails, video frames, slide pictures
+    media/             pictures: roots/<root hash>/ thumbnails, video frames and deck pictures of one ingest
+                       root (``root_media_dir``), slides/ slide pictures made on preview
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
@@ -184,6 +186,12 @@ def _ingest_settings(cfg: Config, clip: Resolution) -> IngestSettings:
     )
 
 
+def root_media_dir(media_dir: Path, root: str) -> Path:
+    """Where pictures made from files of one ingest root go: two roots with the same relative path
+    (``photos/a.png``) keep two pictures, and removing one leaves the other's."""
+    return media_dir / "roots" / hashlib.sha256(root.encode("utf-8")).hexdigest()[:16]
+
+
 def store_location(cfg: Config) -> StoreLocation:
     path = Path(cfg.store.path).expanduser() if cfg.store.path else cfg.index_dir / CHROMA_DIR
     return StoreLocation(path=path, media_dir=cfg.index_dir / MEDIA_DIR)
@@ -267,5 +275,6 @@ def open_app(
     keyword = KeywordIndex(path / KEYWORD_FILE, media_dir=media)
     tables = TableStore(path / TABLES_FILE)
     manifest = Manifest(path / MANIFEST_FILE)
-    return App(cfg, models, store, keyword, tables, manifest, vectorizer, Index(store, keyword, tables, vectorizer, media))
-
+    return App(
+        cfg, models, store, keyword, tables, manifest, vectorizer, Index(store, keyword, tables, vectorizer, media)
+    )

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+from mmrag.ingest.base import IngestSettings
 from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.filetypes import ingestor_for
-from mmrag.pipeline.app import App
+from mmrag.pipeline.app import App, root_media_dir
 from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
 from mmrag.retrieval.store import FileInfo
@@ -129,6 +130,17 @@ class _Run:
         self.progress = progress
         self.report = IngestReport()
         self.settings = app.models.ingest_settings()
+        self._by_root: dict[str, IngestSettings] = {}
+
+    def settings_for(self, root: str) -> IngestSettings:
+        """The ingest settings with pictures going to this root's own media folder."""
+        found = self._by_root.get(root)
+        if found is None:
+            media = self.settings.media
+            if media.media_dir is not None:
+                media = replace(media, media_dir=root_media_dir(media.media_dir, root))
+            found = self._by_root[root] = replace(self.settings, media=media)
+        return found
 
     def file(self, target: Target, found: Found) -> None:
         root = str(target.root)
@@ -187,7 +199,7 @@ class _Run:
         if detection.problem:
             self._replace(root, found.source, [], record, label, detection.problem)
             return
-        ingestor = ingestor_for(kind, self.settings)
+        ingestor = ingestor_for(kind, self.settings_for(root))
         if ingestor is None:
             self._forget(root, found.source)
             self.manifest.put(replace(record, status=UNSUPPORTED, reason=kind))
@@ -294,9 +306,39 @@ def run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None = 
         if target.is_folder:
             run.remove_missing(target, {f.source for f in files if not f.problem})
     app.index.flush()
+    sweep_media(app)
     _prune_ocr_cache(run.settings.media.ocr_cache)
     run.report.seconds = time.monotonic() - started
     return run.report
+
+
+_SWEPT = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tmp"})
+_KEPT_FOLDERS = frozenset({"slides"})  # slide pictures made on preview: no chunk points to them
+
+
+def sweep_media(app: App) -> int:
+    """Delete pictures in the media folder that no chunk points to, and return how many.
+
+    Pictures are written while a file is read, before its chunks are stored: a crash, a file deleted
+    mid-read or a file that fails after its frames were saved leaves pictures nothing records.
+    """
+    media = app.media_dir.resolve() if app.media_dir.exists() else None
+    if media is None:
+        return 0
+    used = app.keyword.media_images()
+    dropped = 0
+    for folder, dirs, files in os.walk(media):
+        here = Path(folder)
+        if here == media:
+            dirs[:] = [d for d in dirs if d not in _KEPT_FOLDERS]
+        for name in files:
+            path = here / name
+            if path.suffix.lower() in _SWEPT and path.relative_to(media).as_posix() not in used:
+                path.unlink(missing_ok=True)
+                dropped += 1
+    if dropped:
+        log.info("removed %d pictures no chunk points to from %s", dropped, media)
+    return dropped
 
 
 def _prune_ocr_cache(path: Path | None) -> None:

@@ -6,9 +6,11 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from fakes import CountingEmbedder
+from PIL import Image
 
-from mmrag.pipeline.api import ingest, search
+from mmrag.pipeline.api import Filters, ingest, search
 from mmrag.pipeline.config import Config, IngestConfig
 
 
@@ -51,3 +53,69 @@ def test_links_out_of_the_drive_are_not_followed_and_links_inside_are(tmp_path: 
     followed = replace(cfg, ingest=IngestConfig(follow_links_outside=True))
     again = ingest([drive], followed, embedder=embedder)
     assert sorted(again.ingested) == ["passwd", "private/salaries.txt"]
+
+
+def _pictures_without_labels(cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    from mmrag.ingest.formats import images as images_module
+    from mmrag.ingest.formats.images import ImageLabeler
+
+    missing = ImageLabeler(weights=tmp_path / "no-such-weights.pth")  # no EfficientNet: these tests are about files
+    monkeypatch.setattr(images_module, "image_labeler", lambda: missing)
+    return replace(cfg, models=replace(cfg.models, ocr_engine="none"))
+
+
+def _thumbnail_of(cfg: Config, source: str, root: Path, embedder: CountingEmbedder) -> Path:
+    hits = search("picture", cfg, k=10, embedder=embedder, filters=Filters(globs=(source,)))
+    found = [h.chunk.image for h in hits if h.chunk.source == source and h.root == str(root)]
+    assert len(found) == 1 and found[0] is not None
+    return found[0]
+
+
+def test_pictures_no_chunk_points_to_are_swept_and_used_ones_stay(
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _pictures_without_labels(cfg, tmp_path, monkeypatch)
+    drive = tmp_path / "drive"
+    (drive / "photos").mkdir(parents=True)
+    Image.new("RGB", (200, 120), (200, 30, 30)).save(drive / "photos" / "red.png")
+    embedder = CountingEmbedder()
+    ingest([drive], cfg, embedder=embedder)
+    kept = _thumbnail_of(cfg, "photos/red.png", drive, embedder)
+    media = cfg.index_dir / "media"
+    # What a crash in the middle of a video leaves: frames saved, nothing recorded.
+    orphans = [kept.parent / "0123456789abcdef0123456789abcdef.jpg", media / "ab" / "abcdef.jpg"]
+    for orphan in orphans:
+        orphan.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16)).save(orphan, "JPEG")
+    preview = media / "slides" / ("0" * 24) / "slide.jpg"  # slide pictures made on preview are no chunk's
+    preview.parent.mkdir(parents=True)
+    preview.write_bytes(kept.read_bytes())
+
+    report = ingest([drive], cfg, embedder=embedder)
+    assert report.unchanged == 1
+    assert [o for o in orphans if o.exists()] == []
+    assert kept.is_file() and preview.is_file()
+    assert _thumbnail_of(cfg, "photos/red.png", drive, embedder) == kept
+
+
+def test_two_roots_with_the_same_path_keep_their_own_pictures(
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _pictures_without_labels(cfg, tmp_path, monkeypatch)
+    red, blue = tmp_path / "red-drive", tmp_path / "blue-drive"
+    for root, colour in ((red, (220, 20, 20)), (blue, (20, 20, 220))):
+        (root / "photos").mkdir(parents=True)
+        Image.new("RGB", (200, 120), colour).save(root / "photos" / "a.png")
+    embedder = CountingEmbedder()
+    ingest([red, blue], cfg, embedder=embedder)
+    red_thumb = _thumbnail_of(cfg, "photos/a.png", red, embedder)
+    blue_thumb = _thumbnail_of(cfg, "photos/a.png", blue, embedder)
+    assert red_thumb != blue_thumb
+
+    (red / "photos" / "a.png").unlink()
+    assert ingest([red], cfg, embedder=embedder).removed == ["photos/a.png"]
+    assert not red_thumb.exists()
+    assert _thumbnail_of(cfg, "photos/a.png", blue, embedder) == blue_thumb and blue_thumb.is_file()
+    with Image.open(blue_thumb) as shown:
+        r, _g, b = shown.convert("RGB").getpixel((5, 5))  # type: ignore[misc]
+    assert b > 150 and r < 80, "the blue drive's thumbnail shows its own picture"
