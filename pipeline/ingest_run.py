@@ -20,6 +20,7 @@ from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.filetypes import ingestor_for
+from mmrag.ingest.ziplimits import ZipLimits
 from mmrag.pipeline.app import App, root_media_dir
 from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
@@ -131,6 +132,8 @@ class _Run:
         self.report = IngestReport()
         self.settings = app.models.ingest_settings()
         self._by_root: dict[str, IngestSettings] = {}
+        limits = app.cfg.limits
+        self.zip_limits = ZipLimits(limits.max_inflated_mb, limits.max_zip_ratio)
 
     def settings_for(self, root: str) -> IngestSettings:
         """The ingest settings with pictures going to this root's own media folder."""
@@ -190,7 +193,7 @@ class _Run:
     ) -> None:
         root = record.root
         try:
-            detection = detect(found.path)
+            detection = detect(found.path, self.zip_limits)
         except OSError as e:
             self._skip(label, f"cannot read the file ({e.strerror or e})")
             return
