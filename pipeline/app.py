@@ -14,16 +14,21 @@ Folder layout of an index (``cfg.index_dir``)::
     tables.sqlite      every ingested table as SQL
     manifest.sqlite    one row per ingested file
     ocr-cache.sqlite   OCR results by picture content
+    ingest.lock        held (``fcntl.flock``) by the one ingest or re-index running on this index
     media/             pictures: roots/<root hash>/ thumbnails, video frames and deck pictures of one ingest
                        root (``root_media_dir``), slides/ slide pictures made on preview
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+import os
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +55,7 @@ MANIFEST_FILE = "manifest.sqlite"
 KEYWORD_FILE = "keyword.sqlite"
 TABLES_FILE = "tables.sqlite"
 MEDIA_DIR = "media"
+LOCK_FILE = "ingest.lock"
 
 # Dimensions of known text models, so that opening an index need not load the model to check its layout.
 KNOWN_DIMS = {"sentence-transformers/all-MiniLM-L6-v2": 384, "sentence-transformers/all-mpnet-base-v2": 768}
@@ -59,6 +65,34 @@ log = logging.getLogger(__name__)
 
 class ModelMissing(MmragError):
     """A model a command needs is not on this machine; the message says how to provide it."""
+
+
+class IngestRunning(MmragError):
+    """Another process (or job) is ingesting into the same index."""
+
+
+@contextmanager
+def ingest_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index's ingest lock, or raise ``IngestRunning`` naming the process that holds it.
+
+    An OS lock (``flock``) on ``ingest.lock``: the kernel releases it when its holder exits or is
+    killed, so a crashed ingest never leaves the index locked. Searches do not take it.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(index_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise IngestRunning(
+                f"another ingest is running on {index_dir} (pid {pid}); wait for it or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def llm_settings(models: ModelsConfig) -> LlmSettings | None:
@@ -267,7 +301,8 @@ def open_app(
     if not create and not (path / MANIFEST_FILE).exists():
         raise IndexMismatch(f"no index at {path}: run `mmrag ingest PATH --index {path}` first")
     if reindex and path.exists():
-        _wipe(cfg)
+        with ingest_lock(path):
+            _wipe(cfg)
     models = models or Models(cfg, embedder=embedder, visual=visual)
     vectorizer = Vectorizer(models.text(), models.visual())
     media = path / MEDIA_DIR

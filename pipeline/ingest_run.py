@@ -21,7 +21,7 @@ from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.filetypes import ingestor_for
 from mmrag.ingest.ziplimits import ZipLimits
-from mmrag.pipeline.app import App, root_media_dir
+from mmrag.pipeline.app import App, ingest_lock, root_media_dir
 from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
 from mmrag.retrieval.store import FileInfo
@@ -290,7 +290,29 @@ def _within_budget(items: Iterator[Chunk | Table], budget: Budget, found: Found)
 
 
 def run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None = None) -> IngestReport:
-    """Ingest files and folders into an open index; folders are synced (files gone from them are removed)."""
+    """Ingest files and folders into an open index; folders are synced (files gone from them are removed).
+
+    One ingest at a time per index: ``IngestRunning`` when another process or job holds its lock.
+    """
+    with ingest_lock(app.path):
+        return _run_ingest(paths, app, progress)
+
+
+def lower_priority(nice: int) -> None:
+    """Give searches served meanwhile the CPU first: lower the calling thread's priority by ``nice``.
+
+    Threads and processes started afterwards (model thread pools, LibreOffice) inherit it. On Linux
+    the nice value is per thread, so a server's ingest thread can lower its own without its searches.
+    """
+    if nice <= 0 or not hasattr(os, "nice"):
+        return
+    try:
+        os.nice(nice)
+    except OSError as e:
+        log.debug("could not lower the ingest's CPU priority: %s", e)
+
+
+def _run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None) -> IngestReport:
     sink = progress or _NoProgress()
     run = _Run(app, sink)
     started = time.monotonic()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from fakes import CountingEmbedder
 from PIL import Image
 
 from mmrag.pipeline.api import Filters, ingest, search
+from mmrag.pipeline.app import IngestRunning
 from mmrag.pipeline.config import Config, IngestConfig
 
 
@@ -119,3 +122,33 @@ def test_two_roots_with_the_same_path_keep_their_own_pictures(
     with Image.open(blue_thumb) as shown:
         r, _g, b = shown.convert("RGB").getpixel((5, 5))  # type: ignore[misc]
     assert b > 150 and r < 80, "the blue drive's thumbnail shows its own picture"
+
+
+def test_a_second_ingest_on_one_index_is_refused_until_the_first_ends(tmp_path: Path, cfg: Config) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "notes.txt").write_text("The offsite is in Lisbon.\n")
+    holder = subprocess.Popen(  # another ingest, as far as the lock can tell
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from mmrag.pipeline.app import ingest_lock\n"
+            "with ingest_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(600)",
+            str(cfg.index_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(IngestRunning) as refused:
+            ingest([drive], cfg, embedder=CountingEmbedder())
+        assert str(refused.value) == (
+            f"another ingest is running on {cfg.index_dir} (pid {holder.pid}); wait for it or stop it"
+        )
+        with pytest.raises(IngestRunning):
+            ingest([drive], cfg, reindex=True, embedder=CountingEmbedder())
+    finally:
+        holder.kill()  # a crash: the kernel releases the lock
+        holder.wait()
+    assert ingest([drive], cfg, embedder=CountingEmbedder()).ingested == ["notes.txt"]
