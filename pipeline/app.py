@@ -14,6 +14,7 @@ Folder layout of an index (``cfg.index_dir``)::
     tables.sqlite      every ingested table as SQL
     manifest.sqlite    one row per ingested file
     ocr-cache.sqlite   OCR results by picture content
+    reindex.pending    present while ``--reindex`` empties the index; a run that finds it finishes the job
     ingest.lock        held (``fcntl.flock``) by the one ingest or re-index running on this index
     media/             pictures: roots/<root hash>/ thumbnails, video frames and deck pictures of one ingest
                        root (``root_media_dir``), slides/ slide pictures made on preview
@@ -37,7 +38,7 @@ from mmrag.ingest.engines.ocr_cache import FILE_NAME as OCR_CACHE_FILE
 from mmrag.ingest.engines.slide_render import find_office
 from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.answer.llm import Llm, LlmSettings, backend_for, connect
-from mmrag.pipeline.config import Config, ModelsConfig
+from mmrag.pipeline.config import Config, ModelsConfig, fault_point
 from mmrag.pipeline.index import Index
 from mmrag.pipeline.models import Resolution, resolve_clip, resolve_ocr, resolve_speech, resolve_text
 from mmrag.pipeline.offline import apply_offline_env
@@ -56,6 +57,7 @@ KEYWORD_FILE = "keyword.sqlite"
 TABLES_FILE = "tables.sqlite"
 MEDIA_DIR = "media"
 LOCK_FILE = "ingest.lock"
+REINDEX_MARKER = "reindex.pending"
 
 # Dimensions of known text models, so that opening an index need not load the model to check its layout.
 KNOWN_DIMS = {"sentence-transformers/all-MiniLM-L6-v2": 384, "sentence-transformers/all-mpnet-base-v2": 768}
@@ -272,13 +274,29 @@ class App:
 
 
 def _wipe(cfg: Config) -> None:
-    """Empty the index folder for ``--reindex``: every chunk, picture and record (the OCR cache stays)."""
+    """Empty the index folder for ``--reindex``: every chunk, picture and record (the OCR cache stays).
+
+    Safe to kill at any point: the marker is written first and removed last, and an ingest that finds
+    it starts by finishing the wipe. The manifest goes before what it vouches for, so no moment has a
+    manifest saying "ok" about chunks that are gone (every later run would call them unchanged).
+    """
     path = cfg.index_dir
+    marker = path / REINDEX_MARKER
+    with marker.open("w") as out:
+        out.write("an interrupted --reindex; the next ingest finishes emptying this index\n")
+        out.flush()
+        os.fsync(out.fileno())
+    fault_point("reindex-after-mark")
     for name in (MANIFEST_FILE, KEYWORD_FILE, TABLES_FILE):
         for suffix in ("", "-wal", "-shm"):
             (path / (name + suffix)).unlink(missing_ok=True)
+        if name == MANIFEST_FILE:
+            fault_point("reindex-after-manifest")
     backend(cfg.store.kind).drop(store_location(cfg))
+    fault_point("reindex-after-drop")
     shutil.rmtree(path / MEDIA_DIR, ignore_errors=True)
+    fault_point("reindex-after-media")
+    marker.unlink()
 
 
 def open_app(
@@ -300,7 +318,7 @@ def open_app(
     path = cfg.index_dir
     if not create and not (path / MANIFEST_FILE).exists():
         raise IndexMismatch(f"no index at {path}: run `mmrag ingest PATH --index {path}` first")
-    if reindex and path.exists():
+    if path.exists() and (reindex or (create and (path / REINDEX_MARKER).exists())):
         with ingest_lock(path):
             _wipe(cfg)
     models = models or Models(cfg, embedder=embedder, visual=visual)

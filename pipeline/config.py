@@ -102,6 +102,20 @@ class Config:
     batch_size: int = 64
 
 
+FAULT_ENV = "MMRAG_FAULT"
+
+
+def fault_point(name: str) -> None:
+    """Die here, as a SIGKILL would (``os._exit(137)``: no cleanup, no flush), when ``$MMRAG_FAULT`` is ``name``.
+
+    The crash-safety tests set it to prove that an index survives a kill at each named point
+    (``reindex-after-mark``, ``reindex-after-manifest``, ``reindex-after-drop``, ``reindex-after-media``,
+    ``ingest-after-store``); nothing else does.
+    """
+    if os.environ.get(FAULT_ENV) == name:
+        os._exit(137)
+
+
 def default_index_dir(env: Mapping[str, str]) -> Path:
     if env.get("MMRAG_INDEX"):
         return Path(env["MMRAG_INDEX"]).expanduser()

@@ -49,6 +49,7 @@ class IngestReport:
     chunks: int = 0
     skipped: list[Skipped] = field(default_factory=list)
     unsupported: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
@@ -59,6 +60,7 @@ class IngestReport:
             "chunks": self.chunks,
             "skipped": [s.to_json() for s in self.skipped],
             "unsupported": [s.to_json() for s in self.unsupported],
+            "notes": self.notes,
             "ingested_files": self.ingested,
             "removed_files": self.removed,
             "seconds": round(self.seconds, 2),
@@ -312,10 +314,47 @@ def lower_priority(nice: int) -> None:
         log.debug("could not lower the ingest's CPU priority: %s", e)
 
 
+def reconcile(app: App) -> list[str]:
+    """Make the manifest agree with the stores after a crash, and return the files it forgot.
+
+    A file the manifest records as ingested but whose chunks are missing from the vector store or the
+    keyword index is forgotten (its remains deleted), so this run ingests it again instead of calling
+    it unchanged; chunks of files the manifest does not record as ingested are deleted. Counting
+    chunks is enough when nothing went wrong, so the ids are compared only when the counts differ.
+    """
+    app.index.flush()
+    recorded = {(r.root, r.source): r for r in app.manifest.files() if r.status == OK}
+    expected = sum(r.chunks for r in recorded.values())
+    if app.store.count() == expected and app.keyword.count() == expected:
+        return []
+    stored = app.store.ids()
+    by_file = app.keyword.record_ids()
+    forgotten = []
+    for (root, source), record in recorded.items():
+        ids = by_file.get((root, source), set())
+        if len(ids) != record.chunks or not ids <= stored:
+            app.index.replace_file(root, source, [], None)
+            app.manifest.remove(root, source)
+            forgotten.append(source)
+    for root, source in by_file.keys() - recorded.keys():
+        app.index.replace_file(root, source, [], None)
+    if forgotten:
+        log.warning(
+            "%d files recorded as indexed had chunks missing from the index; ingesting them again", len(forgotten)
+        )
+    return forgotten
+
+
 def _run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None) -> IngestReport:
     sink = progress or _NoProgress()
     run = _Run(app, sink)
     started = time.monotonic()
+    repaired = reconcile(app)
+    if repaired:
+        run.report.notes.append(
+            f"{len(repaired)} files recorded as indexed had chunks missing from the index (an interrupted run?); "
+            "they are ingested again"
+        )
     targets = [target_for(p) for p in paths]
     for target in targets:
         if not target.root.exists() or (target.only is not None and not target.only.exists()):

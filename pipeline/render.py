@@ -74,6 +74,8 @@ def ingest_report(report: IngestReport, index: Path) -> None:
         out.print(f"  [dim]unsupported {escape(item.file)}: {escape(item.reason)}[/dim]")
     for source in report.removed:
         out.print(f"  [yellow]removed[/yellow] {escape(source)} (no longer on disk)")
+    for note in report.notes:
+        out.print(f"  [yellow]note[/yellow] {escape(note)}")
 
 
 def _snippet(text: str, width: int = 220) -> str:

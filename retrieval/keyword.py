@@ -283,6 +283,16 @@ class KeywordIndex:
         found = (image_from_record(str(json.loads(meta).get("image") or ""), self._media) for (meta,) in rows)
         return sorted({p for p in found if p is not None})
 
+    def count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM chunk_file").fetchone()[0])
+
+    def record_ids(self) -> dict[tuple[str, str], set[str]]:
+        """Every file's stored record ids, by (root, source): to check the other stores against."""
+        found: dict[tuple[str, str], set[str]] = {}
+        for record, root, source in self._db.execute("SELECT record_id, root, source FROM chunk_file"):
+            found.setdefault((str(root), str(source)), set()).add(str(record))
+        return found
+
     def media_images(self) -> set[str]:
         """Every picture inside the media folder that some chunk points to, relative to that folder."""
         rows = self._db.execute(
