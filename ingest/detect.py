@@ -12,10 +12,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmrag.ingest.filetypes import FILE_TYPES, FileKind, Sniffed, by_extension, text_kinds
+from mmrag.ingest.filetypes import FILE_TYPES, FileKind, Sniffed, by_extension, demuxer_for, text_kinds
 from mmrag.ingest.ziplimits import MemberTooLarge, ZipLimits, read_member, zip_problem
 
-__all__ = ["SNIFF_BYTES", "SYSTEM_NAMES", "Detection", "FileKind", "detect", "is_hidden_or_system"]
+__all__ = ["SNIFF_BYTES", "SYSTEM_NAMES", "Detection", "FileKind", "detect", "is_hidden_or_system", "media_format"]
 
 SNIFF_BYTES = 8192
 
@@ -80,6 +80,16 @@ def detect(path: Path, zip_limits: ZipLimits | None = None) -> Detection:
         f"named {path.suffix.lower()} but its content is not a {by_name.upper()} file "
         "(unrecognised binary data; the file is mislabelled or damaged)",
     )
+
+
+def media_format(path: Path) -> str | None:
+    """The PyAV format to open a recording with, from its content (None: unknown, let FFmpeg probe)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    return demuxer_for(head, path.suffix)
 
 
 def _known_problem(head: bytes) -> str:
