@@ -61,17 +61,21 @@ def _timed(search: Callable[[str], object], queries: Sequence[str], rounds: int)
     return seconds
 
 
-def _during(command: list[str], search: Callable[[str], object], queries: Sequence[str], rounds: int) -> Latency:
+def _during(
+    command: list[str], log: Path, search: Callable[[str], object], queries: Sequence[str], rounds: int
+) -> Latency:
     """The searches' latency while ``command`` (an endless ingest) runs; it is stopped afterwards."""
-    ingesting = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert ingesting.stdout is not None
-        if ingesting.stdout.readline().strip() != "ingesting":
-            raise RuntimeError(f"the ingest process did not start: {' '.join(command)}")
-        return Latency.of(_timed(search, queries, rounds))
-    finally:
-        ingesting.terminate()
-        ingesting.wait()
+    with log.open("w") as errors:
+        ingesting = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
+        try:
+            assert ingesting.stdout is not None
+            if ingesting.stdout.readline().strip() != "ingesting":
+                ingesting.wait()
+                raise RuntimeError(f"the ingest process failed: {log.read_text()[-2000:]}")
+            return Latency.of(_timed(search, queries, rounds))
+        finally:
+            ingesting.terminate()
+            ingesting.wait()
 
 
 def measure_busy_search(
@@ -110,7 +114,7 @@ def measure_busy_search(
         for nice in (cfg.ingest.nice, 0):
             note(f"search while an ingest runs at nice {nice}")
             command = _ingest_command(cfg, corpus, work / f"ingesting-{nice}", nice, hashing, config_file)
-            figures.append(_during(command, search, texts, rounds))
+            figures.append(_during(command, work / f"ingesting-{nice}.log", search, texts, rounds))
     finally:
         app.close()
     return BusySearch(cfg.ingest.nice, idle, figures[0], figures[1], len(texts))
