@@ -281,3 +281,4 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     locator: Locator
     first_row: int = 1
+    notes: tuple[str, ...] = ()  # what of the table was left out (rows or columns past a limit), for the run report

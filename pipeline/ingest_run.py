@@ -222,6 +222,7 @@ class _Run:
             return
         chunks = [item for item in items if isinstance(item, Chunk)]
         tables = [item for item in items if isinstance(item, Table)]
+        self.report.notes.extend(f"{label}: {note}" for table in tables for note in table.notes)
         if not chunks:
             self._replace(root, found.source, [], record, label, "no content found in the file")
             return

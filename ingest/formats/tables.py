@@ -91,11 +91,19 @@ def table_items(
         return (("sheet_rows", f"{table.header_line + first}-{table.header_line + last_row}"),)
 
     chunking = settings.chunking
+    notes = table.notes
+    embedded = table.rows
+    if len(table.rows) > chunking.max_embedded_rows:  # a big table is asked in SQL: its every row is kept there
+        embedded = table.rows[: chunking.max_embedded_rows]
+        notes += (
+            f"only the first {chunking.max_embedded_rows:,} of {len(table.rows):,} rows have text chunks; "
+            "every row is kept for table questions (raise [chunking] max_embedded_rows)",
+        )
     data = table_chunks(
         source,
         title,
         table.header,
-        table.rows,
+        embedded,
         rows_at,
         chunking,
         context=context,
@@ -112,10 +120,10 @@ def table_items(
         chunking,
         context=context,
         caption=table.caption,
-        notes=table.notes,
+        notes=notes,
         first_part=sum(1 for chunk in data if chunk.locator == whole),
     )
-    yield Table(source, sheet if sheet is not None else stem, table.header, table.rows, whole, first_row=1)
+    yield Table(source, sheet if sheet is not None else stem, table.header, table.rows, whole, first_row=1, notes=notes)
 
 
 def _head_bytes(path: Path) -> bytes:

@@ -152,3 +152,38 @@ def test_a_second_ingest_on_one_index_is_refused_until_the_first_ends(tmp_path: 
         holder.kill()  # a crash: the kernel releases the lock
         holder.wait()
     assert ingest([drive], cfg, embedder=CountingEmbedder()).ingested == ["notes.txt"]
+
+
+def test_a_table_over_the_limits_says_so_in_the_run_report_and_keeps_its_rows_for_sql(
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmrag.ingest.formats import tables as tables_module
+    from mmrag.pipeline import render
+    from mmrag.pipeline.app import open_app
+
+    monkeypatch.setattr(tables_module, "MAX_ROWS", 300)  # 200,000 rows in real life: a small file shows the same
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    lines = [f"{i},Customer {i},{i * 3}" for i in range(1, 401)]
+    (drive / "orders.csv").write_text("order,customer,total\n" + "\n".join(lines) + "\n")
+    cfg = replace(cfg, chunking=replace(cfg.chunking, max_embedded_rows=50))
+    embedder = CountingEmbedder()
+    report = ingest([drive], cfg, embedder=embedder)
+    assert report.ingested == ["orders.csv"]
+    assert report.to_json()["notes"] == [
+        "orders.csv: reading stopped after 300 data rows (the limit); later rows are not indexed",
+        "orders.csv: only the first 50 of 300 rows have text chunks; every row is kept for table questions "
+        "(raise [chunking] max_embedded_rows)",
+    ]
+    render.ingest_report(report, cfg.index_dir)
+    assert "note orders.csv: only the first 50 of 300 rows have text chunks" in capsys.readouterr().out
+    app = open_app(cfg, create=False, embedder=embedder)
+    try:
+        (table,) = app.tables.list_tables()
+        assert table.row_count == 300
+        assert app.tables.run(f'SELECT max(_row) FROM "{table.sql_name}"').rows == ((300,),)
+        row_chunks = [h.chunk for h in search("Customer", cfg, k=500, embedder=embedder) if h.chunk.locator.cite()]
+    finally:
+        app.close()
+    cited = [c.locator for c in row_chunks if type(c.locator).__name__ == "Rows"]
+    assert cited and max(loc.last for loc in cited) == 50  # type: ignore[attr-defined]
