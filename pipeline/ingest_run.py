@@ -320,10 +320,10 @@ def reconcile(app: App) -> list[str]:
 
     A file the manifest records as ingested but whose chunks are missing from the vector store or the
     keyword index is forgotten (its remains deleted), so this run ingests it again instead of calling
-    it unchanged; chunks of files the manifest does not record as ingested are deleted. Counting
+    it unchanged; chunks of files the manifest does not record as ingested are deleted (vectors still
+    waiting from a failed write too: their files are read again, not taken as done). Counting
     chunks is enough when nothing went wrong, so the ids are compared only when the counts differ.
     """
-    app.index.flush()
     recorded = {(r.root, r.source): r for r in app.manifest.files() if r.status == OK}
     expected = sum(r.chunks for r in recorded.values())
     if app.store.count() == expected and app.keyword.count() == expected:
