@@ -30,6 +30,7 @@ those files can be read (the registry and schema then cannot), whatever the SQL 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import sqlite3
@@ -438,7 +439,8 @@ class _Counted:
 
 
 def _stored_rows(table: Table, width: int) -> Iterator[tuple[SqlValue, ...]]:
-    for index, row in enumerate(table.rows):
+    rows = itertools.chain(table.rows, table.more_rows()) if table.more_rows is not None else table.rows
+    for index, row in enumerate(rows):
         cells = list(row[:width]) + [""] * (width - len(row))
         if not any(c.strip() for c in cells):
             continue

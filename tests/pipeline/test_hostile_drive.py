@@ -154,7 +154,7 @@ def test_a_second_ingest_on_one_index_is_refused_until_the_first_ends(tmp_path: 
     assert ingest([drive], cfg, embedder=CountingEmbedder()).ingested == ["notes.txt"]
 
 
-def test_a_table_over_the_limits_says_so_in_the_run_report_and_keeps_its_rows_for_sql(
+def test_a_table_over_the_limits_says_so_in_the_run_report_and_keeps_every_row_for_sql(
     tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from mmrag.ingest.formats import tables as tables_module
@@ -171,17 +171,19 @@ def test_a_table_over_the_limits_says_so_in_the_run_report_and_keeps_its_rows_fo
     report = ingest([drive], cfg, embedder=embedder)
     assert report.ingested == ["orders.csv"]
     assert report.to_json()["notes"] == [
-        "orders.csv: reading stopped after 300 data rows (the limit); later rows are not indexed",
-        "orders.csv: only the first 50 of 300 rows have text chunks; every row is kept for table questions "
+        "orders.csv: only the first 300 data rows are held for the table's summary and text chunks; "
+        "every row is kept for table questions",
+        "orders.csv: only the first 50 rows have text chunks; every row is kept for table questions "
         "(raise [chunking] max_embedded_rows)",
     ]
     render.ingest_report(report, cfg.index_dir)
-    assert "note orders.csv: only the first 50 of 300 rows have text chunks" in capsys.readouterr().out
+    assert "note orders.csv: only the first 50 rows have text chunks" in capsys.readouterr().out
     app = open_app(cfg, create=False, embedder=embedder)
     try:
         (table,) = app.tables.list_tables()
-        assert table.row_count == 300
-        assert app.tables.run(f'SELECT max(_row) FROM "{table.sql_name}"').rows == ((300,),)
+        assert table.row_count == 400  # the rows past the 300 held in memory were read again, one at a time
+        found = app.tables.run(f'SELECT _row, customer, total FROM "{table.sql_name}" WHERE _row IN (300, 301, 400)')
+        assert found.rows == ((300, "Customer 300", 900), (301, "Customer 301", 903), (400, "Customer 400", 1200))
         row_chunks = [h.chunk for h in search("Customer", cfg, k=500, embedder=embedder) if h.chunk.locator.cite()]
     finally:
         app.close()
