@@ -17,6 +17,7 @@ class ChunkingConfig:
     target_chars: int = 1000
     max_chars: int = 1600
     overlap_chars: int = 150
+    max_embedded_rows: int = 20_000  # rows of one table given row chunks; all of them go to the SQL table store
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ typed; only the store adapter flattens them into scalar metadata, and it rebuild
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -272,7 +272,9 @@ class Table:
 
     Ingestors yield it next to the table's chunks. ``first_row`` is the 1-based data-row number of
     ``rows[0]`` in the source (so a row's locator is ``Rows(first_row + i, ...)``); ``locator`` says
-    where the whole table is (a sheet, a page, a slide, a section).
+    where the whole table is (a sheet, a page, a slide, a section). ``more_rows``, when set, reads the
+    rows after ``rows`` from the file again, one at a time: a table too big to hold in memory reaches
+    the SQL table store whole without being held.
     """
 
     source: str
@@ -281,3 +283,5 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     locator: Locator
     first_row: int = 1
+    notes: tuple[str, ...] = ()  # what of the table was left out (rows or columns past a limit), for the run report
+    more_rows: Callable[[], Iterator[tuple[str, ...]]] | None = field(default=None, compare=False, repr=False)

@@ -12,9 +12,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmrag.ingest.filetypes import FILE_TYPES, FileKind, Sniffed, by_extension, text_kinds
+from mmrag.ingest.filetypes import FILE_TYPES, FileKind, Sniffed, by_extension, demuxer_for, text_kinds
+from mmrag.ingest.ziplimits import MemberTooLarge, ZipLimits, read_member, zip_problem
 
-__all__ = ["SNIFF_BYTES", "SYSTEM_NAMES", "Detection", "FileKind", "detect", "is_hidden_or_system"]
+__all__ = ["SNIFF_BYTES", "SYSTEM_NAMES", "Detection", "FileKind", "detect", "is_hidden_or_system", "media_format"]
 
 SNIFF_BYTES = 8192
 
@@ -35,8 +36,18 @@ def is_hidden_or_system(name: str) -> bool:
     return name.startswith((".", "~$")) or name.lower() in SYSTEM_NAMES
 
 
-def detect(path: Path) -> Detection:
-    """Detect a file's kind from its first bytes, falling back to its extension for text formats."""
+_MIMETYPE_BYTES = 4096
+
+
+class _Refused(Exception):
+    """A ZIP container over the limits (``ziplimits``)."""
+
+
+def detect(path: Path, zip_limits: ZipLimits | None = None) -> Detection:
+    """Detect a file's kind from its first bytes, falling back to its extension for text formats.
+
+    A ZIP container that would inflate past ``zip_limits`` is reported (a ZIP bomb), whatever it holds.
+    """
     claimed = by_extension(path.suffix)
     by_name = claimed.kind if claimed is not None else FileKind.UNKNOWN.value
     with path.open("rb") as handle:
@@ -49,8 +60,10 @@ def detect(path: Path) -> Detection:
     sniffed = Sniffed(head, path.suffix.lower())
     if head.startswith(b"PK\x03\x04"):
         try:
-            sniffed = _with_zip(sniffed, path)
-        except (zipfile.BadZipFile, OSError, KeyError) as e:
+            sniffed = _with_zip(sniffed, path, zip_limits or ZipLimits())
+        except _Refused as e:
+            return Detection(FileKind.UNKNOWN, str(e))
+        except (zipfile.BadZipFile, OSError, KeyError, MemberTooLarge) as e:
             return Detection(FileKind.UNKNOWN, f"damaged ZIP container ({e})")
     for file_type in FILE_TYPES:
         if any(sig.matches(sniffed) for sig in file_type.signatures):
@@ -69,6 +82,16 @@ def detect(path: Path) -> Detection:
     )
 
 
+def media_format(path: Path) -> str | None:
+    """The PyAV format to open a recording with, from its content (None: unknown, let FFmpeg probe)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return None
+    return demuxer_for(head, path.suffix)
+
+
 def _known_problem(head: bytes) -> str:
     """Formats recognised only to say why they are not read."""
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
@@ -78,10 +101,14 @@ def _known_problem(head: bytes) -> str:
     return ""
 
 
-def _with_zip(sniffed: Sniffed, path: Path) -> Sniffed:
+def _with_zip(sniffed: Sniffed, path: Path, limits: ZipLimits) -> Sniffed:
     with zipfile.ZipFile(path) as archive:
+        problem = zip_problem(archive, limits)
+        if problem:
+            raise _Refused(problem)
         names = frozenset(archive.namelist())
-        mimetype = archive.read("mimetype").decode("ascii", "replace") if "mimetype" in names else ""
+        raw = read_member(archive, "mimetype", _MIMETYPE_BYTES) if "mimetype" in names else b""
+        mimetype = raw.decode("ascii", "replace")
     return Sniffed(sniffed.head, sniffed.suffix, True, names, mimetype)
 
 

@@ -67,11 +67,16 @@ class Signature(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Magic:
-    """Bytes at an offset; ``suffixes`` limits a weak signature (BMP's ``BM``) to files named like the type."""
+    """Bytes at an offset; ``suffixes`` limits a weak signature (BMP's ``BM``) to files named like the type.
+
+    ``demuxer`` (on this and the other media signatures) is the FFmpeg/PyAV format that reads what the
+    signature proves, so a recording is opened as what it is whatever its name (``demuxer_for``).
+    """
 
     prefix: bytes
     offset: int = 0
     suffixes: tuple[str, ...] = ()
+    demuxer: str = ""
 
     def matches(self, file: Sniffed) -> bool:
         if self.suffixes and file.suffix not in self.suffixes:
@@ -86,6 +91,7 @@ class Container:
     chunk: bytes  # b"RIFF", b"FORM" or b"ftyp"
     forms: tuple[bytes, ...] = ()  # forms or brands that match; () = any
     not_forms: tuple[bytes, ...] = ()
+    demuxer: str = ""
 
     def matches(self, file: Sniffed) -> bool:
         if self.chunk == b"ftyp":
@@ -100,6 +106,8 @@ class Container:
 @dataclass(frozen=True, slots=True)
 class MpegAudio:
     """An MPEG audio frame sync (an MP3 without an ID3 tag)."""
+
+    demuxer: str = "mp3"
 
     def matches(self, file: Sniffed) -> bool:
         return len(file.head) > 1 and file.head[0] == 0xFF and file.head[1] & 0xE0 == 0xE0
@@ -199,16 +207,18 @@ FILE_TYPES: list[FileType] = [
         FileKind.VIDEO, (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".webm", ".ogv"), _lazy("video", "VideoIngestor"),
         "video",
         (
-            Container(b"RIFF", (b"AVI ",)), Container(b"ftyp", not_forms=_VIDEO_BRANDS_AUDIO),
-            Magic(b"\x1aE\xdf\xa3"), Magic(b"OggS", suffixes=(".ogv", ".webm")),
+            Container(b"RIFF", (b"AVI ",), demuxer="avi"),
+            Container(b"ftyp", not_forms=_VIDEO_BRANDS_AUDIO, demuxer="mp4"),
+            Magic(b"\x1aE\xdf\xa3", demuxer="matroska"), Magic(b"OggS", suffixes=(".ogv", ".webm"), demuxer="ogg"),
         ),
     ),
     FileType(
         FileKind.AUDIO, (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc"),
         _lazy("audio", "AudioIngestor"), "audio",
         (
-            Container(b"RIFF", (b"WAVE",)), Container(b"FORM", (b"AIFF", b"AIFC")), Magic(b"fLaC"), Magic(b"OggS"),
-            Magic(b"ID3"), MpegAudio(), Container(b"ftyp", _VIDEO_BRANDS_AUDIO),
+            Container(b"RIFF", (b"WAVE",), demuxer="wav"), Container(b"FORM", (b"AIFF", b"AIFC"), demuxer="aiff"),
+            Magic(b"fLaC", demuxer="flac"), Magic(b"OggS", demuxer="ogg"), Magic(b"ID3", demuxer="mp3"), MpegAudio(),
+            Container(b"ftyp", _VIDEO_BRANDS_AUDIO, demuxer="mp4"),
         ),
     ),
     FileType(FileKind.HTML, (".html", ".htm"), _lazy("documents", "HtmlIngestor", chunking_only=True), "docs", text=True),
@@ -226,6 +236,20 @@ FILE_TYPES: list[FileType] = [
 """In detection order: the first type with a matching signature wins (video's ``.ogv``/``.webm`` Ogg before audio's Ogg)."""
 
 _lock = threading.Lock()
+
+
+def demuxer_for(head: bytes, suffix: str) -> str | None:
+    """The PyAV format of a recording from its first bytes, or None (let FFmpeg probe).
+
+    FFmpeg guesses from the name first: an MP3 called ``.jpg`` would be opened as a picture and have
+    "no audio track". Detection already knows better, so the media ingestors pass this on.
+    """
+    sniffed = Sniffed(head, suffix.lower())
+    for file_type in FILE_TYPES:
+        for signature in file_type.signatures:
+            if signature.matches(sniffed):
+                return getattr(signature, "demuxer", "") or None
+    return None
 
 
 def register(file_type: FileType) -> None:

@@ -14,14 +14,22 @@ Folder layout of an index (``cfg.index_dir``)::
     tables.sqlite      every ingested table as SQL
     manifest.sqlite    one row per ingested file
     ocr-cache.sqlite   OCR results by picture content
-    media/             thumbnails, video frames, slide pictures
+    reindex.pending    present while ``--reindex`` empties the index; a run that finds it finishes the job
+    ingest.lock        held (``fcntl.flock``) by the one ingest or re-index running on this index
+    media/             pictures: roots/<root hash>/ thumbnails, video frames and deck pictures of one ingest
+                       root (``root_media_dir``), slides/ slide pictures made on preview
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
+import os
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +38,7 @@ from mmrag.ingest.engines.ocr_cache import FILE_NAME as OCR_CACHE_FILE
 from mmrag.ingest.engines.slide_render import find_office
 from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.answer.llm import Llm, LlmSettings, backend_for, connect
-from mmrag.pipeline.config import Config, ModelsConfig
+from mmrag.pipeline.config import Config, ModelsConfig, fault_point
 from mmrag.pipeline.index import Index
 from mmrag.pipeline.models import (
     Resolution,
@@ -55,6 +63,8 @@ MANIFEST_FILE = "manifest.sqlite"
 KEYWORD_FILE = "keyword.sqlite"
 TABLES_FILE = "tables.sqlite"
 MEDIA_DIR = "media"
+LOCK_FILE = "ingest.lock"
+REINDEX_MARKER = "reindex.pending"
 
 # Dimensions of known text models, so that opening an index need not load the model to check its layout.
 KNOWN_DIMS = {"sentence-transformers/all-MiniLM-L6-v2": 384, "sentence-transformers/all-mpnet-base-v2": 768}
@@ -64,6 +74,34 @@ log = logging.getLogger(__name__)
 
 class ModelMissing(MmragError):
     """A model a command needs is not on this machine; the message says how to provide it."""
+
+
+class IngestRunning(MmragError):
+    """Another process (or job) is ingesting into the same index."""
+
+
+@contextmanager
+def ingest_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index's ingest lock, or raise ``IngestRunning`` naming the process that holds it.
+
+    An OS lock (``flock``) on ``ingest.lock``: the kernel releases it when its holder exits or is
+    killed, so a crashed ingest never leaves the index locked. Searches do not take it.
+    """
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(index_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise IngestRunning(
+                f"another ingest is running on {index_dir} (pid {pid}); wait for it or stop it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def llm_settings(models: ModelsConfig) -> LlmSettings | None:
@@ -195,6 +233,12 @@ def _ingest_settings(cfg: Config, clip: Resolution, photo_words: Resolution) -> 
     )
 
 
+def root_media_dir(media_dir: Path, root: str) -> Path:
+    """Where pictures made from files of one ingest root go: two roots with the same relative path
+    (``photos/a.png``) keep two pictures, and removing one leaves the other's."""
+    return media_dir / "roots" / hashlib.sha256(root.encode("utf-8")).hexdigest()[:16]
+
+
 def store_location(cfg: Config) -> StoreLocation:
     path = Path(cfg.store.path).expanduser() if cfg.store.path else cfg.index_dir / CHROMA_DIR
     return StoreLocation(path=path, media_dir=cfg.index_dir / MEDIA_DIR)
@@ -241,13 +285,29 @@ class App:
 
 
 def _wipe(cfg: Config) -> None:
-    """Empty the index folder for ``--reindex``: every chunk, picture and record (the OCR cache stays)."""
+    """Empty the index folder for ``--reindex``: every chunk, picture and record (the OCR cache stays).
+
+    Safe to kill at any point: the marker is written first and removed last, and an ingest that finds
+    it starts by finishing the wipe. The manifest goes before what it vouches for, so no moment has a
+    manifest saying "ok" about chunks that are gone (every later run would call them unchanged).
+    """
     path = cfg.index_dir
+    marker = path / REINDEX_MARKER
+    with marker.open("w") as out:
+        out.write("an interrupted --reindex; the next ingest finishes emptying this index\n")
+        out.flush()
+        os.fsync(out.fileno())
+    fault_point("reindex-after-mark")
     for name in (MANIFEST_FILE, KEYWORD_FILE, TABLES_FILE):
         for suffix in ("", "-wal", "-shm"):
             (path / (name + suffix)).unlink(missing_ok=True)
+        if name == MANIFEST_FILE:
+            fault_point("reindex-after-manifest")
     backend(cfg.store.kind).drop(store_location(cfg))
+    fault_point("reindex-after-drop")
     shutil.rmtree(path / MEDIA_DIR, ignore_errors=True)
+    fault_point("reindex-after-media")
+    marker.unlink()
 
 
 def open_app(
@@ -269,8 +329,9 @@ def open_app(
     path = cfg.index_dir
     if not create and not (path / MANIFEST_FILE).exists():
         raise IndexMismatch(f"no index at {path}: run `mmrag ingest PATH --index {path}` first")
-    if reindex and path.exists():
-        _wipe(cfg)
+    if path.exists() and (reindex or (create and (path / REINDEX_MARKER).exists())):
+        with ingest_lock(path):
+            _wipe(cfg)
     models = models or Models(cfg, embedder=embedder, visual=visual)
     vectorizer = Vectorizer(models.text(), models.visual())
     media = path / MEDIA_DIR
@@ -278,5 +339,6 @@ def open_app(
     keyword = KeywordIndex(path / KEYWORD_FILE, media_dir=media)
     tables = TableStore(path / TABLES_FILE)
     manifest = Manifest(path / MANIFEST_FILE)
-    return App(cfg, models, store, keyword, tables, manifest, vectorizer, Index(store, keyword, tables, vectorizer, media))
-
+    return App(
+        cfg, models, store, keyword, tables, manifest, vectorizer, Index(store, keyword, tables, vectorizer, media)
+    )

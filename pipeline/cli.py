@@ -136,8 +136,9 @@ def _emit_json(data: Any) -> None:
 def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
     from mmrag.pipeline.app import open_app
-    from mmrag.pipeline.ingest_run import run_ingest
+    from mmrag.pipeline.ingest_run import lower_priority, run_ingest
 
+    lower_priority(cfg.ingest.nice)  # before any thread starts: all of them inherit it
     app = open_app(cfg, create=True, reindex=args.reindex)
     try:
         notices = [] if app.models.clip.available else [app.models.clip.remedy]
@@ -278,16 +279,19 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_bench(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline.bench import main as bench
+
     return bench.run(args, cfg)
 
 
 def cmd_serve(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline.http import cli as server_cli
+
     return server_cli.run(args, cfg)
 
 
 def cmd_mcp(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline.mcp import cli as mcp_cli
+
     return mcp_cli.run(args, cfg)
 
 

@@ -70,6 +70,21 @@ class LimitsConfig:
     file_seconds: float = 1800.0
     max_image_pixels: int = 120_000_000
     max_ocr_pages: int = 50  # pages of one PDF read by OCR when they have no readable text layer
+    max_inflated_mb: float = 1024.0  # what one Office file (a ZIP) may inflate to, all its parts together
+    max_zip_ratio: float = 200.0  # inflated / compressed size of a large part: over it, a ZIP bomb
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """How an ingest run treats the drive and shares the machine.
+
+    ``follow_links_outside`` follows symbolic links whose target is outside every folder being
+    ingested (off: such links are reported, so a link to ``/etc`` indexes nothing). ``nice`` lowers
+    the CPU priority of the ingest process (``os.nice``) so that searches served meanwhile stay fast.
+    """
+
+    follow_links_outside: bool = False
+    nice: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +123,22 @@ class Config:
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     batch_size: int = 64
+
+
+FAULT_ENV = "MMRAG_FAULT"
+
+
+def fault_point(name: str) -> None:
+    """Die here, as a SIGKILL would (``os._exit(137)``: no cleanup, no flush), when ``$MMRAG_FAULT`` is ``name``.
+
+    The crash-safety tests set it to prove that an index survives a kill at each named point
+    (``reindex-after-mark``, ``reindex-after-manifest``, ``reindex-after-drop``, ``reindex-after-media``,
+    ``ingest-after-store``); nothing else does.
+    """
+    if os.environ.get(FAULT_ENV) == name:
+        os._exit(137)
 
 
 def default_index_dir(env: Mapping[str, str]) -> Path:
@@ -222,6 +252,7 @@ def load_config(
     chunking = _section(ChunkingConfig, data.pop("chunking", {}), f"{where} [chunking]")
     store = _section(StoreConfig, data.pop("store", {}), f"{where} [store]")
     server = _server_section(data.pop("server", {}), f"{where} [server]")
+    ingest = _section(IngestConfig, data.pop("ingest", {}), f"{where} [ingest]")
     top_index = data.pop("index_dir", None)
     batch_size = data.pop("batch_size", 64)
     if data:
@@ -246,6 +277,7 @@ def load_config(
         chunking=chunking,
         store=store,
         server=server,
+        ingest=ingest,
         batch_size=int(batch_size),
     )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.engines.slide_render import slide_pictures_folder
+from mmrag.pipeline.config import fault_point
 from mmrag.retrieval.keyword import KeywordIndex
 from mmrag.retrieval.store import ChunkStore, FileInfo, Vectors
 from mmrag.retrieval.tables_sql import TableStore
@@ -94,6 +95,7 @@ class Index:
         except BaseException:
             self._waiting = waiting + self._waiting  # not written: still waiting (and still not in the manifest)
             raise
+        fault_point("ingest-after-store")
         for w in waiting:
             if w.then is not None:
                 w.then()

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from mmrag.ingest.base import Note
+from mmrag.ingest.base import IngestSettings, Note
 from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.filetypes import ingestor_for
-from mmrag.pipeline.app import App
-from mmrag.pipeline.walk import Found, Target, target_for, walk
+from mmrag.ingest.ziplimits import ZipLimits
+from mmrag.pipeline.app import App, ingest_lock, root_media_dir
+from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
 from mmrag.retrieval.store import FileInfo
 
@@ -81,11 +83,40 @@ class _NoProgress:
         pass
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """The per-file time budget (``[limits] file_seconds``): reading, hashing and parsing share it."""
+
+    seconds: float
+    deadline: float
+
+    @classmethod
+    def start(cls, seconds: float) -> Budget:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def check(self, path: Path) -> None:
+        if time.monotonic() > self.deadline:
+            raise IngestError(
+                path, f"took longer than the {self.seconds:.0f} s per-file budget (raise [limits] file_seconds)"
+            )
+
+
+def sha256_file(path: Path, budget: Budget | None = None) -> str:
+    """The file's SHA-256; ``IngestError`` when it is no regular file or reading overruns ``budget``.
+
+    The file is opened without blocking and checked before a byte is read, so a file swapped for a
+    named pipe after the walk cannot hang the run.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        problem = not_regular(os.fstat(fd).st_mode)
+        if problem:
+            raise IngestError(path, problem)
+        digest = hashlib.sha256()
         while block := handle.read(HASH_BLOCK):
             digest.update(block)
+            if budget is not None:
+                budget.check(path)
     return digest.hexdigest()
 
 
@@ -102,14 +133,34 @@ class _Run:
         self.progress = progress
         self.report = IngestReport()
         self.settings = app.models.ingest_settings()
+        self._by_root: dict[str, IngestSettings] = {}
+        limits = app.cfg.limits
+        self.zip_limits = ZipLimits(limits.max_inflated_mb, limits.max_zip_ratio)
+
+    def settings_for(self, root: str) -> IngestSettings:
+        """The ingest settings with pictures going to this root's own media folder."""
+        found = self._by_root.get(root)
+        if found is None:
+            media = self.settings.media
+            if media.media_dir is not None:
+                media = replace(media, media_dir=root_media_dir(media.media_dir, root))
+            found = self._by_root[root] = replace(self.settings, media=media)
+        return found
 
     def file(self, target: Target, found: Found) -> None:
         root = str(target.root)
         label = _label(target, found)
+        if found.problem:
+            self._skip(label, found.problem)
+            return
+        budget = Budget.start(self.cfg.limits.file_seconds)  # reading and hashing count too
         try:
             st = found.path.stat()
         except OSError as e:
             self._skip(label, f"cannot read the file ({e.strerror or e})")
+            return
+        if not_regular(st.st_mode):
+            self._skip(label, not_regular(st.st_mode))
             return
         limit = self.cfg.limits.max_file_mb * 1024 * 1024
         if st.st_size > limit:
@@ -125,21 +176,26 @@ class _Run:
             self._unchanged(label, old)
             return
         try:
-            digest = sha256_file(found.path)
+            digest = sha256_file(found.path, budget)
         except OSError as e:
             self._skip(label, f"cannot read the file ({e.strerror or e})")
+            return
+        except IngestError as e:
+            self._skip(label, e.reason)
             return
         if old and old.sha256 == digest:
             self.manifest.touch(root, found.source, st.st_size, st.st_mtime_ns)
             self._unchanged(label, old)
             return
         record = FileRecord(root, found.source, st.st_size, st.st_mtime_ns, digest, str(FileKind.UNKNOWN), SKIPPED)
-        self._ingest(target, found, label, record, st.st_mtime)
+        self._ingest(target, found, label, record, st.st_mtime, budget)
 
-    def _ingest(self, target: Target, found: Found, label: str, record: FileRecord, mtime: float) -> None:
+    def _ingest(
+        self, target: Target, found: Found, label: str, record: FileRecord, mtime: float, budget: Budget
+    ) -> None:
         root = record.root
         try:
-            detection = detect(found.path)
+            detection = detect(found.path, self.zip_limits)
         except OSError as e:
             self._skip(label, f"cannot read the file ({e.strerror or e})")
             return
@@ -148,7 +204,7 @@ class _Run:
         if detection.problem:
             self._replace(root, found.source, [], record, label, detection.problem)
             return
-        ingestor = ingestor_for(kind, self.settings)
+        ingestor = ingestor_for(kind, self.settings_for(root))
         if ingestor is None:
             self._forget(root, found.source)
             self.manifest.put(replace(record, status=UNSUPPORTED, reason=kind))
@@ -156,7 +212,7 @@ class _Run:
             self.progress.file_done(label, UNSUPPORTED, 0)
             return
         try:
-            items = list(_within_budget(ingestor.ingest(found.path, found.source), self.cfg.limits.file_seconds, found))
+            items = list(_within_budget(ingestor.ingest(found.path, found.source), budget, found))
         except IngestError as e:
             self._replace(root, found.source, [], record, label, e.reason)
             return
@@ -166,6 +222,7 @@ class _Run:
             return
         chunks = [item for item in items if isinstance(item, Chunk)]
         tables = [item for item in items if isinstance(item, Table)]
+        self.report.notes.extend(Skipped(label, note) for table in tables for note in table.notes)
         if not chunks:
             self._replace(root, found.source, [], record, label, "no content found in the file")
             return
@@ -233,27 +290,86 @@ class _Run:
 
 
 def _within_budget(
-    items: Iterator[Chunk | Table | Note], seconds: float, found: Found
+    items: Iterator[Chunk | Table | Note], budget: Budget, found: Found
 ) -> Iterator[Chunk | Table | Note]:
-    start = time.monotonic()
     for item in items:
-        if time.monotonic() - start > seconds:
-            raise IngestError(
-                found.path, f"took longer than the {seconds:.0f} s per-file budget (raise [limits] file_seconds)"
-            )
+        budget.check(found.path)
         yield item
 
 
 def run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None = None) -> IngestReport:
-    """Ingest files and folders into an open index; folders are synced (files gone from them are removed)."""
+    """Ingest files and folders into an open index; folders are synced (files gone from them are removed).
+
+    One ingest at a time per index: ``IngestRunning`` when another process or job holds its lock.
+    """
+    with ingest_lock(app.path):
+        return _run_ingest(paths, app, progress)
+
+
+def lower_priority(nice: int) -> None:
+    """Give searches served meanwhile the CPU first: lower the calling thread's priority by ``nice``.
+
+    Threads and processes started afterwards (model thread pools, LibreOffice) inherit it. On Linux
+    the nice value is per thread, so a server's ingest thread can lower its own without its searches.
+    """
+    if nice <= 0 or not hasattr(os, "nice"):
+        return
+    try:
+        os.nice(nice)
+    except OSError as e:
+        log.debug("could not lower the ingest's CPU priority: %s", e)
+
+
+def reconcile(app: App) -> list[str]:
+    """Make the manifest agree with the stores after a crash, and return the files it forgot.
+
+    A file the manifest records as ingested but whose chunks are missing from the vector store or the
+    keyword index is forgotten (its remains deleted), so this run ingests it again instead of calling
+    it unchanged; chunks of files the manifest does not record as ingested are deleted (vectors still
+    waiting from a failed write too: their files are read again, not taken as done). Counting
+    chunks is enough when nothing went wrong, so the ids are compared only when the counts differ.
+    """
+    recorded = {(r.root, r.source): r for r in app.manifest.files() if r.status == OK}
+    expected = sum(r.chunks for r in recorded.values())
+    if app.store.count() == expected and app.keyword.count() == expected:
+        return []
+    stored = app.store.ids()
+    by_file = app.keyword.record_ids()
+    forgotten = []
+    for (root, source), record in recorded.items():
+        ids = by_file.get((root, source), set())
+        if len(ids) != record.chunks or not ids <= stored:
+            app.index.replace_file(root, source, [], None)
+            app.manifest.remove(root, source)
+            forgotten.append(source)
+    for root, source in by_file.keys() - recorded.keys():
+        app.index.replace_file(root, source, [], None)
+    if forgotten:
+        log.warning(
+            "%d files recorded as indexed had chunks missing from the index; ingesting them again", len(forgotten)
+        )
+    return forgotten
+
+
+def _run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None) -> IngestReport:
     sink = progress or _NoProgress()
     run = _Run(app, sink)
     started = time.monotonic()
+    repaired = reconcile(app)
+    if repaired:
+        run.report.notes.append(
+            Skipped(
+                str(app.path),
+                f"{len(repaired)} files recorded as indexed had chunks missing from the index (an interrupted "
+                "run?); they are ingested again",
+            )
+        )
     targets = [target_for(p) for p in paths]
     for target in targets:
         if not target.root.exists() or (target.only is not None and not target.only.exists()):
             raise FileNotFoundError(f"{target.only or target.root} does not exist")
-    plan = [(t, list(walk(t))) for t in targets]
+    links = policy_for(targets, app.cfg.ingest.follow_links_outside)
+    plan = [(t, list(walk(t, links))) for t in targets]
     sink.files_found(sum(len(files) for _, files in plan))
     for target, files in plan:
         if target.is_folder:
@@ -261,11 +377,41 @@ def run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None = 
         for found in files:
             run.file(target, found)
         if target.is_folder:
-            run.remove_missing(target, {f.source for f in files})
+            run.remove_missing(target, {f.source for f in files if not f.problem})
     app.index.flush()
+    sweep_media(app)
     _prune_ocr_cache(run.settings.media.ocr_cache)
     run.report.seconds = time.monotonic() - started
     return run.report
+
+
+_SWEPT = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tmp"})
+_KEPT_FOLDERS = frozenset({"slides"})  # slide pictures made on preview: no chunk points to them
+
+
+def sweep_media(app: App) -> int:
+    """Delete pictures in the media folder that no chunk points to, and return how many.
+
+    Pictures are written while a file is read, before its chunks are stored: a crash, a file deleted
+    mid-read or a file that fails after its frames were saved leaves pictures nothing records.
+    """
+    media = app.media_dir.resolve() if app.media_dir.exists() else None
+    if media is None:
+        return 0
+    used = app.keyword.media_images()
+    dropped = 0
+    for folder, dirs, files in os.walk(media):
+        here = Path(folder)
+        if here == media:
+            dirs[:] = [d for d in dirs if d not in _KEPT_FOLDERS]
+        for name in files:
+            path = here / name
+            if path.suffix.lower() in _SWEPT and path.relative_to(media).as_posix() not in used:
+                path.unlink(missing_ok=True)
+                dropped += 1
+    if dropped:
+        log.info("removed %d pictures no chunk points to from %s", dropped, media)
+    return dropped
 
 
 def _prune_ocr_cache(path: Path | None) -> None:

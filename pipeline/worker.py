@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from typing import TypeVar
 from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.app import App, Models, open_app
 from mmrag.pipeline.config import Config
-from mmrag.pipeline.ingest_run import run_ingest
+from mmrag.pipeline.ingest_run import lower_priority, run_ingest
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.vectorize import ImageTextEncoder
 
@@ -147,6 +148,8 @@ class IngestJobs:
 
     def _run(self, job: IngestJob, paths: list[Path]) -> None:
         cfg = self.worker.cfg
+        if sys.platform == "linux":  # the nice value is per thread there: searches keep theirs
+            lower_priority(cfg.ingest.nice)
         try:
             index = open_app(cfg, create=True, models=self.worker.models)
             try:

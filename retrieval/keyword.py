@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmrag.ingest.chunk import Chunk
-from mmrag.retrieval.records import chunk_from_record, chunk_metadata, image_from_record, record_id
+from mmrag.retrieval.records import MEDIA_PREFIX, chunk_from_record, chunk_metadata, image_from_record, record_id
 from mmrag.retrieval.store import FileInfo, Hit, IndexMismatch, SearchFilter
 
 SCHEMA_VERSION = 4
@@ -282,6 +282,31 @@ class KeywordIndex:
         ).fetchall()
         found = (image_from_record(str(json.loads(meta).get("image") or ""), self._media) for (meta,) in rows)
         return sorted({p for p in found if p is not None})
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM chunk_file").fetchone()[0])
+
+    def record_ids(self) -> dict[tuple[str, str], set[str]]:
+        """Every file's stored record ids, by (root, source): to check the other stores against."""
+        found: dict[tuple[str, str], set[str]] = {}
+        for record, root, source in self._db.execute("SELECT record_id, root, source FROM chunk_file"):
+            found.setdefault((str(root), str(source)), set()).add(str(record))
+        return found
+
+    def media_images(self) -> set[str]:
+        """Every picture inside the media folder that some chunk points to, relative to that folder."""
+        rows = self._db.execute(
+            "SELECT json_extract(meta, '$.image') FROM chunk_text WHERE json_extract(meta, '$.image') != ''"
+        ).fetchall()
+        media = self._media.resolve() if self._media is not None else None
+        found: set[str] = set()
+        for (value,) in rows:
+            image = image_from_record(str(value or ""), media)
+            if image is not None and image.is_absolute() and not str(value).startswith(MEDIA_PREFIX):
+                image = image.resolve()  # an older index wrote absolute paths
+            if image is not None and media is not None and image.is_relative_to(media):
+                found.add(image.relative_to(media).as_posix())
+        return found
 
     def _delete_rows(self, rowids_sql: str, args: Sequence[object]) -> None:
         """Delete the rows ``rowids_sql`` selects from every table (inside the caller's transaction)."""

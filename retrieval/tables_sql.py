@@ -30,6 +30,7 @@ those files can be read (the registry and schema then cannot), whatever the SQL 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import sqlite3
@@ -229,10 +230,10 @@ class TableStore:
         definition = ", ".join(["_row INTEGER NOT NULL", *(_quote(c) for c in columns), "_raw TEXT NOT NULL"])
         self._db.execute(f"CREATE TABLE {_quote(sql_name)} ({definition})")
         placeholders = ", ".join("?" * (width + 2))
-        rows = list(_stored_rows(table, width))
-        self._db.executemany(f"INSERT INTO {_quote(sql_name)} VALUES ({placeholders})", rows)
+        stored = _Counted(_stored_rows(table, width))  # streamed: a big table is not copied once more
+        self._db.executemany(f"INSERT INTO {_quote(sql_name)} VALUES ({placeholders})", stored)
         info = TableInfo(
-            sql_name, root, source, table.name, table.locator, columns, table.header, len(rows), table.first_row
+            sql_name, root, source, table.name, table.locator, columns, table.header, stored.count, table.first_row
         )
         self._db.execute(
             "INSERT INTO tables(sql_name, root, source, name, locator_json, columns_json, first_row, row_count, "
@@ -245,7 +246,7 @@ class TableStore:
                 json.dumps(table.locator.to_json(), ensure_ascii=False),
                 json.dumps([list(pair) for pair in zip(columns, table.header, strict=True)], ensure_ascii=False),
                 table.first_row,
-                len(rows),
+                stored.count,
                 position,
                 readers,
             ),
@@ -421,8 +422,25 @@ class _Scoped(TableStore):
         """The view owns nothing; the store it was made from is closed by its owner."""
 
 
+class _Counted:
+    """An iterator that counts what it gave."""
+
+    def __init__(self, items: Iterator[tuple[SqlValue, ...]]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[tuple[SqlValue, ...]]:
+        return self
+
+    def __next__(self) -> tuple[SqlValue, ...]:
+        item = next(self._items)
+        self.count += 1
+        return item
+
+
 def _stored_rows(table: Table, width: int) -> Iterator[tuple[SqlValue, ...]]:
-    for index, row in enumerate(table.rows):
+    rows = itertools.chain(table.rows, table.more_rows()) if table.more_rows is not None else table.rows
+    for index, row in enumerate(rows):
         cells = list(row[:width]) + [""] * (width - len(row))
         if not any(c.strip() for c in cells):
             continue

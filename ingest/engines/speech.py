@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from mmrag.ingest.detect import media_format
 from mmrag.ingest.errors import IngestError
 
 log = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ def decode_audio(
     import av
 
     try:
-        container: Any = av.open(str(path))
+        container: Any = av.open(str(path), format=media_format(path))
     except (av.FFmpegError, ValueError, OSError) as e:
         raise IngestError(path, f"not a readable audio or video file (damaged, truncated or not media: {e})") from e
     try:

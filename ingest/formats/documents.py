@@ -24,6 +24,7 @@ from mmrag.ingest.base import ChunkingConfig
 from mmrag.ingest.chunk import SECTION_SEPARATOR, Chunk, Locator, Modality, Page, Section
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats import unstructured_adapter as ua
+from mmrag.ingest.formats.html_flat import TOO_DEEP, read_flat
 from mmrag.ingest.text.textsplit import pack_blocks
 
 EMPTY = "no text found (empty document)"
@@ -246,10 +247,16 @@ class HtmlIngestor:
 
     def ingest(self, path: Path, source: str) -> Iterator[Chunk]:
         text = decode_text(read_nonempty(path), path, html_charset=True)
-        try:
-            blocks = ua.partition_html(text)
-        except Exception as e:  # any failure of the library on this file means unusable markup
-            raise library_error(path, "HTML that cannot be parsed", e) from e
+        flat = read_flat(text)
+        if flat.depth > TOO_DEEP:  # a tree parser would lose the text (or the stack): keep the flat reading
+            if not flat.blocks:
+                raise IngestError(path, f"no text found (elements nested {flat.depth} levels deep)")
+            blocks = flat.blocks
+        else:
+            try:
+                blocks = ua.partition_html(text)
+            except Exception as e:  # any failure of the library on this file means unusable markup
+                raise library_error(path, "HTML that cannot be parsed", e) from e
         title = html_title(text) or _first_heading(blocks)
         yield from _finish(path, source, blocks, title, self.chunking, paged=False)
 

@@ -19,10 +19,11 @@ import codecs
 import csv
 import io
 import itertools
+import logging
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,11 @@ from mmrag.ingest.errors import IngestError
 from mmrag.ingest.text.cellformat import format_cell
 from mmrag.ingest.text.tablechunks import clean_cell, header_names, looks_numeric, summary_chunks, table_chunks
 
+log = logging.getLogger(__name__)
+
 MAX_ROWS = 200_000
-"""Data rows read from one sheet or CSV; the rest is cut, and the table's summary says so."""
+"""Data rows held from one sheet or CSV; a sheet's later rows are cut, a CSV's reach only the SQL table
+store (read again, one at a time); the table's summary and the run report say so."""
 MAX_COLUMNS = 512
 HEADER_WINDOW = 30
 NO_DATA = "no data found (every sheet is empty)"
@@ -52,6 +56,7 @@ class TableData:
     caption: str = ""  # text above the header (sheet titles, units)
     header_line: int = 0  # 1-based sheet row of the header (0: no header row, names generated)
     notes: tuple[str, ...] = ()
+    more: Callable[[int], Iterator[tuple[str, ...]]] | None = None  # rows after ``rows``, read again, fit to a width
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +96,19 @@ def table_items(
         return (("sheet_rows", f"{table.header_line + first}-{table.header_line + last_row}"),)
 
     chunking = settings.chunking
+    notes = table.notes
+    embedded = table.rows
+    if len(table.rows) > chunking.max_embedded_rows:  # a big table is asked in SQL: its every row is kept there
+        embedded = table.rows[: chunking.max_embedded_rows]
+        notes += (
+            f"only the first {chunking.max_embedded_rows:,} rows have text chunks; "
+            "every row is kept for table questions (raise [chunking] max_embedded_rows)",
+        )
     data = table_chunks(
         source,
         title,
         table.header,
-        table.rows,
+        embedded,
         rows_at,
         chunking,
         context=context,
@@ -112,10 +125,14 @@ def table_items(
         chunking,
         context=context,
         caption=table.caption,
-        notes=table.notes,
+        notes=notes,
         first_part=sum(1 for chunk in data if chunk.locator == whole),
     )
-    yield Table(source, sheet if sheet is not None else stem, table.header, table.rows, whole, first_row=1)
+    more = table.more
+    yield Table(
+        source, sheet if sheet is not None else stem, table.header, table.rows, whole, first_row=1, notes=notes,
+        more_rows=(lambda: more(len(table.header))) if more is not None else None,
+    )  # fmt: skip
 
 
 def _head_bytes(path: Path) -> bytes:
@@ -245,15 +262,17 @@ def read_delimited(path: Path, *, tab: bool = False) -> TableData:
     """A CSV or TSV file as one table: encoding and delimiter are detected, the header is line 1."""
     for encoding in _encodings(path):
         try:
-            with path.open(
-                "r", encoding=encoding, newline="", errors="strict" if encoding != "cp1252" else "replace"
-            ) as handle:
-                return _read_rows(path, handle, tab)
+            with _open_text(path, encoding) as handle:
+                return _read_rows(path, handle, tab, encoding)
         except UnicodeDecodeError:
             continue
         except OSError as e:
             raise IngestError(path, f"cannot read the file ({e.strerror or e})") from e
     raise IngestError(path, "text in an unknown encoding (not UTF-8, UTF-16 or Windows-1252)")
+
+
+def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
+    return path.open("r", encoding=encoding, newline="", errors="strict" if encoding != "cp1252" else "replace")
 
 
 def _encodings(path: Path) -> list[str]:
@@ -263,7 +282,8 @@ def _encodings(path: Path) -> list[str]:
     return ["utf-8-sig", "cp1252"]
 
 
-def _read_rows(path: Path, handle: io.TextIOBase, tab: bool) -> TableData:
+def _read_rows(path: Path, handle: io.TextIOBase, tab: bool, encoding: str) -> TableData:
+    """The table, holding at most ``MAX_ROWS`` data rows in memory; the rest is read again for SQL."""
     sample = handle.read(_SNIFF_CHARS)
     handle.seek(0)
     delimiter = "\t" if tab else _sniff_delimiter(sample)
@@ -271,20 +291,56 @@ def _read_rows(path: Path, handle: io.TextIOBase, tab: bool) -> TableData:
     grid: list[list[str]] = []
     notes: list[str] = []
     started = False
+    taken = 0  # records read into ``grid`` or skipped before the header
     try:
         for record in reader:
             started = started or any(c.strip() for c in record)
+            if started and len(grid) > MAX_ROWS:
+                notes.append(
+                    f"only the first {MAX_ROWS:,} data rows are held for the table's summary and text chunks; "
+                    "every row is kept for table questions"
+                )
+                break
+            taken += 1
             if not started:
                 continue  # blank lines before the header are not rows
-            if len(grid) > MAX_ROWS:
-                notes.append(f"reading stopped after {MAX_ROWS:,} data rows (the limit); later rows are not indexed")
-                break
             while record and not record[-1].strip():
                 record.pop()
             grid.append(record)
     except csv.Error as e:
         raise IngestError(path, f"malformed CSV near line {reader.line_num}: {e}") from e
-    return shape_table(None, grid, find_header=False, notes=notes)
+    table = shape_table(None, grid, find_header=False, notes=notes)
+    if not notes:
+        return table
+    filled = [row for row in grid if row]
+    left = 0 if any(row[0].strip() for row in filled) else min(_first_filled(row) for row in filled)
+    return replace(table, more=_RestOfFile(path, encoding, delimiter, taken, left))
+
+
+def _first_filled(row: Sequence[str]) -> int:
+    return next(j for j, c in enumerate(row) if c.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class _RestOfFile:
+    """The data rows of a CSV after the first ``skip`` records, read again and fit as ``shape_table`` fit
+    the rows held in memory (``left`` empty leading columns dropped, cut or padded to the width)."""
+
+    path: Path
+    encoding: str
+    delimiter: str
+    skip: int
+    left: int
+
+    def __call__(self, width: int) -> Iterator[tuple[str, ...]]:
+        try:
+            with _open_text(self.path, self.encoding) as handle:
+                reader = csv.reader(handle, delimiter=self.delimiter, quotechar='"', doublequote=True, strict=False)
+                for record in itertools.islice(reader, self.skip, None):
+                    cells = [clean_cell(c) for c in record[self.left : self.left + width]]
+                    yield tuple(cells) + ("",) * (width - len(cells))
+        except (OSError, UnicodeDecodeError, csv.Error) as e:  # changed since it was read: keep what was stored
+            log.warning("%s: stopped reading rows for the table store (%s)", self.path, e)
 
 
 def _sniff_delimiter(sample: str) -> str:

@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.chunk import Chunk, Modality, TimeSpan
+from mmrag.ingest.detect import media_format
 from mmrag.ingest.engines.speech import Segment, speech_windows
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.formats.audio import AudioIngestor, speech_chunks, transcribe_segments
@@ -204,7 +205,7 @@ def _open(path: Path) -> Any:
     import av
 
     try:
-        return av.open(str(path))
+        return av.open(str(path), format=media_format(path))
     except (av.FFmpegError, ValueError, OSError) as e:
         raise IngestError(path, f"not a readable video file (damaged, truncated or not media: {e})") from e
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.ingest import IngestFigures
     from mmrag.pipeline.bench.search import EmbedderSpec
 
-SECTIONS = ("ingest", "baseline", "reingest", "small-files", "search", "cold")
+SECTIONS = ("ingest", "baseline", "reingest", "small-files", "search", "busy-search", "cold")
 DEFAULT_SIZES = "10000,100000"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,6 +119,12 @@ class Options:
                 return candidate
         raise BenchUsageError("no default corpus here (../shared/corpus/drive or data/sample-drive): pass --corpus DIR")
 
+    def small_corpus(self) -> Path:
+        """What the search-during-ingest part ingests: ``--corpus``, else the small sample drive (the part
+        ingests it three times, so the whole shared corpus would take the bench past its time)."""
+        sample = REPO / "data" / "sample-drive"
+        return self.corpus_folder() if self.corpus is not None or not sample.is_dir() else sample
+
 
 def _note(message: str) -> None:
     sys.stderr.write(f"[bench] {message}\n")
@@ -150,6 +156,13 @@ def measure(cfg: Config, opts: Options) -> Results:
                     size, opts.cache, spec, queries=opts.queries, rounds=opts.rounds, rebuild=opts.rebuild
                 )
                 results.tiers.append(tier)
+        if "busy-search" not in opts.skip:
+            from mmrag.pipeline.bench.contended import measure_busy_search
+
+            results.busy = measure_busy_search(
+                cfg, opts.small_corpus(), work / "busy", hashing=opts.hash_embedder, config_file=opts.config_file,
+                queries=opts.queries, rounds=opts.rounds, note=_note,
+            )  # fmt: skip
         if "cold" not in opts.skip:
             from mmrag.pipeline.bench.cold import measure_cold_start
 
@@ -210,7 +223,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
 
     try:
         opts = Options.from_args(args)
-        if "ingest" not in opts.skip:
+        if "ingest" not in opts.skip or "busy-search" not in opts.skip:
             opts.corpus_folder()
     except BenchUsageError as e:
         sys.stderr.write(f"mmrag bench: {e}\n")

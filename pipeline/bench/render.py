@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mmrag.pipeline.bench.contended import BusySearch
     from mmrag.pipeline.bench.ingest import IngestFigures
     from mmrag.pipeline.bench.results import Results, Target
     from mmrag.pipeline.bench.search import TierResult
@@ -146,6 +147,18 @@ def _search(tiers: Sequence[TierResult]) -> list[str]:
     return lines
 
 
+def _busy(b: BusySearch) -> list[str]:
+    rows = [
+        ["idle", f"{b.idle.p50:.1f}", f"{b.idle.p95:.1f}"],
+        [f"during an ingest (nice {b.nice})", f"{b.niced.p50:.1f}", f"{b.niced.p95:.1f}"],
+        ["during an ingest (normal priority)", f"{b.normal.p50:.1f}", f"{b.normal.p95:.1f}"],
+    ]
+    title = (
+        f"Search while an ingest runs in another process, ms ({b.queries} queries x {b.idle.n // max(1, b.queries)})"
+    )
+    return [title, "", *table(["search", "p50", "p95"], rows)]
+
+
 def render(r: Results, goals: Sequence[Target]) -> list[str]:
     m = r.machine
     lines = [
@@ -164,6 +177,8 @@ def render(r: Results, goals: Sequence[Target]) -> list[str]:
         ]
     if r.tiers:
         lines += [*_search(r.tiers), ""]
+    if r.busy is not None:
+        lines += [*_busy(r.busy), ""]
     if r.cold is not None:
         ask = "not measured (needs the configured text model)" if r.cold.ask_s is None else f"{r.cold.ask_s:.2f} s"
         lines += [f"cold start: `mmrag ask` to first answer {ask}; `mmrag --help` {r.cold.help_s:.2f} s", ""]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mmrag.pipeline.bench.cold import ColdStart
+    from mmrag.pipeline.bench.contended import BusySearch
     from mmrag.pipeline.bench.ingest import IngestFigures, SmallFiles
     from mmrag.pipeline.bench.search import TierResult
 
@@ -18,6 +19,7 @@ class Results:
     small: SmallFiles | None = None
     tiers: list[TierResult] = field(default_factory=list)
     cold: ColdStart | None = None
+    busy: BusySearch | None = None
     seconds: float = 0.0
     load_at_end: float = 0.0
     complete: bool = False  # every part ran, at the default sizes: the whole-bench time is comparable
@@ -101,6 +103,7 @@ def to_json(r: Results) -> dict[str, object]:
         }
     if r.cold is not None:
         out["cold"] = r.cold.to_json()
+    out["search_during_ingest_ms"] = None if r.busy is None else r.busy.to_json()
     out["targets"] = [t.to_json() for t in targets(r)]
     out["machine"] = {**r.machine, "load_avg_1m_at_end": r.load_at_end}
     out["bench_s"] = round(r.seconds, 1)

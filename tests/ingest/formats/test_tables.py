@@ -172,13 +172,18 @@ def test_a_numeric_first_row_is_data(tmp_path: Path) -> None:
     assert table.header == ("column 1", "column 2") and table.rows[0] == ("1", "20.5")
 
 
-def test_a_huge_table_is_cut_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_huge_csv_holds_its_first_rows_with_a_note_and_reads_the_rest_again_for_sql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(tables, "MAX_ROWS", 50)
     path = tmp_path / "log.csv"
     path.write_text("n\n" + "\n".join(str(i) for i in range(1000)), encoding="utf-8")
     chunks, (table,) = _ingest(path)
     assert len(table.rows) == 50 and table.rows[-1] == ("49",)
-    assert any("Note: reading stopped after 50 data rows" in c.text for c in chunks)
+    assert any("Note: only the first 50 data rows are held" in c.text for c in chunks)
+    assert table.more_rows is not None
+    rest = list(table.more_rows())
+    assert len(rest) == 950 and rest[0] == ("50",) and rest[-1] == ("999",)
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,10 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
     assert data["reingest_unchanged_s"] >= 0 and _positive(data["reingest_one_changed_s"])
     assert data["small_files"]["files"] == 20 and data["small_files"]["reingest_unchanged_s"] >= 0
     assert data["cold_start_s"] is None  # skipped
+    busy = data["search_during_ingest_ms"]
+    assert busy["nice"] == 10 and busy["queries"] == 5
+    for series in ("idle", "during_ingest", "during_ingest_normal_priority"):
+        assert _positive(busy[series]["p50"]) and _positive(busy[series]["p95"]) and busy[series]["n"] == 5, series
     assert _positive(data["machine"]["cores"]) and _positive(data["bench_s"])
     assert {t["name"] for t in data["targets"]} >= {"search p50 at 100,000 chunks (ms)"}
     assert list((tmp_path / "cache").iterdir()), "the synthetic index is cached for the next run"
@@ -71,11 +75,12 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
 
 def test_the_table_names_each_part(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--corpus", str(_tiny_corpus(tmp_path)), "--embedder", "hash", "--small-files", "5"]
-    argv += ["--skip", "search,cold,baseline"]
+    argv += ["--skip", "search,cold,baseline,busy-search"]
 
     assert bench.main(argv) == 0
 
     out = capsys.readouterr().out
+    assert "Search while an ingest runs" not in out
     assert "Ingest per modality" in out and "re-ingest, corpus unchanged" in out and "Targets" in out
 
 
