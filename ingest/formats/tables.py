@@ -75,8 +75,13 @@ class TablesIngestor:
         if not tables:
             raise IngestError(path, NO_DATA if head.startswith(b"PK") else "no data found (empty table)")
         stem = Path(source).stem
+        seen: dict[str | None, int] = {}
         for table in tables:
-            yield from table_items(source, title or stem, stem, table, self.settings)
+            # tables side by side on one sheet share its locators: their chunks are told apart by part
+            offset = seen.get(table.name, 0)
+            seen[table.name] = offset + 1
+            for item in table_items(source, title or stem, stem, table, self.settings):
+                yield replace(item, part=item.part + 1000 * offset) if offset and isinstance(item, Chunk) else item
 
 
 def table_items(
@@ -170,13 +175,99 @@ def shape_table(
     rows = [
         tuple(clean_cell(c) for c in row[left : left + width]) + ("",) * max(0, width - len(row[left:])) for row in grid
     ]
-    header_at = _header_index(rows, filled, find_header)
+    # a CSV may start with a title line above its header ("Beneficiaries by state, FY 2010")
+    titled = not find_header and _title_line(rows, filled)
+    header_at = _header_index(rows, filled, find_header or titled)
     caption = " · ".join(" ".join(c for c in rows[i] if c) for i in filled if i < header_at)
+    rows, footnotes = _without_footnotes(rows, header_at)
+    if footnotes:
+        caption = " · ".join(p for p in (caption, "Notes: " + " ".join(footnotes)) if p)
     if looks_numeric(rows[header_at]) or len(filled) == 1:
         # No header row: the row is data, the columns get generated names.
         return TableData(name, header_names([""] * width), tuple(rows[header_at:]), caption, 0, tuple(notes))
     header = header_names(rows[header_at], width)
     return TableData(name, header, tuple(rows[header_at + 1 :]), caption, header_at + 1, tuple(notes))
+
+
+def _title_line(rows: Sequence[Sequence[str]], filled: Sequence[int]) -> bool:
+    """The first row is a title: one cell of text above rows of three or more cells."""
+    if len(filled) < 3:
+        return False
+    first = [c for c in rows[filled[0]] if c]
+    nxt = [c for c in rows[filled[1]] if c]
+    return len(first) == 1 and len(nxt) >= 3 and not looks_numeric(first)
+
+
+def _without_footnotes(rows: list[tuple[str, ...]], header_at: int) -> tuple[list[tuple[str, ...]], list[str]]:
+    """Rows at the end of a wide table holding one long cell ("Note: figures exclude ...") are its
+    footnotes, not data: they leave the rows and join the caption."""
+    width = sum(1 for c in rows[header_at] if c)
+    if width < 3:
+        return rows, []
+    end = len(rows)
+    notes: list[str] = []
+    while end > header_at + 2:
+        cells = [c for c in rows[end - 1] if c]
+        if not cells:
+            end -= 1
+            continue
+        if len(cells) == 1 and len(cells[0]) >= 20 and not looks_numeric(cells):
+            notes.insert(0, cells[0])
+            end -= 1
+            continue
+        break
+    return (rows[:end], notes) if notes else (rows, [])
+
+
+def side_by_side(grid: Sequence[Sequence[str]]) -> list[list[list[str]]]:
+    """A sheet's grid cut into tables that sit side by side: separated by columns empty in every row, and
+    not lined up (their first or last rows differ; a spacer column inside one table leaves the rows lined
+    up). Each keeps its own header and rows; a sheet with one table comes back whole."""
+    width = max((len(row) for row in grid), default=0)
+    if width < 3:
+        return [list(map(list, grid))]
+    used = [any(j < len(row) and row[j].strip() for row in grid) for j in range(width)]
+    blocks: list[tuple[int, int]] = []
+    start = None
+    for j, filled in enumerate([*used, False]):
+        if filled and start is None:
+            start = j
+        elif not filled and start is not None:
+            blocks.append((start, j))
+            start = None
+    if len(blocks) < 2 or any(b - a < 2 for a, b in blocks):
+        return [list(map(list, grid))]
+    row_sets = []
+    for a, b in blocks:  # each block's rows of two or more cells (titles and notes aside)
+        rows = {i for i, row in enumerate(grid) if sum(1 for c in row[a:b] if c.strip()) >= 2}
+        if not rows:
+            return [list(map(list, grid))]
+        row_sets.append(rows)
+    shared = len(set.intersection(*row_sets)) / len(set.union(*row_sets))
+    labelled = all(_text_column(grid, a, rows) for (a, _), rows in zip(blocks, row_sets, strict=True))
+    if shared >= 0.6 and not labelled:  # the same rows, continued past a spacer column: one table
+        return [list(map(list, grid))]
+    out = []
+    for a, b in blocks:
+        part = [[c for c in row[a:b]] for row in grid]
+        for row in part:
+            while row and not row[-1].strip():
+                row.pop()
+        out.append(part)
+    return out
+
+
+def _text_column(grid: Sequence[Sequence[str]], column: int, rows: set[int]) -> bool:
+    """Whether a block's first column names its rows (mostly text, not numbers)."""
+    cells = [
+        cell
+        for i in sorted(rows)[1:]
+        if column < len(grid[i]) and (cell := grid[i][column].strip()) and cell.lower() not in _NOTHING
+    ]
+    return bool(cells) and sum(not looks_numeric([c]) for c in cells) >= 0.8 * len(cells)
+
+
+_NOTHING = frozenset({"-", "–", "—", "n/a", "na", "n.a.", "…", "..."})  # what a sheet shows for no value
 
 
 def _header_index(rows: Sequence[Sequence[str]], filled: Sequence[int], find_header: bool) -> int:
@@ -209,7 +300,13 @@ def read_workbook(path: Path) -> tuple[str, list[TableData]]:
                 grid, notes = _sheet_grid(worksheet)
             except Exception as e:  # a damaged sheet part fails the file: no half-indexed workbook
                 raise IngestError(path, f"damaged workbook: sheet {worksheet.title!r} cannot be read ({e})") from e
-            tables.append(shape_table(str(worksheet.title), grid, find_header=True, notes=notes))
+            parts = side_by_side(grid)
+            for number, part in enumerate(parts, start=1):
+                table = shape_table(str(worksheet.title), part, find_header=True, notes=notes)
+                if len(parts) > 1:  # which of the tables on the sheet: named by its first columns
+                    where = f"table {number} of {len(parts)} on the sheet ({', '.join(table.header[:3])})"
+                    table = replace(table, caption=" · ".join(p for p in (table.caption, where) if p))
+                tables.append(table)
         return title[:100], tables
     finally:
         workbook.close()

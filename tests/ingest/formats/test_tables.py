@@ -325,3 +325,55 @@ def test_corpus_workbooks_give_every_sheet(drive_items: dict[str, list[Chunk | T
         for c in index
         if isinstance(c.locator, Rows)
     )
+
+
+def test_a_sheet_with_a_title_row_and_two_tables_side_by_side(tmp_path: Path) -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.title = "Summary"
+    sheet.append(["Regional sales, first half (in thousands)"])  # a title row above both tables
+    sheet.append([])
+    sheet.append(["Region", "Units", "Revenue", None, "Manager", "Office"])  # the right table is shorter
+    sheet.append(["North", 120, 480, None, "Ana Ruiz", "Leeds"])
+    sheet.append(["South", 95, 410, None, "Ben Cho", "Bristol"])
+    sheet.append(["East", 60, 300])
+    path = tmp_path / "sales.xlsx"
+    workbook.save(path)
+    items = list(TablesIngestor().ingest(path, "sales.xlsx"))
+    tables = [i for i in items if isinstance(i, Table)]
+    assert [t.header for t in tables] == [("Region", "Units", "Revenue"), ("Manager", "Office")]
+    assert tables[0].rows[2] == ("East", "60", "300") and tables[1].rows == (("Ana Ruiz", "Leeds"), ("Ben Cho", "Bristol"))
+    chunks = [i for i in items if isinstance(i, Chunk) and i.locator == Rows(1, 3, "Summary")]
+    assert any("Regional sales, first half" in c.text and "Manager" not in c.text.split("|", 1)[0] for c in chunks)
+
+
+def test_a_csv_title_line_and_footnotes_are_not_header_or_data(tmp_path: Path) -> None:
+    path = tmp_path / "beneficiaries.csv"
+    path.write_text(
+        "Beneficiaries by state during FY 2010\n"
+        "State,Students,Total\n"
+        "KANSAS,7744,7744\n"
+        "NEBRASKA,5001,5416\n"
+        "Note: a student may be counted in more than one state.\n"
+    )
+    (table,) = [i for i in TablesIngestor().ingest(path, "beneficiaries.csv") if isinstance(i, Table)]
+    assert table.header == ("State", "Students", "Total")
+    assert table.rows == (("KANSAS", "7744", "7744"), ("NEBRASKA", "5001", "5416"))
+    summary = next(c for c in TablesIngestor().ingest(path, "beneficiaries.csv") if isinstance(c, Chunk))
+    assert "Beneficiaries by state during FY 2010" in summary.text
+
+
+def test_a_spacer_column_inside_one_table_does_not_split_it(tmp_path: Path) -> None:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Zone", "Sales", None, "Profit"])
+    sheet.append(["North", 120, None, 30])
+    sheet.append(["South", 95, None, 20])
+    path = tmp_path / "spaced.xlsx"
+    workbook.save(path)
+    tables = [i for i in TablesIngestor().ingest(path, "spaced.xlsx") if isinstance(i, Table)]
+    assert len(tables) == 1 and tables[0].header[:2] == ("Zone", "Sales") and tables[0].header[-1] == "Profit"
