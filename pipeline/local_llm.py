@@ -29,7 +29,7 @@ from mmrag.pipeline.llm import LlmError
 XLLAMACPP_PIN = "xllamacpp==2026.10.11549"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
-DEFAULT_CTX = 4096
+DEFAULT_CTX = 8192  # mmrag's answer prompt reached 6,151 tokens (8 items of up to 3,000 characters and a table result)
 DEFAULT_MAX_TOKENS = 400  # the reply length when a request sends no max_tokens (mmrag's requests send none)
 GGUF_MAGIC = b"GGUF"
 _LOOPBACK = ("127.", "localhost", "::1")

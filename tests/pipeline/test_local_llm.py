@@ -205,14 +205,14 @@ def test_a_request_max_tokens_bounds_the_reply(smollm2: object) -> None:
 @needs_smollm2
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_stopped_server_is_gone_and_its_port_is_free() -> None:
+def test_a_stopped_server_is_gone_and_nothing_listens_on_its_port() -> None:
     assert SMOLLM2 is not None
     server = llm_server.start_server(SMOLLM2, max_tokens=8)
     port = int(server.address.rsplit(":", 1)[1])
     server.stop()
     assert server.process.returncode is not None
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", port))
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))  # nothing listens there any more
 
 
 @needs_smollm2
