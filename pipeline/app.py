@@ -37,7 +37,7 @@ from mmrag.ingest.base import IngestSettings, MediaConfig
 from mmrag.ingest.engines.ocr_cache import FILE_NAME as OCR_CACHE_FILE
 from mmrag.ingest.engines.slide_render import find_office
 from mmrag.ingest.errors import MmragError
-from mmrag.pipeline.answer.llm import Llm, LlmSettings, backend_for, connect
+from mmrag.pipeline.answer.llm import Llm, LlmSettings, backend_for, connect, retries_for
 from mmrag.pipeline.config import Config, ModelsConfig, fault_point
 from mmrag.pipeline.index import Index
 from mmrag.pipeline.models import (
@@ -115,6 +115,7 @@ def llm_settings(models: ModelsConfig) -> LlmSettings | None:
         backend=backend_for(models.llm_base_url, models.llm_backend),
         vision=models.llm_vision,
         timeout_s=models.llm_timeout_s,
+        max_retries=retries_for(models.llm_base_url),
         max_tokens=models.llm_max_tokens,
     )
 

@@ -95,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the index holds")
     _common(p)
 
+    p = sub.add_parser("llm", help="run a local language model for the answer stage (llama.cpp, optional)")
+    llm_sub = p.add_subparsers(dest="llm_command", required=True, metavar="ACTION")
+    q = llm_sub.add_parser("serve", help="serve a .gguf model on 127.0.0.1 (OpenAI-compatible) until Ctrl+C")
+    q.add_argument("gguf", type=Path, metavar="MODEL.gguf")
+    q.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    q.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    q.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    q.add_argument("--ctx", type=int, default=8192, help="context size in tokens (default 8192)")
+    q.add_argument("--max-tokens", type=int, default=400, help="longest reply when a request sets none (default 400)")
+    q.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    q.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+
     from mmrag.pipeline.bench import main as bench
     from mmrag.pipeline.http import cli as server_cli
     from mmrag.pipeline.mcp import cli as mcp_cli
@@ -295,6 +307,12 @@ def cmd_mcp(args: argparse.Namespace, cfg: Config) -> int:
     return mcp_cli.run(args, cfg)
 
 
+def cmd_llm(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline.answer.local_llm import serve
+
+    return serve(args.gguf, args.host, args.port, args.threads, args.ctx, max_tokens=args.max_tokens)
+
+
 COMMANDS = {
     "ingest": cmd_ingest,
     "search": cmd_search,
@@ -305,6 +323,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "mcp": cmd_mcp,
     "bench": cmd_bench,
+    "llm": cmd_llm,
 }
 
 

@@ -25,12 +25,11 @@ from typing import Any
 
 import httpx
 
+from mmrag.pipeline.answer.llm import Message, TokenSink
+from mmrag.pipeline.answer.stage import answer_from_hits
 from mmrag.pipeline.api import ANSWER_HITS, search_index
+from mmrag.pipeline.app import open_app
 from mmrag.pipeline.config import load_config
-from mmrag.pipeline.generate import generative_answer
-from mmrag.pipeline.index import open_index
-from mmrag.pipeline.llm import Message, TokenSink
-from mmrag.pipeline.sqlanswer import table_evidence
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE.parents[1] / "shared" / "corpus"
@@ -132,16 +131,21 @@ def main() -> int:
     if args.extra:
         chosen += [json.loads(x) for x in args.extra.read_text(encoding="utf-8").splitlines() if x.strip()]
     cfg = load_config(index_dir=args.index)
-    index = open_index(cfg, create=False)
+    index = open_app(cfg, create=False)
     try:
         with args.out.open("w", encoding="utf-8") as out:
             for q in chosen:
                 client = Client(args.base_url, args.max_tokens or None, args.sql_cache, args.timeout_s)
                 hits = search_index(index, q["question"], ANSWER_HITS)
-                table = table_evidence(q["question"], hits, index.tables, client)  # type: ignore[arg-type]
-                evidence = [table.hit, *hits] if table is not None else list(hits)
                 t0 = time.monotonic()
-                answer = generative_answer(q["question"], evidence, client)  # type: ignore[arg-type]
+                answer = answer_from_hits(
+                    q["question"],
+                    hits,
+                    tables=index.tables,
+                    vectorizer=index.vectorizer,
+                    llm=client,  # type: ignore[arg-type]
+                    strict=cfg.models.llm_strict_citations,
+                )
                 row = {
                     "label": args.label,
                     "id": q["id"],

@@ -230,6 +230,20 @@ BACKENDS: dict[str, Callable[[LlmSettings], BaseChatModel]] = {OPENAI: _openai, 
 model from ``LlmSettings`` and one line here. Config validates ``llm_backend`` against these names."""
 
 
+def is_local(base_url: str) -> bool:
+    """Whether ``base_url`` is a server on this machine (127.x, localhost, ::1)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def retries_for(base_url: str) -> int:
+    """How often to resend a request that failed or timed out: never to a local server (one slot: a resend
+    queues behind the request it is still computing), once to a remote one."""
+    return 0 if is_local(base_url) else 1
+
+
 def backend_for(base_url: str, backend: str = "") -> str:
     """The backend to use: the one named, else ``ollama`` for an ``ollama://`` URL, else ``openai``."""
     name = backend.strip().lower()

@@ -48,7 +48,8 @@ _TABULAR = re.compile(
 )
 _HIGH = re.compile(r"\b(highest|largest|biggest|maximum|max|most|top|peak)\b", re.IGNORECASE)
 _LOW = re.compile(r"\b(lowest|smallest|minimum|min|least|fewest)\b", re.IGNORECASE)
-_SQL_FENCE = re.compile(r"```(?:sql|sqlite)?\s*\n?(.*?)```", re.DOTALL | re.IGNORECASE)
+# a reply cut at its token limit may lack the closing fence
+_SQL_FENCE = re.compile(r"```(?:sql|sqlite)?\s*\n?(.*?)(?:```|\Z)", re.DOTALL | re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 
 

@@ -423,6 +423,14 @@ def test_llm_sql_result_is_cited_by_the_rows_it_used(tables: TableStore) -> None
     assert "total\n15" in finding.hit.chunk.text and sql in finding.hit.chunk.text
 
 
+def test_a_query_cut_before_its_closing_fence_still_runs(tables: TableStore) -> None:
+    name = next(t.sql_name for t in tables.list_tables() if t.source == "data/cups.xlsx")
+    sql = f"SELECT max(stanley_cups) AS most, group_concat(_row) AS _rows FROM {name}"
+    question = "What is the first team when the teams are ordered by Stanley Cups?"  # no plan: the model is asked
+    finding = table_evidence(question, [CUPS_HIT], tables, _scripted(f"```sql\n{sql}\n"))  # the reply hit max_tokens
+    assert finding is not None and "most\n13" in finding.hit.chunk.text
+
+
 @pytest.mark.parametrize(
     "reply",
     [
@@ -476,7 +484,16 @@ def test_a_model_too_slow_gives_the_extractive_answer_with_a_note(server: StubLl
     assert answer.extractive and not answer.declined and "Friday" in answer.text
     assert answer.notes and "did not answer in time" in answer.notes[0] and "extractive answer instead" in answer.notes[0]
     assert "extractive answer instead" in "".join(pieces) and answer.text in "".join(pieces)
-    assert took < 10  # one timeout (and its one retry), never a hang
+    assert took < 10  # one timeout, never a hang
+    assert len(server.requests) == 1  # a local server is not asked again: a resend would queue behind the first
+
+
+def test_only_remote_servers_are_asked_again() -> None:
+    from mmrag.pipeline.answer.llm import retries_for
+
+    assert retries_for("http://127.0.0.1:8090/v1") == retries_for("http://localhost:11434") == 0
+    assert retries_for("http://[::1]:8090/v1") == 0
+    assert retries_for("https://api.example.com/v1") == 1
 
 
 def test_every_call_carries_a_token_limit(server: StubLlm, cfg: Config, cups_index: Any) -> None:

@@ -8,7 +8,6 @@ file (its SHA-256 is checked); nothing here downloads a model.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -18,30 +17,20 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
+import llm_server
 import pytest
 
 from mmrag.ingest.chunk import Chunk, Modality, Page, Section
-from mmrag.pipeline import local_llm
-from mmrag.pipeline.generate import generative_answer
-from mmrag.pipeline.llm import LlmError, LlmSettings, Message, Role, connect
-from mmrag.pipeline.local_llm import LocalLlmError, ServeOptions, check_gguf, serve
+from mmrag.pipeline.answer import local_llm
+from mmrag.pipeline.answer.generate import generative_answer
+from mmrag.pipeline.answer.llm import LlmError, LlmSettings, Message, Role, connect
+from mmrag.pipeline.answer.local_llm import LocalLlmError, ServeOptions, check_gguf, serve
+from mmrag.pipeline.config import Config
 from mmrag.retrieval.store import Hit
 
-
-def _helper() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "llm_server.py"
-    spec = importlib.util.spec_from_file_location("mmrag_test_llm_server", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-llm_server = _helper()
 SMOLLM2 = llm_server.smollm2_gguf() if llm_server.xllamacpp_installed() else None
 needs_smollm2 = pytest.mark.skipif(
     SMOLLM2 is None,
@@ -67,7 +56,7 @@ def _fake_gguf(tmp_path: Path) -> Path:
 
 
 def test_importing_the_module_does_not_load_xllamacpp() -> None:
-    code = "import sys, mmrag.pipeline.local_llm; print('xllamacpp' in sys.modules)"
+    code = "import sys, mmrag.pipeline.answer.local_llm; print('xllamacpp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -190,6 +179,33 @@ def test_the_answer_stage_survives_a_model_that_answers_badly(smollm2: object) -
 @needs_smollm2
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+def test_ask_through_a_real_server_and_a_server_too_slow_gives_the_extractive_answer(
+    smollm2: object, tmp_path: Path, cfg: Config
+) -> None:
+    from mmrag.pipeline.api import ask_index, ingest
+    from mmrag.pipeline.app import open_app
+    from mmrag.retrieval.embed import HashEmbedder
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "notes.txt").write_text("The hockey pool closes on Friday. Stanley Cup trivia night is in May.\n")
+    ingest([drive], cfg, embedder=HashEmbedder(64))
+    for timeout_s, generated in ((120.0, True), (0.01, False)):
+        models = replace(cfg.models, llm_base_url=smollm2.base_url, llm_model="any", llm_timeout_s=timeout_s)  # type: ignore[attr-defined]
+        app = open_app(replace(cfg, models=models), create=False, embedder=HashEmbedder(64))
+        try:
+            answer, hits = ask_index(app, "When does the hockey pool close?")
+        finally:
+            app.close()
+        assert answer.extractive is not generated
+        assert {c.n for c in answer.citations} <= set(range(1, len(hits) + 1))
+        if not generated:  # the real client's timeout against llama.cpp: the quoted answer, with why
+            assert "Friday" in answer.text and answer.notes and "extractive answer instead" in answer.notes[0]
+
+
+@needs_smollm2
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_a_request_max_tokens_bounds_the_reply(smollm2: object) -> None:
     body = {"messages": [{"role": "user", "content": "Write a long story."}], "max_tokens": 5, "temperature": 0}
     req = urllib.request.Request(
@@ -221,7 +237,7 @@ def test_a_stopped_server_is_gone_and_nothing_listens_on_its_port() -> None:
 def test_serve_in_the_foreground_prints_the_settings_and_stops_on_ctrl_c() -> None:
     port = _free_port()
     code = (
-        f"from mmrag.pipeline.local_llm import serve; raise SystemExit(serve({str(SMOLLM2)!r}, port={port}, threads=2))"
+        f"from mmrag.pipeline.answer.local_llm import serve; raise SystemExit(serve({str(SMOLLM2)!r}, port={port}, threads=2))"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code],

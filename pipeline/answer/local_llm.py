@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any, TextIO
 
-from mmrag.pipeline.llm import LlmError
+from mmrag.pipeline.answer.llm import LlmError
 
 XLLAMACPP_PIN = "xllamacpp==2026.10.11549"
 DEFAULT_HOST = "127.0.0.1"
