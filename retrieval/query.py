@@ -90,8 +90,12 @@ MEDIA_WORDS: tuple[tuple[re.Pattern[str], frozenset[str], frozenset[Modality]], 
 
 _YEAR = re.compile(r"(?<![\d.,$€£])(?:1[5-9]|20)\d\d(?![\d.,]\d|\d)")
 _YEAR_SPAN = re.compile(r"(?<!\d)((?:1[5-9]|20)\d\d)\s*[-–/]\s*(?:\d\d|(?:1[5-9]|20)\d\d)(?![-–/]?\d)")
-# A code: letters and digits joined by - / . or : (INV-100, 001-37845, M32x1.5), or a long digit run.
-_CODE = re.compile(r"\b(?=[\w./:-]*\d)[A-Za-z0-9]+(?:[-/.:][A-Za-z0-9]+)+\b|\b[A-Z]{1,6}\d[\w]*\b|\b\d{5,}\b")
+# A code: letters and digits joined by - / . or : (INV-100, 001-37845, M32x1.5), a long digit run, or an
+# identifier written with underscores (col_d, max_page_count).
+_CODE = re.compile(
+    r"\b(?=[\w./:-]*\d)[A-Za-z0-9]+(?:[-/.:][A-Za-z0-9]+)+\b|\b[A-Z]{1,6}\d[\w]*\b|\b\d{5,}\b"
+    r"|\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b"
+)
 _NUMBER = re.compile(r"(?<![\w.,$€£-])\d{3,}(?![\w.,]*\d)")  # a number of three or more digits (not money)
 # Quoted phrases: double quotes, or single quotes that are not apostrophes ("the 'typical' deck's").
 _FISCAL = re.compile(r"\bFY\s?'?(\d{2}|\d{4})\b", re.IGNORECASE)
@@ -105,7 +109,12 @@ _QUOTED = re.compile(r"[\"“”]([^\"“”]{2,60})[\"“”]|(?<![\w])['‘]([
 _CAPITAL = re.compile(r"\b[A-Z][a-zA-Z&]+(?:['’]s)?\b")
 # Capitalised words that start questions or are plain English in a question, not names.
 _NOT_NAMES = frozenset(
-    ["what", "which", "who", "whom", "whose", "when", "where", "why", "how", "is", "are", "was", "were", "do", "does", "did", "can", "could", "would", "should", "will", "the", "a", "an", "in", "on", "of", "for", "to", "from", "by", "with", "at", "and", "or", "our", "my", "we", "i", "you", "they", "it", "this", "that", "these", "those", "there", "here", "please", "find", "show", "tell", "give", "list", "name", "get", "open", "locate", "look", "search", "according", "based", "using", "about", "if", "any", "all", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "q1", "q2", "q3", "q4", "fy", "ok", "yes", "no", "mr", "mrs", "ms", "dr"]
+    ["what", "which", "who", "whom", "whose", "when", "where", "why", "how", "is", "are", "was", "were", "do", "does", "did", "can", "could", "would", "should", "will", "the", "a", "an", "in", "on", "of", "for", "to", "from", "by", "with", "at", "and", "or", "our", "my", "we", "i", "you", "they", "it", "this", "that", "these", "those", "there", "here", "please", "find", "show", "tell", "give", "list", "name", "get", "open", "locate", "look", "search", "according", "based", "using", "about", "if", "any", "all", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december", "q1", "q2", "q3", "q4", "fy", "ok", "yes", "no", "mr", "mrs", "ms", "dr",
+     # function words and verbs a question may start with
+     "up", "roughly", "approximately", "around", "exactly", "just", "between", "since", "after", "before",
+     "during", "into", "over", "under", "among", "across", "other", "than", "has", "have", "had", "as",
+     "per", "summarize", "summarise", "describe", "explain", "compare", "count", "say", "said", "roughly",
+     "besides", "apart", "except", "also", "then", "now", "so", "but", "yet", "not", "only", "even"]
 )
 _WORD = re.compile(r"[\w]+", re.UNICODE)
 
@@ -226,7 +235,7 @@ def _code_pattern(term: str) -> re.Pattern[str]:
     """A code as itself, its parts joined by any separator or none (``INV-100``: ``INV 100``, ``INV100``),
     never inside a longer code (``INV-1001``) or number (``12020`` does not mention ``2020``)."""
     parts = re.findall(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]+", term)
-    body = r"[\s\-/.:]*".join(re.escape(p) for p in parts if re.match(r"[A-Za-z\d]", p))
+    body = r"[\s\-/.:_]*".join(re.escape(p) for p in parts if re.match(r"[A-Za-z\d]", p))
     left = r"(?<!\d)" if term[:1].isdigit() else r"(?<![A-Za-z\d])"
     right = r"(?!\d)" if term[-1:].isdigit() else r"(?![A-Za-z\d])"
     return re.compile(left + body + right, re.IGNORECASE)
@@ -239,7 +248,7 @@ def _folded(text: str) -> str:
 def mentions(evidence: str, term: str) -> bool:
     """Whether ``evidence`` mentions ``term``: as whole words (case and punctuation aside), or a year or
     code as itself (``2020`` in ``FY2020``, ``INV-100`` in ``INV-100-A``)."""
-    if any(ch.isdigit() for ch in term):
+    if any(ch.isdigit() for ch in term) or "_" in term:
         return _code_pattern(term).search(evidence) is not None
     words = _folded(term)
     if not words.strip():
@@ -249,7 +258,16 @@ def mentions(evidence: str, term: str) -> bool:
         return True
     wanted = [w for w in words.split() if w not in _JOINERS]
     present = set(folded.split())
-    return all(w in present or _near(w, present, folded) for w in wanted)
+    found = [w in present or _near(w, present, folded) for w in wanted]
+    if all(found):
+        return True
+    # a name of several words, one of them found as written and the others shortened ("Huck Finn" for
+    # "Huckleberry Finn", "Intl Business Machines"): a short form is the start of the word, 4+ letters
+    return len(wanted) >= 2 and any(found) and all(f or _short_form(w, present) for w, f in zip(wanted, found, strict=True))
+
+
+def _short_form(word: str, present: set[str]) -> bool:
+    return len(word) > 5 and any(4 <= len(p) < len(word) and word.startswith(p) for p in present)
 
 
 _JOINERS = frozenset({"of", "and", "the", "de", "van", "von", "of the"})

@@ -64,14 +64,14 @@ def features(question: Question, hits: Sequence[Hit]) -> list[dict[str, float]]:
     n = len(hits)
     df = {t: sum(t in h for h in held) for t in asked}
     idf = {t: math.log((n + 1) / (d + 0.5)) for t, d in df.items() if d}  # a word no candidate holds ranks none
-    total = sum(max(0.0, v) for v in idf.values()) or 1.0
+    total = math.fsum(max(0.0, v) for v in idf.values()) or 1.0
     keys = question.key_terms
     out = []
     for hit, words in zip(hits, held, strict=True):
         said = _said(hit)
         f = {
             "fused": hit.score,
-            "rare_words": sum(max(0.0, idf[t]) for t in idf.keys() & words) / total,
+            "rare_words": math.fsum(max(0.0, idf[t]) for t in idf.keys() & words) / total,
             "key_terms": (sum(mentions(said, term) for term in keys) / len(keys)) if keys else 0.0,
             "medium": float(
                 bool(question.kinds and hit.kind in question.kinds)

@@ -24,4 +24,7 @@ def stem(word: str) -> str:
 
 
 def terms(text: str) -> set[str]:
-    return {stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS and (len(w) > 1 or w.isdigit())}
+    """The stems of ``text``'s words; an identifier (``SQLITE_MAX_COLUMN``) gives its parts too."""
+    words = _WORD.findall(text)
+    words += [part for w in words if "_" in w for part in w.split("_")]
+    return {stem(w) for w in words if w.lower() not in STOPWORDS and (len(w) > 1 or w.isdigit())}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from mmrag.ingest.chunk import PICTURED
+from mmrag.ingest.chunk import PICTURED, Modality
 from mmrag.pipeline.answer.types import DECLINE_TEXT, EXTRACTIVE_NOTE, MAX_QUOTE_CHARS, Answer, Citation, link_for
 from mmrag.pipeline.answer.units import Scored, score_units
 from mmrag.retrieval.query import Question, Wants, analyse, mentions
@@ -25,6 +25,7 @@ from mmrag.retrieval.store import Hit
 from mmrag.retrieval.terms import stem, terms
 from mmrag.retrieval.vectorize import Vectorizer
 
+_SPOKEN = frozenset({Modality.SPEECH, Modality.MOMENT})
 QUOTE_FLOOR = 0.6  # supporting quotes score at least this share of the answer's score
 KEY_TERM_HITS = 8  # the hits whose text the question's key terms are looked for in
 # Words that name the medium or the act of finding, not what the item shows or says.
@@ -93,9 +94,15 @@ def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
 
 
 def missing_terms(asked: Question, hits: Sequence[Hit]) -> list[str]:
-    """The question's years, codes and names that none of the top hits mentions."""
+    """The question's years, codes and names that none of the top hits mentions.
+
+    A name is not required of a recording that is the best hit: a speaker seldom says their own name
+    ("What did Kennedy ask ..." is answered by the speech itself); years and codes always are.
+    """
     said = [_said(h) for h in hits[:KEY_TERM_HITS]]
-    return [term for term in asked.key_terms if not any(mentions(s, term) for s in said)]
+    spoken = bool(hits) and hits[0].chunk.modality in _SPOKEN
+    names = set(asked.names) if spoken else set()
+    return [term for term in asked.key_terms if term not in names and not any(mentions(s, term) for s in said)]
 
 
 def declined_for(missing: Sequence[str], hits: Sequence[Hit]) -> Answer:

@@ -22,6 +22,7 @@ question with a decline instead of a neighbouring row.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -166,7 +167,7 @@ def _columns(question: str, info: TableInfo, store: TableStore, embed: Embed | N
         numeric = bool(values) and sum(v in ("integer", "real") for v in values) >= 0.8 * len(values)
         words = header_words(header) - _GENERIC
         # a period ("January–June 2023") says when, not what is measured: it counts half
-        lexical = sum((0.5 if w in _PERIODS else 1.0) for w in words if _named(w, asked)) / len(words) if words else 0.0
+        lexical = math.fsum((0.5 if w in _PERIODS else 1.0) for w in words if _named(w, asked)) / len(words) if words else 0.0
         out.append(Column(i, sql, header, numeric, lexical + max(0.0, similar[i] - 0.25)))
     return out
 
@@ -273,7 +274,7 @@ def plan_question(question: str, info: TableInfo, store: TableStore, embed: Embe
         return None  # an aggregate over a whole table the question does not name answers nothing asked
     confidence = (
         (target.match if target else 0.0)
-        + sum(_weight(v, question) for _, v in filters)
+        + math.fsum(_weight(v, question) for _, v in filters)
         + (0.3 if way else 0.0)
         + 0.5 * named_table
     )

@@ -40,10 +40,27 @@ _DATE = re.compile(
     rf"\b\d+\s+(?:days?|weeks?|months?|years?|hours?|minutes?)\b",
     re.IGNORECASE,
 )
+_NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|"
+    r"million|billion|dozen|half|twice"
+)
+_NUMBER_WORD = re.compile(rf"\b(?:{_NUMBER_WORDS})\b", re.IGNORECASE)  # "thirteen dollars", "two full weeks"
+_SPAN_IN_WORDS = re.compile(
+    rf"\b(?:{_NUMBER_WORDS}|a|an|several|few)\s+(?:\w+\s+)?(?:days?|weeks?|months?|years?|hours?|minutes?)\b",
+    re.IGNORECASE,
+)
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+\b")
 _OCR_PREFIX = "Text in image:"
 _URL = re.compile(r"https?://\S+|www\.\S+")
+_WHAT = re.compile(r"\s*(?:what|which)\b", re.IGNORECASE)
+# A specific thing named inside a line: a capitalised word after its first word ("a Vax 4000"), or a
+# token with a digit ("RFC 2069", "v2.1").
+_SPECIFIC = re.compile(r"(?<=\w[\s,;:(])(?!I\b)[A-Z][\w-]*(?![\w-]*:)|\b\w*\d[\w.-]*")  # a "Label:" is not one
+_HEADER = re.compile(
+    r"^(?:Subject|From|To|Cc|Bcc|Date|Sent|Reply-To|Return-Path|Received|Message-ID|Organization):", re.IGNORECASE
+)
 _DESCRIPTOR = re.compile(r"^(?:Looks like|Main colours?|[A-Z]{3,4} image, \d+)", re.IGNORECASE)
 MIN_UNIT_CHARS = 8
 MAX_UNIT_CHARS = 400
@@ -63,6 +80,8 @@ RESTATES = 0.2  # penalty: the unit adds (almost) nothing to the question's own 
 DESCRIPTOR = 0.15  # penalty: a picture's "Looks like ..." or format line answers only a find
 LINKS = 0.2  # penalty: a unit that is mostly web addresses
 LONG, LONG_UNIT = 0.15, 250  # penalty, growing past LONG_UNIT characters
+HEADER = 0.3  # penalty: a message's header lines say who wrote when, about what; not what it says
+DOCUMENT_WORD = 0.25  # weight of a question word that names the document rather than what is asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +173,16 @@ def units(chunk: Chunk, index: int) -> list[Unit]:
 
 def fits(text: str, wants: frozenset[Wants], question: str) -> bool:
     """Whether ``text`` holds the kind of answer asked for: a date, a number, a name not in the question."""
-    if wants & {Wants.DATE} and _DATE.search(text):
+    if wants & {Wants.DATE} and (_DATE.search(text) or _SPAN_IN_WORDS.search(text)):
         return True
-    if wants & {Wants.COUNT, Wants.VALUE} and _DIGIT.search(text):
+    if wants & {Wants.COUNT, Wants.VALUE} and (_DIGIT.search(text) or _NUMBER_WORD.search(text)):
         return True
     if wants & {Wants.PERSON, Wants.PLACE}:
         asked = question.lower()
         return any(name.lower() not in asked for name in _CAPITALISED.findall(text))
+    if Wants.FACT in wants and _WHAT.match(question):  # "what machine ...": the answer names a thing
+        asked = question.lower()
+        return any(t.lower() not in asked for t in _SPECIFIC.findall(text))
     return False
 
 
@@ -179,8 +201,15 @@ def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer, aske
     unit_terms = [terms(u.text) for u in candidates]
     df = {t: sum(t in ut for ut in unit_terms) for t in words}
     idf = {t: math.log((len(candidates) + 1) / (df[t] + 0.5)) for t in words}
-    total = sum(idf.values()) or 1.0
-    overlaps = [sum(idf[t] for t in words & found) / total for found in unit_terms]
+    total = math.fsum(idf.values()) or 1.0  # fsum: exact, so the order of a set never changes a score
+    # Words that pick the document (its names, years and codes; words of its title or file name) say
+    # little about which of its lines answers: the header line that repeats them is not the answer.
+    keyed = set().union(*(terms(k) for k in asked.key_terms)) if asked.key_terms else set()
+    document = [keyed | terms(f"{h.chunk.title} {h.chunk.source}") for h in hits]
+    overlaps = [
+        math.fsum(idf[t] * (DOCUMENT_WORD if t in document[u.hit_index] else 1.0) for t in words & found) / total
+        for u, found in zip(candidates, unit_terms, strict=True)
+    ]
     adjust = [_adjust(u, found, words, asked, hits) for u, found in zip(candidates, unit_terms, strict=True)]
     priors = [1.0 / (1.0 + 0.1 * u.hit_index) for u in candidates]
     lexical = [(OVERLAP * o + a) * p for o, a, p in zip(overlaps, adjust, priors, strict=True)]
@@ -188,7 +217,8 @@ def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer, aske
     similarity = [0.0] * len(candidates)
     if chosen:
         vectors = vectorizer.texts([candidates[i].text for i in chosen])
-        for i, sim in zip(chosen, np.asarray(vectors @ vectorizer.texts([question])[0]).tolist(), strict=True):
+        asking = vectorizer.texts([_without_names(question, asked)])[0]
+        for i, sim in zip(chosen, np.asarray(vectors @ asking).tolist(), strict=True):
             similarity[i] = float(sim)
     out = []
     for unit, overlap, extra, prior, sim in zip(candidates, overlaps, adjust, priors, similarity, strict=True):
@@ -198,22 +228,41 @@ def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer, aske
     return out
 
 
+def _without_names(question: str, asked: Question) -> str:
+    """The question without the names it gives: they pick the document (``KEY_TERMS`` checks them), and
+    compared by meaning they make every line that repeats them (a mail header, a signature) look like
+    the answer."""
+    text = question
+    for name in asked.names:
+        text = re.sub(rf"\b{re.escape(name)}(?:['’]s)?\b", " ", text)
+    text = " ".join(text.split())
+    return text if len(terms(text)) >= 2 else question
+
+
 def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits: Sequence[Hit]) -> float:
     """What the question asks for, beyond its words: the kind of answer, its key terms, something new."""
     extra = FITS if fits(unit.text, asked.asks, asked.text) else 0.0
     keys = asked.key_terms
     if keys:
+        # years and codes must be on the line (a table row of 2021 is not the 2022 one); a name counts
+        # half when only its chunk has it (an email names its writer once, not on the line that answers)
         chunk = hits[unit.hit_index].chunk
         context = f"{chunk.title}\n{chunk.source}\n{unit.text}"
-        extra += KEY_TERMS * sum(mentions(context, k) for k in keys) / len(keys)
+        names = set(asked.names)
+        held = [1.0 if mentions(context, k) else 0.5 if k in names and mentions(chunk.text, k) else 0.0 for k in keys]
+        extra += KEY_TERMS * math.fsum(held) / len(keys)
     if asked.years:
         named = set(_YEAR.findall(unit.text))
         if named and not named & set(asked.years):
             extra -= OTHER_YEAR
-    if found and len(found - words) <= max(1, len(found) // 5):
+    if found and len(found - words) <= len(found) // 5:  # one new word on a short line may be the answer
         extra -= RESTATES
     if asked.wants is not Wants.FIND and _DESCRIPTOR.match(unit.text):
         extra -= DESCRIPTOR
+    if _HEADER.match(unit.text) and not asked.asks & {Wants.PERSON, Wants.DATE, Wants.PLACE, Wants.FIND}:
+        extra -= HEADER
+    if unit.text.rstrip().endswith(":"):  # a form's label with nothing filled in after it
+        extra -= RESTATES
     if len(unit.text) > LONG_UNIT:  # an answer is a sentence or a line, not a page run together
         extra -= LONG * min(1.0, (len(unit.text) - LONG_UNIT) / LONG_UNIT)
     links = sum(len(m) for m in _URL.findall(unit.text))

@@ -6,6 +6,7 @@ always passes embeddings explicitly: Chroma's default embedding function downloa
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,11 @@ COLLECTION = "mmrag_chunks"
 LAYOUT_KEY = "mmrag_layout"
 WRITE_BATCH = 2000
 ID_PAGE = 10_000
+# Candidates HNSW explores per query. Chroma's default (100) equals the vector pool, and then a query
+# could miss a close chunk, differently from one process to the next; 400 makes the pool near exact.
+EF_SEARCH = 400
+
+log = logging.getLogger(__name__)
 
 
 def where_clause(flt: SearchFilter) -> dict[str, Any] | None:
@@ -98,13 +104,15 @@ class ChromaStore:
                     f"{layout.describe()}. Re-index with `mmrag ingest PATH --reindex` (rebuilds this index), "
                     "or use another --index folder, or configure the models it was built with."
                 )
+            _search_wide(collection)
             return collection
         if not create:
             raise IndexMismatch("no index here yet: run `mmrag ingest PATH` first")
         return self._client.create_collection(
             COLLECTION,
             embedding_function=None,
-            metadata={LAYOUT_KEY: layout.to_json(), "hnsw:space": "cosine"},
+            metadata={LAYOUT_KEY: layout.to_json()},
+            configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
         )
 
     @property
@@ -182,3 +190,13 @@ class ChromaStore:
         """Drop every chunk (used by ``--reindex``); the collection is recreated with the current layout."""
         self._client.delete_collection(COLLECTION)
         self._collection = self._open(self._layout, True)
+
+
+def _search_wide(collection: Any) -> None:
+    """Raise an older index's HNSW ``ef_search`` to ``EF_SEARCH`` (a setting Chroma lets change later)."""
+    try:
+        current = int(((collection.configuration or {}).get("hnsw") or {}).get("ef_search") or 0)
+        if current < EF_SEARCH:
+            collection.modify(configuration={"hnsw": {"ef_search": EF_SEARCH}})
+    except Exception as e:  # an old or remote server that cannot change it: searches stay as they were
+        log.info("could not raise ef_search of the Chroma collection: %s", e)

@@ -79,6 +79,9 @@ def test_the_medium_a_question_names() -> None:
         ("This is a Libra-Vox recording", "LibriVox", True),  # a long name misheard by speech recognition
         ("Mr Smyth", "Smith", False),  # short names must match exactly
         ("CONTOSO LTD", "Contoso", True),
+        ("archive/huck-finn-chapter2-scan.pdf", "Huckleberry Finn", True),  # a name shortened, one word as written
+        ("Huck went out", "Huckleberry Finn", False),  # a shortened word alone is not the name
+        ("Gal Gaming", "Galaxy Gaming", False),  # a short form has 4 letters or more
     ],
 )
 def test_mentions(evidence: str, term: str, found: bool) -> None:

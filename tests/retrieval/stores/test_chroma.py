@@ -33,3 +33,27 @@ def test_image_paths_are_stored_relative_to_the_media_folder(tmp_path: Path) -> 
         "/old/index/media/ab/frame.jpg"
     )  # older indexes
     assert image_from_record("", media) is None
+
+
+def test_searches_explore_wide_in_new_and_older_indexes(tmp_path: Path) -> None:
+    """Chroma's default ``ef_search`` (100) equals the vector pool; a query then missed close chunks,
+    differently from one process to the next. New collections get ``EF_SEARCH``; older ones are raised."""
+    import chromadb
+
+    from mmrag.retrieval.embed import HashEmbedder
+    from mmrag.retrieval.store import EmbeddingLayout
+    from mmrag.retrieval.stores.chroma import COLLECTION, EF_SEARCH, LAYOUT_KEY, _settings
+    from mmrag.retrieval.stores.registry import StoreLocation, backend
+
+    layout = EmbeddingLayout(text_model=HashEmbedder(8).name, text_dim=8)
+    new = backend("chroma").open(StoreLocation(tmp_path / "new", tmp_path / "media"), layout, True)
+    new.close()
+    old_path = tmp_path / "old"
+    client = chromadb.PersistentClient(path=str(old_path), settings=_settings())
+    client.create_collection(COLLECTION, embedding_function=None, metadata={LAYOUT_KEY: layout.to_json(), "hnsw:space": "cosine"})
+    assert client.get_collection(COLLECTION).configuration["hnsw"]["ef_search"] < EF_SEARCH
+    backend("chroma").open(StoreLocation(old_path, tmp_path / "media"), layout, False).close()
+    for path in (tmp_path / "new", old_path):
+        reopened = chromadb.PersistentClient(path=str(path), settings=_settings())
+        hnsw = reopened.get_collection(COLLECTION).configuration["hnsw"]
+        assert hnsw["ef_search"] == EF_SEARCH and hnsw["space"] == "cosine"

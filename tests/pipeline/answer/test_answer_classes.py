@@ -1,0 +1,156 @@
+"""The answer a person reads, for each class of failure seen on questions nobody tuned for.
+
+A small drive is generated here (text, mail, CSV) and ingested once with the real text model; each
+test asks it the way an employee would and checks what the answer's first line says. The phrasing of
+the files and questions is made up for these tests; none comes from an evaluation set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mmrag.ingest.chunk import Chunk, Modality, Page, TimeSpan
+from mmrag.pipeline.answer.extractive import missing_terms
+from mmrag.pipeline.api import ask_index, ingest, search_index
+from mmrag.pipeline.app import App, open_app
+from mmrag.pipeline.config import Config, load_config
+from mmrag.retrieval.query import analyse
+from mmrag.retrieval.store import Hit
+
+pytestmark = pytest.mark.slow
+
+FORM = """Volunteer Rangers in the Library - request form
+
+Library name: ________ Contact person: ________ Phone: ________ Date requested: ________
+Program requested: 1st choice ________ 2nd choice ________ Comments: ________
+
+Requests are handled in the order they arrive, as rangers are available.
+Requests should be sent three full weeks before the requested date.
+Send the form by email to the park office.
+"""
+
+DIARY = """The Siege Diary of Corporal Alden, page 41
+
+We drilled in the rain again and the river rose another foot.
+The quartermaster came with the pay-rolls, and the men talked of nothing else.
+A private here draws eleven dollars a month, and many a family at home depends on it.
+Supper was hard bread and coffee.
+"""
+
+MAIL = """From: Dana Whitfield <dana@example.org>
+To: webteam@example.org
+Subject: Secure web server evaluation
+Date: Tue, 4 Mar 1997 10:12:00 -0700
+
+I am comparing secure web servers for our group and would like your experience.
+We will be running the server on a Vax 4000 in the basement lab.
+Any benchmarks are welcome.
+
+-- Dana Whitfield -- Webmaster -- Example Org -- dana@example.org
+"""
+
+GARAGE = """From: Facilities <facilities@example.org>
+To: all-staff@example.org
+Subject: Parking garage closed for repairs
+Date: Mon, 6 Jan 2025 08:00:00 +0000
+
+The parking garage on Elm Street is closed from 13 January to 24 January while the ramps are resurfaced.
+Please use the lot behind building C in the meantime.
+"""
+
+REPORT = """Nordwind Logistics annual report 2021
+
+Revenue in 2021 was 48.2 million euros, up 6% on the year before.
+The company opened a depot in Gdansk and employs 310 people.
+"""
+
+MEMO = """Maintenance note
+
+The pump that failed in the east wing carries asset tag QX20170042; it was replaced on 3 May.
+"""
+
+
+def _parts_csv() -> str:
+    rows = ["tag,part,site,cost"]
+    rows += [f"QX2017{n:04d},valve {n},site {n % 7},{100 + n}" for n in range(100, 160)]
+    return "\n".join(rows) + "\n"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    root = tmp_path_factory.mktemp("answers")
+    drive = root / "drive"
+    for name, text in {
+        "outreach/ranger-request-form.txt": FORM,
+        "archive/siege-diary-p41.txt": DIARY,
+        "mail/secure-server.eml": MAIL,
+        "mail/garage.eml": GARAGE,
+        "finance/nordwind-annual-report-2021.txt": REPORT,
+        "facilities/maintenance-note.txt": MEMO,
+        "facilities/parts.csv": _parts_csv(),
+    }.items():
+        path = drive / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    cfg: Config = load_config(index_dir=root / "index", env={"XDG_CONFIG_HOME": str(root / "config")})
+    ingest([drive], cfg)
+    opened = open_app(cfg, create=False)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _first_line(app: App, question: str) -> str:
+    answer, _ = ask_index(app, question)
+    lines = answer.text.splitlines()
+    return lines[1] if answer.extractive and len(lines) > 1 else answer.text
+
+
+def test_a_year_the_evidence_lacks_is_declined_saying_what_was_found(app: App) -> None:
+    answer, _ = ask_index(app, "What was Nordwind's revenue in 2023?")
+    assert answer.declined
+    assert "2023" in answer.text and "nordwind-annual-report-2021.txt" in answer.text
+    assert not ask_index(app, "What was Nordwind's revenue in 2021?")[0].declined
+
+
+def test_a_bare_code_puts_the_chunk_that_holds_it_first(app: App) -> None:
+    hits = search_index(app, "QX20170042", 5)
+    assert hits[0].chunk.source == "facilities/maintenance-note.txt"
+
+
+def test_a_find_question_answers_with_the_item(app: App) -> None:
+    answer, _ = ask_index(app, "Find the email about the parking garage being closed")
+    assert not answer.declined
+    assert answer.text.splitlines()[1].startswith("Found: mail/garage.eml")
+
+
+def test_the_line_that_answers_comes_before_the_form_that_repeats_the_question(app: App) -> None:
+    line = _first_line(app, "How far ahead of the requested date does a library have to send a ranger request?")
+    assert "three full weeks" in line
+
+
+def test_a_number_written_in_words_answers_how_much(app: App) -> None:
+    line = _first_line(app, "In the siege diary, how much pay did a private get each month?")
+    assert "eleven dollars" in line
+
+
+def test_the_answer_line_need_not_repeat_the_name_the_question_gives(app: App) -> None:
+    line = _first_line(app, "What machine was Dana Whitfield going to run the secure web server on?")
+    assert "Vax 4000" in line
+
+
+def _hit(modality: Modality, text: str) -> Hit:
+    locator = TimeSpan(0.0, 10.0) if modality is not Modality.TEXT else Page(1)
+    return Hit(Chunk("media/jfk.mp4" if modality is not Modality.TEXT else "a.pdf", modality, locator, text), 0.9, "/d")
+
+
+def test_a_speaker_need_not_say_their_own_name_but_a_page_must_name_it() -> None:
+    asked = analyse("What did Whitfield ask the crowd in 1997?")
+    speech = _hit(Modality.SPEECH, "In 1997 I ask you all to vote.")
+    page = _hit(Modality.TEXT, "In 1997 I ask you all to vote.")
+    assert missing_terms(asked, [speech]) == []
+    assert missing_terms(asked, [page]) == ["Whitfield"]
+    assert missing_terms(analyse("What did Whitfield ask the crowd in 2001?"), [speech]) == ["2001"]  # years stay required
