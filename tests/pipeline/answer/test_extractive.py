@@ -24,7 +24,7 @@ def test_only_the_leading_units_are_embedded_and_the_answer_still_wins() -> None
     ranked = score_units("How many staff does the Lyon office have?", hits, Vectorizer(embedder))
     assert ranked[0].text == "The Lyon office has 42 staff members."
     assert len(ranked) == 8 * 13  # every unit is scored
-    units_embedded = [t for t in embedder.seen if t != "How many staff does the Lyon office have?"]
+    units_embedded = [t for t in embedder.seen if not t.startswith("How many staff")]  # the question, names left out
     assert len(units_embedded) == EMBED_LIMIT
     assert all(f"Opening line of document {n} is here." in units_embedded for n in range(8) if n != 5)
     assert [s for s in ranked if s.similarity != 0.0] and np.isfinite([s.score for s in ranked]).all()
