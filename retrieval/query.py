@@ -114,7 +114,9 @@ _NOT_NAMES = frozenset(
      "up", "roughly", "approximately", "around", "exactly", "just", "between", "since", "after", "before",
      "during", "into", "over", "under", "among", "across", "other", "than", "has", "have", "had", "as",
      "per", "summarize", "summarise", "describe", "explain", "compare", "count", "say", "said", "roughly",
-     "besides", "apart", "except", "also", "then", "now", "so", "but", "yet", "not", "only", "even"]
+     "besides", "apart", "except", "also", "then", "now", "so", "but", "yet", "not", "only", "even",
+     # the programs a file is made with: the medium, not what it is about
+     "word", "excel", "powerpoint", "outlook", "pdf", "acrobat"]
 )
 _WORD = re.compile(r"[\w]+", re.UNICODE)
 
@@ -242,7 +244,8 @@ def _code_pattern(term: str) -> re.Pattern[str]:
 
 
 def _folded(text: str) -> str:
-    return " " + " ".join(w.lower() for w in _WORD.findall(text)) + " "
+    """Lower-case words between spaces; an underscore separates words ("american_tower_expenses.csv")."""
+    return " " + " ".join(w.lower() for w in _WORD.findall(text.replace("_", " "))) + " "
 
 
 def mentions(evidence: str, term: str) -> bool:

@@ -25,6 +25,7 @@ from mmrag.retrieval.store import Hit
 from mmrag.retrieval.terms import stem, terms
 from mmrag.retrieval.vectorize import Vectorizer
 
+_YEAR_SPAN = re.compile(r"\b(?:1[5-9]|20)\d\d\s*[-–/]\s*\d{2,4}\b")  # "2021-22": the year 2021, not the word "22"
 _SPOKEN = frozenset({Modality.SPEECH, Modality.MOMENT})
 QUOTE_FLOOR = 0.6  # supporting quotes score at least this share of the answer's score
 KEY_TERM_HITS = 8  # the hits whose text the question's key terms are looked for in
@@ -53,11 +54,12 @@ def _said(hit: Hit) -> str:
 
 
 def focus_words(question: str, asked: Question | None = None) -> set[str]:
-    """The question's meaningful words that say what it is about: not its names (the gate checks those),
-    not the medium it names or the act of asking ("find", "document", "file")."""
+    """The question's meaningful words that say what it is about: not its names, years and codes (the
+    gate checks those), not the medium it names or the act of asking ("find", "document", "file")."""
     asked = asked or analyse(question)
-    names = set().union(*(content_words(n) for n in asked.names)) if asked.names else set()
-    return content_words(question) - names - _FIND_WORDS
+    keyed = [*asked.names, *asked.years, *asked.codes]  # the gate checks these; they say which, not what
+    names = set().union(*(content_words(n) for n in keyed)) if keyed else set()
+    return content_words(_YEAR_SPAN.sub(" ", question)) - names - _FIND_WORDS
 
 
 def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
@@ -66,7 +68,8 @@ def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
     Relevant when a top hit is close in meaning and holds at least a third of what the question is
     about (``focus_words``; all its words when it says little else), or holds three quarters of it
     whatever the vector score (half, for the best hit), or names what the question names (every name
-    in it) and holds a fifth, or holds every code and quoted phrase of the question.
+    in it) and holds a fifth, or holds every code and quoted phrase of the question; or, below the
+    first three, a hit close in meaning holds two thirds of it.
     """
     if not hits:
         return False
@@ -79,7 +82,7 @@ def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
         signals = dict(hit.signals)
         said = _said(hit)
         covered = _covered(asked, said)
-        if signals.get("vector", 0.0) >= min_similarity and covered >= 0.34:
+        if signals.get("vector", 0.0) >= min_similarity and covered >= 0.33:  # a third
             return True
         if covered >= 0.75:
             return True
@@ -89,6 +92,9 @@ def relevant(question: str, hits: Sequence[Hit], min_similarity: float) -> bool:
         if exact and all(mentions(said, c) for c in exact):
             return True
         if position == 0 and covered >= 0.5:  # the best hit holds half of what is asked, whatever its vector
+            return True
+    for hit in hits[3:KEY_TERM_HITS]:  # further down, a hit close in meaning that holds two thirds of it
+        if dict(hit.signals).get("vector", 0.0) >= min_similarity and _covered(asked, _said(hit)) >= 0.66:
             return True
     return False
 
@@ -103,6 +109,19 @@ def missing_terms(asked: Question, hits: Sequence[Hit]) -> list[str]:
     spoken = bool(hits) and hits[0].chunk.modality in _SPOKEN
     names = set(asked.names) if spoken else set()
     return [term for term in asked.key_terms if term not in names and not any(mentions(s, term) for s in said)]
+
+
+def unheld_terms(asked: Question, hit: Hit) -> list[str]:
+    """The question's years, or its codes, none of which this one hit mentions: with one year asked the
+    hit must have it; with several (a comparison of 2009 and 2011) one of them will do; codes alike.
+    (Names are checked over all the hits, not per passage: a company's filings seldom repeat its name,
+    and "msft.csv" is Microsoft's.)"""
+    said = _said(hit)
+    unheld: list[str] = []
+    for group in (asked.years, asked.codes):
+        if group and not any(mentions(said, t) for t in group):
+            unheld += group
+    return unheld
 
 
 def declined_for(missing: Sequence[str], hits: Sequence[Hit]) -> Answer:
@@ -180,6 +199,16 @@ def extractive_answer(
     if not relevant(question, hits, min_similarity):
         return Answer(DECLINE_TEXT, (), declined=True)
     ranked = score_units(question, hits, vectorizer, asked)
+    if asked.years or asked.codes:  # the answer comes from a file that mentions them (a report's year
+        # is on its cover, not on every page), not from one about another year or item
+        files = {(h.root, h.chunk.source) for h in hits if not unheld_terms(asked, h)}
+        holds = [i for i, h in enumerate(hits) if (h.root, h.chunk.source) in files]
+        if not holds or not relevant(question, [hits[i] for i in holds], min_similarity):
+            best = hits[0]
+            lacking = " or ".join(f"\u201c{t}\u201d" for t in unheld_terms(asked, best)) or "what is asked"
+            text = f"{DECLINE_TEXT} The closest match, {best.chunk.source} ({best.chunk.locator.cite()}), does not mention {lacking}."
+            return Answer(text, (), declined=True)
+        ranked = [u for u in ranked if u.hit_index in set(holds)]
     chosen = _choose(ranked, max_quotes, many=asked.wants is Wants.LIST)
     if not chosen:
         return Answer(DECLINE_TEXT, (), declined=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from mmrag.pipeline.answer.extractive import extractive_answer, missing_terms
+from mmrag.pipeline.answer.extractive import extractive_answer, missing_terms, unheld_terms
 from mmrag.pipeline.answer.generate import generative_answer
 from mmrag.pipeline.answer.llm import Llm, LlmUnavailable, TokenSink
 from mmrag.pipeline.answer.tables import SQL_MAX_TOKENS, TableFinding, table_evidence, with_table_finding
@@ -84,5 +84,7 @@ def _with_table(answer: Answer, table: TableFinding, asked: Question, hits: Sequ
     if table.empty:
         return Answer(f"{DECLINE_TEXT} The table holds {table.summary}.", (), declined=True)
     if answer.declined and missing_terms(asked, [table.hit, *hits]):
+        return answer
+    if unheld_terms(asked, table.hit):  # computed over rows of another year, place or item than asked
         return answer
     return with_table_finding(answer, table)

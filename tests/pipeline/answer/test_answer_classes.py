@@ -68,7 +68,7 @@ The company opened a depot in Gdansk and employs 310 people.
 
 MEMO = """Maintenance note
 
-The pump that failed in the east wing carries asset tag QX20170042; it was replaced on 3 May.
+The pump that failed in the east wing carries asset tag QX20170042; it was replaced on 3 May 2023.
 """
 
 
@@ -110,10 +110,12 @@ def _first_line(app: App, question: str) -> str:
 
 
 def test_a_year_the_evidence_lacks_is_declined_saying_what_was_found(app: App) -> None:
+    """The maintenance note mentions 2023, the report is 2021's: no passage answers for 2023."""
     answer, _ = ask_index(app, "What was Nordwind's revenue in 2023?")
     assert answer.declined
     assert "2023" in answer.text and "nordwind-annual-report-2021.txt" in answer.text
-    assert not ask_index(app, "What was Nordwind's revenue in 2021?")[0].declined
+    right = ask_index(app, "What was Nordwind's revenue in 2021?")[0]
+    assert not right.declined and "48.2 million" in right.text.splitlines()[1]
 
 
 def test_a_bare_code_puts_the_chunk_that_holds_it_first(app: App) -> None:
