@@ -110,6 +110,10 @@ def _table_units(lines: list[str], index: int) -> list[Unit]:
         if set(line.replace("|", "").strip()) <= set("-: "):
             continue
         cells = _cells(line)
+        if 1 <= len(header) < len(cells):  # a header cell spans several columns (merged in the source):
+            # the first one does ("Food" over "Berries | Blueberry, Strawberry"), the last keep their own
+            extra = len(cells) - len(header)
+            cells = [", ".join(c for c in cells[: extra + 1] if c), *cells[extra + 1 :]]
         pairs = [f"{h}: {c}" if h and not h.startswith("column ") else c for h, c in zip(header, cells, strict=False)]
         text = " · ".join(p for p, c in zip(pairs, cells, strict=False) if c)
         if text:

@@ -37,3 +37,12 @@ def test_few_units_are_all_embedded() -> None:
     )
     assert {s.text for s in ranked} == {"It was founded in 1911.", "It sells tea."}
     assert len(embedder.seen) == 3  # two units and the question
+
+
+def test_a_header_cell_over_two_columns_names_both_and_the_last_keeps_its_own() -> None:
+    """A Word table whose first header cell is merged over two columns: the value column keeps its name."""
+    from mmrag.pipeline.answer.units import units
+
+    text = "Feeding\n\n| Food | Calories per portion\nLeaves | Ash, Elm | 50\nBerries | Blueberry, Cranberry | 150"
+    found = [u.text for u in units(Chunk("duck.docx", Modality.TEXT, Page(2), text), 0)]
+    assert "Food: Berries, Blueberry, Cranberry · Calories per portion: 150" in found
