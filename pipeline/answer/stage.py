@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from mmrag.pipeline.answer.extractive import extractive_answer, missing_terms, unheld_terms
-from mmrag.pipeline.answer.generate import generative_answer
+from mmrag.pipeline.answer.extractive import declined_for, extractive_answer, missing_terms, relevant, unheld_terms
+from mmrag.pipeline.answer.generate import MIN_SIMILARITY, generative_answer
 from mmrag.pipeline.answer.llm import Llm, LlmUnavailable, TokenSink
 from mmrag.pipeline.answer.tables import SQL_MAX_TOKENS, TableFinding, table_evidence, with_table_finding
 from mmrag.pipeline.answer.types import DECLINE_TEXT, Answer
@@ -47,10 +47,21 @@ def answer_from_hits(
     asked = analyse(question)
     readable = tables.readable_by(principals)
     try:
+        if llm is not None and missing_terms(asked, hits):  # no model call when nothing names what is asked
+            planned = table_evidence(question, hits, readable, None, vectorizer.texts)  # a cell may name it
+            missing = missing_terms(asked, [planned.hit, *hits] if planned is not None else hits)
+            if missing:
+                answer = declined_for(missing, hits)
+                if stream is not None:
+                    stream(answer.text)
+                return answer
         table = table_evidence(question, hits, readable, llm, vectorizer.texts, sql_max_tokens)
         if llm is not None:
             evidence = [table.hit, *hits] if table is not None and not table.empty else list(hits)
-            return generative_answer(question, evidence, llm, stream=stream, strict=strict)
+            answer = generative_answer(question, evidence, llm, stream=stream, strict=strict)
+            if answer.declined and relevant(question, evidence, MIN_SIMILARITY):
+                return _quoted_instead(question, hits, readable, vectorizer, asked, table, stream)
+            return answer
     except LlmUnavailable as e:
         note = f"{e}. This is the extractive answer instead."
         answer = _extractive(question, hits, readable, vectorizer, asked, None)
@@ -61,6 +72,26 @@ def answer_from_hits(
     if stream is not None:
         stream(answer.text)
     return answer
+
+
+def _quoted_instead(
+    question: str,
+    hits: Sequence[Hit],
+    tables: TableStore,
+    vectorizer: Vectorizer,
+    asked: Question,
+    table: TableFinding | None,
+    stream: TokenSink | None,
+) -> Answer:
+    """The model found no answer in evidence the checks call relevant (small local models decline too
+    readily): the extractive answer, with a note, unless it declines too."""
+    quoted = _extractive(question, hits, tables, vectorizer, asked, table)
+    if quoted.declined:
+        return Answer(DECLINE_TEXT, (), declined=True)
+    note = "The model found no answer in the evidence; the passages that come closest are quoted instead."
+    if stream is not None:
+        stream(f"\n({note})\n{quoted.text}")
+    return replace(quoted, notes=(*quoted.notes, note))
 
 
 def _extractive(

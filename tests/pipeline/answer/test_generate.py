@@ -509,3 +509,38 @@ def test_every_call_carries_a_token_limit(server: StubLlm, cfg: Config, cups_ind
     finally:
         app.close()
     assert "Friday" in answer.text and server.requests[0].body["max_tokens"] == 300
+
+
+def _llm_app(cfg: Config, server: StubLlm, cups_index: Any) -> Any:
+    from mmrag.pipeline.app import open_app
+    from mmrag.retrieval.embed import HashEmbedder
+
+    models = replace(cfg.models, llm_base_url=server.url, llm_model="m")
+    cups_index.close()
+    return open_app(replace(cfg, models=models), create=False, embedder=HashEmbedder(64))
+
+
+def test_a_model_that_finds_nothing_in_relevant_evidence_gives_the_quotes_with_a_note(
+    server: StubLlm, cfg: Config, cups_index: Any
+) -> None:
+    server.replies += [NOT_FOUND]
+    app = _llm_app(cfg, server, cups_index)
+    pieces: list[str] = []
+    try:
+        answer, _ = ask_index(app, "When does the hockey pool close?", stream=pieces.append)
+    finally:
+        app.close()
+    assert len(server.requests) == 1 and answer.extractive and not answer.declined and "Friday" in answer.text
+    assert answer.notes and "model found no answer" in answer.notes[0]
+    assert "".join(pieces).endswith(answer.text)
+
+
+def test_a_year_nothing_mentions_is_declined_without_asking_the_model(
+    server: StubLlm, cfg: Config, cups_index: Any
+) -> None:
+    app = _llm_app(cfg, server, cups_index)
+    try:
+        answer, _ = ask_index(app, "When does the hockey pool close in 2031?")
+    finally:
+        app.close()
+    assert answer.declined and "2031" in answer.text and server.requests == []

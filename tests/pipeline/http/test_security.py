@@ -257,9 +257,10 @@ def test_a_file_swapped_for_a_link_to_an_unindexed_file_is_refused(
 
 
 def _chunked_until_answered(
-    port: int, path: str, total: int, content_type: str, chunk: int = 64 * 1024
+    port: int, path: str, total: int, content_type: str, chunk: int = 64 * 1024, head: bytes = b""
 ) -> tuple[int, bytes, int]:
-    """POSTs up to ``total`` bytes as chunks and never ends the body; returns (status, body, bytes sent).
+    """POSTs ``head`` and then up to ``total`` bytes as chunks and never ends the body; returns (status, body,
+    bytes sent).
 
     The answer is read on another thread while the body is still being sent: a server that answers early
     and closes makes the kernel reset the connection, which would drop an answer not read yet.
@@ -281,6 +282,8 @@ def _chunked_until_answered(
     sent = 0
     piece = f"{chunk:x}\r\n".encode() + b" " * chunk + b"\r\n"
     try:
+        if head:
+            sock.sendall(f"{len(head):x}\r\n".encode() + head + b"\r\n")
         while sent < total and not answer:
             sock.sendall(piece)
             sent += chunk
@@ -303,13 +306,23 @@ def test_a_chunked_body_over_the_limit_gets_413_without_being_read(
     status, body, sent = _chunked_until_answered(port, "/api/ingest", MAX_JSON_BYTES + 256 * 1024, "application/json")
     assert status == 413 and b"limit" in body
     form = "multipart/form-data; boundary=never-comes"
-    status, body, sent = _chunked_until_answered(port, "/api/search/image", 50 * 1024 * 1024, form)
+    part = (  # a well-formed upload whose picture never ends: the parser reads on until the limit stops it
+        b"--never-comes\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.png\"\r\n"
+        b"Content-Type: image/png\r\n\r\n"
+    )
+    status, body, sent = _chunked_until_answered(port, "/api/search/image", 50 * 1024 * 1024, form, head=part)
     assert status == 413 and b"limit" in body
     assert sent < 50 * 1024 * 1024  # the server stopped reading long before the 50 MB were sent
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("POST", "/api/ingest", b"[" * (MAX_JSON_BYTES + 1), {"Content-Type": "application/json"})
-    assert conn.getresponse().status == 413  # a declared length over the limit: refused before reading
-    conn.close()
+    # a declared length over the limit is refused before reading: the answer comes with no body byte sent
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(
+        f"POST /api/ingest HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {MAX_JSON_BYTES + 1}\r\n\r\n".encode()
+    )
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    assert response.status == 413
+    sock.close()
 
 
 def test_a_short_or_repetitive_token_is_refused() -> None:
