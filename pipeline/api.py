@@ -69,14 +69,16 @@ def answer_hits(
     hits: Sequence[Hit],
     stream: TokenSink | None = None,
     principals: frozenset[str] | None = None,
+    extractive: bool = False,
 ) -> Answer:
-    """The answer to ``question`` from hits already retrieved (``mmrag eval`` searches once for both scores)."""
+    """The answer to ``question`` from hits already retrieved (``mmrag eval`` searches once for both scores);
+    ``extractive`` leaves a configured LLM out."""
     return answer_from_hits(
         question,
         hits,
         tables=app.tables,
         vectorizer=app.vectorizer,
-        llm=app.models.llm(),
+        llm=None if extractive else app.models.llm(),
         strict=app.cfg.models.llm_strict_citations,
         stream=stream,
         principals=principals,

@@ -247,10 +247,12 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
     try:
         for q in questions:
             hits = search_index(app, q.question, max(args.k, ANSWER_HITS), keyword=not args.no_keyword, lists=lists)
-            answer = None
+            answer = extractive = None
             if not args.no_answer:
                 answer = answer_hits(app, q.question, hits[:ANSWER_HITS]).to_json()
-            record(report, q, hits[: args.k], answer)
+                if app.models.llm() is not None:  # the generated answers' figures beside the extractive ones
+                    extractive = answer_hits(app, q.question, hits[:ANSWER_HITS], extractive=True).to_json()
+            record(report, q, hits[: args.k], answer, extractive)
     finally:
         app.close()
     if args.json:

@@ -97,6 +97,21 @@ class Tally:
     correct: int = 0
     none_questions: int = 0
     declined: int = 0
+    extractive: Tally | None = None  # with an LLM configured: the extractive answers' figures beside
+
+    def score(self, q: Question, answer: Mapping[str, object]) -> bool | None:
+        """Count one answer: whether it contains the expected strings (None for an unanswerable question)."""
+        declined = bool(answer.get("declined"))
+        if not q.evidence:
+            self.none_questions += 1
+            self.declined += declined
+            return None
+        if not q.answer:
+            return None
+        ok = not declined and answer_contains(str(answer.get("answer", "")), q.answer)
+        self.answered += 1
+        self.correct += ok
+        return ok
 
     def add(self, rank: int | None) -> None:
         self.questions += 1
@@ -118,6 +133,8 @@ class Tally:
         if self.none_questions:
             out["none_questions"] = self.none_questions
             out["declined"] = round(self.declined / self.none_questions, 3)
+        if self.extractive is not None:
+            out["extractive"] = {k: v for k, v in self.extractive.to_json().items() if k != "questions"}
         return out
 
 
@@ -140,8 +157,10 @@ def record(
     q: Question,
     hits: Sequence[Hit],
     answer: Mapping[str, object] | None,
+    extractive: Mapping[str, object] | None = None,
 ) -> None:
-    """Score one question's hits (and answer, if given) into the report."""
+    """Score one question's hits (and answer, if given) into the report; ``extractive`` is the extractive
+    answer scored beside a generated one."""
     hit_json = [h.to_json() for h in hits]
     tally = report.by_kind.setdefault(q.kind or "unknown", Tally())
     entry: dict[str, object] = {"id": q.id, "kind": q.kind, "question": q.question, "hits": hit_json}
@@ -152,15 +171,17 @@ def record(
             t.add(rank)
     if answer is not None:
         entry |= {k: answer[k] for k in ("answer", "citations", "declined") if k in answer}
-        declined = bool(answer.get("declined"))
-        if not q.evidence:
-            for t in (report.overall, tally):
-                t.none_questions += 1
-                t.declined += declined
-        elif q.answer:
-            ok = not declined and answer_contains(str(answer.get("answer", "")), q.answer)
+        for t in (report.overall, tally):
+            ok = t.score(q, answer)
+        if ok is not None:
             entry["answer_ok"] = ok
-            for t in (report.overall, tally):
-                t.answered += 1
-                t.correct += ok
+    if extractive is not None:
+        beside: dict[str, object] = {k: extractive[k] for k in ("answer", "declined") if k in extractive}
+        for t in (report.overall, tally):
+            if t.extractive is None:
+                t.extractive = Tally()
+            ok = t.extractive.score(q, extractive)
+        if ok is not None:
+            beside["answer_ok"] = ok
+        entry["extractive"] = beside
     report.questions.append(entry)

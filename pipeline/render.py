@@ -151,10 +151,15 @@ def status(data: dict[str, Any]) -> None:
 
 def evaluation(data: dict[str, Any]) -> None:
     columns = ("questions", "hit@1", "hit@5", "mrr@10", "answer_contains", "declined")
-    out.print(f"{'kind':<10}" + "".join(f"{c:>16}" for c in columns))
+    beside = "extractive" in data["overall"]  # an LLM answered; the extractive figures follow
+    extra = ("extractive contains", "extractive declined") if beside else ()
+    out.print(f"{'kind':<10}" + "".join(f"{c:>16}" for c in columns) + "".join(f"{c:>21}" for c in extra))
     rows = [("overall", data["overall"]), *data["by_kind"].items()]
     for name, tally in rows:
         cells = "".join(f"{tally.get(c, ''):>16}" for c in columns)
+        if beside:
+            ext = tally.get("extractive", {})
+            cells += "".join(f"{ext.get(c, ''):>21}" for c in ("answer_contains", "declined"))
         out.print(f"{name:<10}{cells}", highlight=False)
     missed = [q for q in data["questions"] if q.get("rank") is None and q.get("kind") != "none"]
     if missed:
