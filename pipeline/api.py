@@ -30,6 +30,7 @@ from mmrag.pipeline.app import App, open_app
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.filters import Filters, resolve_filter
 from mmrag.pipeline.ingest_run import IngestReport, ProgressSink, run_ingest
+from mmrag.pipeline.permissions import asker, scoped
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import Hit
 
@@ -58,8 +59,11 @@ def search_index(
     keyword: bool = True,
     lists: frozenset[str] | None = None,
 ) -> list[Hit]:
-    """Ranked hits for ``query`` in an open index (``lists`` limits the candidate lists, for comparisons)."""
-    flt = resolve_filter(filters or Filters(), app.manifest)
+    """Ranked hits for ``query`` in an open index (``lists`` limits the candidate lists, for comparisons).
+
+    With document permissions on, only what ``filters.principals`` (by default this process's user) may read.
+    """
+    flt = resolve_filter(scoped(app.cfg, filters), app.manifest)
     return app.searcher(lists).search(query, k, flt, keyword=keyword)
 
 
@@ -72,7 +76,10 @@ def answer_hits(
     extractive: bool = False,
 ) -> Answer:
     """The answer to ``question`` from hits already retrieved (``mmrag eval`` searches once for both scores);
-    ``extractive`` leaves a configured LLM out."""
+    ``extractive`` leaves a configured LLM out. With document permissions on, ``principals`` defaults to
+    this process's user's, like the search's."""
+    if principals is None and app.cfg.permissions.enabled:
+        principals = asker(app.cfg)
     return answer_from_hits(
         question,
         hits,
@@ -94,8 +101,9 @@ def ask_index(
     Returns the answer and the evidence it was drawn from: the search hits, preceded by what the answer
     cites beyond them (the rows a table computation used); with ``stream``, the answer's text is passed to it.
     """
+    filters = scoped(app.cfg, filters)
     hits = search_index(app, question, ANSWER_HITS, filters)
-    answer = answer_hits(app, question, hits, stream, filters.principals if filters else None)
+    answer = answer_hits(app, question, hits, stream, filters.principals)
     shown = {(h.root, h.chunk.id) for h in hits}
     computed = [c.hit for c in answer.citations if (c.hit.root, c.hit.chunk.id) not in shown]
     return answer, [*computed, *hits]
@@ -109,7 +117,16 @@ def index_status(app: App) -> dict[str, object]:
         "chunks": app.store.count(),
         "roots": app.manifest.roots(),
         "files": app.manifest.counts(),
+        "permissions": _permissions_status(app),
     }
+
+
+def _permissions_status(app: App) -> str:
+    if not app.cfg.permissions.enabled:
+        return "off (single-user mode: whoever opens the index sees all of it)"
+    unknown = sum(1 for f in app.manifest.files() if f.principals is None)
+    note = f"; {unknown} files have no readers recorded and are hidden until the next ingest" if unknown else ""
+    return f"on (each file's readers from its POSIX modes and ACLs at ingest){note}"
 
 
 class Session:

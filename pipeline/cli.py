@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,16 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--glob", action="append", default=[], help="only files matching this pattern, e.g. '*.pdf'")
     group.add_argument("--after", help="only files modified on or after this date (YYYY-MM-DD)")
     group.add_argument("--before", help="only files modified on or before this date (YYYY-MM-DD)")
+    _as_user(group)
+
+
+def _as_user(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help="with document permissions on: see only what this OS user may read (default: you)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--lists",
         help="candidate lists to fuse, for comparisons: any of vector,keyword,exact,modality (default: all)",
     )
+    _as_user(p)
     _common(p)
 
     p = sub.add_parser("models", help="which model plays each role, where it was found, or how to provide it")
@@ -128,10 +140,11 @@ class UsageError(MmragError):
     pass
 
 
-def _parse_filters(args: argparse.Namespace) -> Filters:
+def _parse_filters(args: argparse.Namespace, cfg: Config) -> Filters:
     from mmrag.pipeline.filters import parse_filters
+    from mmrag.pipeline.permissions import asker
 
-    return parse_filters(
+    filters = parse_filters(
         modalities=args.modality,
         kinds=args.kinds,
         folders=args.folder,
@@ -139,6 +152,7 @@ def _parse_filters(args: argparse.Namespace) -> Filters:
         after=args.after,
         before=args.before,
     )
+    return replace(filters, principals=asker(cfg, args.as_user))
 
 
 def _emit_json(data: Any) -> None:
@@ -178,7 +192,7 @@ def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
         raise UsageError("--k must be at least 1")
     if (args.image is None) == (not args.query):
         raise UsageError("give a query or --image FILE (one of them)")
-    filters = _parse_filters(args)
+    filters = _parse_filters(args, cfg)
     notices: list[str] = []
     description = None
     app = open_app(cfg, create=False)
@@ -212,7 +226,7 @@ def cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline.api import ask_index
     from mmrag.pipeline.app import open_app
 
-    filters = _parse_filters(args)
+    filters = _parse_filters(args, cfg)
     stream = args.stream if args.stream is not None else (sys.stdout.isatty() and not args.json)
     sink = render.AnswerStream(args.question) if stream and not args.json else None
     app = open_app(cfg, create=False)
@@ -232,6 +246,8 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline.api import ANSWER_HITS, answer_hits, search_index
     from mmrag.pipeline.app import open_app
     from mmrag.pipeline.evaluate import EvalReport, load_questions, record
+    from mmrag.pipeline.filters import Filters
+    from mmrag.pipeline.permissions import asker
     from mmrag.retrieval.search import ALL_LISTS
 
     if args.k < 1:
@@ -243,15 +259,20 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
         if not lists or not lists <= ALL_LISTS:
             raise UsageError(f"--lists takes names from {', '.join(sorted(ALL_LISTS))}")
     report = EvalReport()
+    principals = asker(cfg, args.as_user)
+    filters = Filters(principals=principals)
     app = open_app(cfg, create=False)
     try:
         for q in questions:
-            hits = search_index(app, q.question, max(args.k, ANSWER_HITS), keyword=not args.no_keyword, lists=lists)
+            k = max(args.k, ANSWER_HITS)
+            hits = search_index(app, q.question, k, filters, keyword=not args.no_keyword, lists=lists)
             answer = extractive = None
             if not args.no_answer:
-                answer = answer_hits(app, q.question, hits[:ANSWER_HITS]).to_json()
+                answer = answer_hits(app, q.question, hits[:ANSWER_HITS], principals=principals).to_json()
                 if app.models.llm() is not None:  # the generated answers' figures beside the extractive ones
-                    extractive = answer_hits(app, q.question, hits[:ANSWER_HITS], extractive=True).to_json()
+                    extractive = answer_hits(
+                        app, q.question, hits[:ANSWER_HITS], principals=principals, extractive=True
+                    ).to_json()
             record(report, q, hits[: args.k], answer, extractive)
     finally:
         app.close()

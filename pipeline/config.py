@@ -116,6 +116,18 @@ class ServerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PermissionsConfig:
+    """Document permissions.
+
+    ``enabled``: each file's readers are taken from the file system at ingest (POSIX mode bits and ACLs,
+    every folder above it included) and every search, answer and listing shows a person only the files
+    they may read. Off (the default) is single-user mode: whoever reaches the index sees all of it.
+    """
+
+    enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     index_dir: Path
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -124,6 +136,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    permissions: PermissionsConfig = field(default_factory=PermissionsConfig)
     batch_size: int = 64
 
 
@@ -253,6 +266,7 @@ def load_config(
     store = _section(StoreConfig, data.pop("store", {}), f"{where} [store]")
     server = _server_section(data.pop("server", {}), f"{where} [server]")
     ingest = _section(IngestConfig, data.pop("ingest", {}), f"{where} [ingest]")
+    permissions = _section(PermissionsConfig, data.pop("permissions", {}), f"{where} [permissions]")
     top_index = data.pop("index_dir", None)
     batch_size = data.pop("batch_size", 64)
     if data:
@@ -266,6 +280,8 @@ def load_config(
     models = replace(models, **overrides)
     if env.get("MMRAG_STORE"):
         store = replace(store, kind=env["MMRAG_STORE"])
+    if env.get("MMRAG_PERMISSIONS"):
+        permissions = replace(permissions, enabled=env["MMRAG_PERMISSIONS"].lower() in ("1", "true", "yes"))
     _check_choices(models, store, where)
 
     if index_dir is None:
@@ -278,6 +294,7 @@ def load_config(
         store=store,
         server=server,
         ingest=ingest,
+        permissions=permissions,
         batch_size=int(batch_size),
     )
 

@@ -24,6 +24,7 @@ from mmrag.ingest.errors import IngestError, MmragError
 from mmrag.ingest.formats.images import ImagesIngestor
 from mmrag.pipeline.app import App
 from mmrag.pipeline.filters import Filters, resolve_filter
+from mmrag.pipeline.permissions import scoped
 from mmrag.retrieval.search import fuse
 from mmrag.retrieval.store import Hit, SearchFilter
 
@@ -110,7 +111,7 @@ def search_by_image(
         raise ValueError(f"k must be at least 1, got {k}")
     if description is None:
         description = describe_image(image, settings or app.models.ingest_settings())
-    flt = resolve_filter(filters or Filters(), app.manifest)
+    flt = resolve_filter(scoped(app.cfg, filters), app.manifest)
     pool = max(CANDIDATES, k)
     lists: dict[str, list[Hit]] = {}
     visual_flt = _visual_filter(flt)

@@ -85,6 +85,12 @@ class Index:
         if len(self._waiting) >= FLUSH_FILES or sum(len(w.chunks) for w in self._waiting) >= FLUSH_CHUNKS:
             self.flush()
 
+    def set_principals(self, root: str, source: str, principals: Sequence[str]) -> None:
+        """Record who may now read a file whose content did not change: metadata only, in every part."""
+        self.store.set_principals(root, source, principals)
+        self.keyword.set_principals(root, source, principals)
+        self.tables.set_principals(root, source, principals)
+
     def flush(self) -> None:
         """Write the vectors that wait, then what waited for them (manifest rows)."""
         waiting, self._waiting = self._waiting, []

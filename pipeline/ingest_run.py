@@ -20,10 +20,12 @@ from mmrag.ingest.chunk import Chunk, Table
 from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.filetypes import ingestor_for
+from mmrag.ingest.permissions import PathReaders
 from mmrag.ingest.ziplimits import ZipLimits
 from mmrag.pipeline.app import App, ingest_lock, root_media_dir
 from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
+from mmrag.retrieval.records import NOBODY
 from mmrag.retrieval.store import FileInfo
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class IngestReport:
     skipped: list[Skipped] = field(default_factory=list)
     unsupported: list[Skipped] = field(default_factory=list)
     notes: list[Skipped] = field(default_factory=list)  # files indexed in part, and why
+    permissions_changed: list[str] = field(default_factory=list)  # readers updated, nothing embedded again
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
@@ -63,6 +66,7 @@ class IngestReport:
             "notes": [s.to_json() for s in self.notes],
             "ingested_files": self.ingested,
             "removed_files": self.removed,
+            "permissions_changed": self.permissions_changed,
             "seconds": round(self.seconds, 2),
         }
 
@@ -136,6 +140,7 @@ class _Run:
         self._by_root: dict[str, IngestSettings] = {}
         limits = app.cfg.limits
         self.zip_limits = ZipLimits(limits.max_inflated_mb, limits.max_zip_ratio)
+        self.readers = PathReaders() if app.cfg.permissions.enabled else None
 
     def settings_for(self, root: str) -> IngestSettings:
         """The ingest settings with pictures going to this root's own media folder."""
@@ -171,9 +176,16 @@ class _Run:
                 "(raise [limits] max_file_mb to include it)",
             )
             return
+        principals = None
+        if self.readers is not None:
+            try:
+                principals = self.readers.of(found.path).principals() or (NOBODY,)
+            except OSError as e:
+                self._skip(label, f"cannot read the file's permissions ({e.strerror or e})")
+                return
         old = self.manifest.get(root, found.source)
         if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
-            self._unchanged(label, old)
+            self._unchanged(label, old, principals)
             return
         try:
             digest = sha256_file(found.path, budget)
@@ -185,9 +197,18 @@ class _Run:
             return
         if old and old.sha256 == digest:
             self.manifest.touch(root, found.source, st.st_size, st.st_mtime_ns)
-            self._unchanged(label, old)
+            self._unchanged(label, old, principals)
             return
-        record = FileRecord(root, found.source, st.st_size, st.st_mtime_ns, digest, str(FileKind.UNKNOWN), SKIPPED)
+        record = FileRecord(
+            root,
+            found.source,
+            st.st_size,
+            st.st_mtime_ns,
+            digest,
+            str(FileKind.UNKNOWN),
+            SKIPPED,
+            principals=principals,
+        )
         self._ingest(target, found, label, record, st.st_mtime, budget)
 
     def _ingest(
@@ -226,7 +247,7 @@ class _Run:
         if not chunks:
             self._replace(root, found.source, [], record, label, "no content found in the file")
             return
-        info = FileInfo(root=root, kind=kind, modified=mtime)
+        info = FileInfo(root=root, kind=kind, modified=mtime, principals=record.principals or ())
         self._replace(root, found.source, chunks, record, label, "", info, tables)
         for note in (item for item in items if isinstance(item, Note)):
             log.warning("%s: %s", label, note.reason)
@@ -259,7 +280,12 @@ class _Run:
             self.manifest.put(replace(record, status=SKIPPED, reason=reason))
             self._skip(label, reason)
 
-    def _unchanged(self, label: str, old: FileRecord) -> None:
+    def _unchanged(self, label: str, old: FileRecord, principals: tuple[str, ...] | None) -> None:
+        if principals is not None and old.principals != principals:  # a chmod, chown or ACL change only
+            if old.status == OK:
+                self.index.set_principals(old.root, old.source, principals)
+                self.report.permissions_changed.append(label)
+            self.manifest.set_principals(old.root, old.source, principals)
         if old.status == SKIPPED:
             self._skip(label, old.reason)
         elif old.status == UNSUPPORTED:

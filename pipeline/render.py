@@ -76,6 +76,8 @@ def ingest_report(report: IngestReport, index: Path) -> None:
         out.print(f"  [dim]unsupported {escape(item.file)}: {escape(item.reason)}[/dim]")
     for source in report.removed:
         out.print(f"  [yellow]removed[/yellow] {escape(source)} (no longer on disk)")
+    for source in report.permissions_changed:
+        out.print(f"  [cyan]readers changed[/cyan] {escape(source)} (permissions updated; nothing re-embedded)")
 
 
 def _snippet(text: str, width: int = 220) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mmrag.ingest.chunk import Chunk
+from mmrag.ingest.permissions import DENY
 from mmrag.retrieval.records import MEDIA_PREFIX, chunk_from_record, chunk_metadata, image_from_record, record_id
 from mmrag.retrieval.store import FileInfo, Hit, IndexMismatch, SearchFilter
 
@@ -326,6 +327,28 @@ class KeywordIndex:
             raise
         self._db.execute("COMMIT")
 
+    def set_principals(self, root: str, source: str, principals: Sequence[str]) -> None:
+        """Record who may now read one file's rows (its text unchanged)."""
+        self._db.execute("BEGIN")
+        try:
+            rowids = [
+                r
+                for (r,) in self._db.execute(
+                    "SELECT rowid FROM chunk_file WHERE root = ? AND source = ?", (root, source)
+                ).fetchall()
+            ]
+            for start in range(0, len(rowids), 500):
+                part = rowids[start : start + 500]
+                self._db.execute(f"DELETE FROM chunk_principal WHERE rowid IN ({','.join('?' * len(part))})", part)
+            self._db.executemany(
+                "INSERT INTO chunk_principal(principal, rowid) VALUES (?, ?)",
+                [(p, r) for r in rowids for p in sorted(set(principals))],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def clear(self) -> None:
         for table in ("chunk_text", "chunk_file", "chunk_principal"):
             self._db.execute(f"DELETE FROM {table}")
@@ -347,7 +370,11 @@ class KeywordIndex:
                 continue
             seen.add(low)
             try:
-                df = int(self._db.execute("SELECT count(*) FROM chunk_text WHERE chunk_text MATCH ?", (f'"{low}"',)).fetchone()[0])
+                df = int(
+                    self._db.execute(
+                        "SELECT count(*) FROM chunk_text WHERE chunk_text MATCH ?", (f'"{low}"',)
+                    ).fetchone()[0]
+                )
             except sqlite3.OperationalError:
                 continue
             if 0 < df <= max(1, total * max_share):
@@ -385,6 +412,9 @@ class KeywordIndex:
             marks = ",".join("?" * len(flt.principals)) or "NULL"
             sql += f" AND rowid IN (SELECT rowid FROM chunk_principal WHERE principal IN ({marks}))"
             args.extend(sorted(flt.principals))
+            if flt.principals:  # deny entries ("!group:eng") outrank what allows
+                sql += f" AND rowid NOT IN (SELECT rowid FROM chunk_principal WHERE principal IN ({marks}))"
+                args.extend(sorted(DENY + p for p in flt.principals))
         sql += " ORDER BY rank LIMIT ?"
         args.append(k)
         try:

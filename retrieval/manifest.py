@@ -8,11 +8,12 @@ today and one connector location (an S3 prefix, a share) tomorrow.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ CREATE TABLE IF NOT EXISTS files (
     reason TEXT NOT NULL DEFAULT '',
     chunks INTEGER NOT NULL DEFAULT 0,
     ingested_at REAL NOT NULL,
+    principals TEXT,               -- JSON list of who may read the file; NULL = not recorded
     PRIMARY KEY (root, source)
 );
 CREATE TABLE IF NOT EXISTS roots (
@@ -55,6 +57,7 @@ class FileRecord:
     status: str
     reason: str = ""
     chunks: int = 0
+    principals: tuple[str, ...] | None = None  # who may read it (document permissions); None = not recorded
 
 
 class Manifest:
@@ -71,6 +74,9 @@ class Manifest:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)").fetchall()}
+        if "principals" not in columns:  # a manifest made before document permissions
+            self._db.execute("ALTER TABLE files ADD COLUMN principals TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -82,27 +88,23 @@ class Manifest:
         return [r[0] for r in self._db.execute("SELECT root FROM roots ORDER BY root").fetchall()]
 
     def get(self, root: str, source: str) -> FileRecord | None:
-        row = self._db.execute(
-            "SELECT root, source, size, mtime_ns, sha256, kind, status, reason, chunks FROM files "
-            "WHERE root = ? AND source = ?",
-            (root, source),
-        ).fetchone()
-        return FileRecord(*row) if row else None
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM files WHERE root = ? AND source = ?", (root, source)).fetchone()
+        return _record(row) if row else None
 
     def files(self, root: str | None = None) -> Iterator[FileRecord]:
-        query = "SELECT root, source, size, mtime_ns, sha256, kind, status, reason, chunks FROM files"
+        query = f"SELECT {_COLUMNS} FROM files"
         args: tuple[str, ...] = ()
         if root is not None:
             query += " WHERE root = ?"
             args = (root,)
         rows = self._db.execute(query + " ORDER BY root, source", args).fetchall()
         for row in rows:
-            yield FileRecord(*row)
+            yield _record(row)
 
     def put(self, record: FileRecord) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO files(root, source, size, mtime_ns, sha256, kind, status, reason, chunks, "
-            "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ingested_at, principals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.root,
                 record.source,
@@ -114,7 +116,15 @@ class Manifest:
                 record.reason,
                 record.chunks,
                 time.time(),
+                None if record.principals is None else json.dumps(list(record.principals)),
             ),
+        )
+
+    def set_principals(self, root: str, source: str, principals: tuple[str, ...]) -> None:
+        """Record who may now read a file whose content did not change."""
+        self._db.execute(
+            "UPDATE files SET principals = ? WHERE root = ? AND source = ?",
+            (json.dumps(list(principals)), root, source),
         )
 
     def touch(self, root: str, source: str, size: int, mtime_ns: int) -> None:
@@ -143,6 +153,14 @@ class Manifest:
             out[str(status)] = int(n)
             out["chunks"] += int(chunks or 0)
         return out
+
+
+_COLUMNS = "root, source, size, mtime_ns, sha256, kind, status, reason, chunks, principals"
+
+
+def _record(row: Sequence[Any]) -> FileRecord:
+    *fixed, principals = row
+    return replace(FileRecord(*fixed), principals=None if principals is None else tuple(json.loads(principals)))
 
 
 class _Locked:

@@ -156,6 +156,10 @@ class ChunkStore(Protocol):
         """Remove every chunk of one file."""
         ...
 
+    def set_principals(self, root: str, source: str, principals: Sequence[str]) -> None:
+        """Record who may now read one file's chunks (its content unchanged: nothing is embedded again)."""
+        ...
+
     def query(self, vector: Vectors, k: int, flt: SearchFilter) -> list[Hit]:
         """The ``k`` nearest chunks passing ``flt``, nearest first (score: cosine similarity)."""
         ...

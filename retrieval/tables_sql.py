@@ -44,6 +44,7 @@ from pathlib import Path
 
 from mmrag.ingest.chunk import Locator, Rows, Sheet, Table, locator_from_json
 from mmrag.ingest.errors import MmragError
+from mmrag.ingest.permissions import visible
 from mmrag.ingest.text.numbers import CURRENCY, parse_number
 
 SqlValue = int | float | str | bytes | None
@@ -281,7 +282,7 @@ class TableStore:
         for sql_name, row_root, source, name, locator_json, columns_json, row_count, first_row, readers in found:
             if sources is not None and source not in sources:
                 continue
-            if principals is not None and not principals & set(json.loads(readers)):
+            if principals is not None and not visible(json.loads(readers), principals):
                 continue
             pairs = json.loads(columns_json)
             infos.append(
@@ -357,6 +358,14 @@ class TableStore:
             return f"not allowed: the table store is read-only for queries ({text})"
         return f"query failed: {text}"
 
+    def set_principals(self, root: str, source: str, principals: Sequence[str]) -> None:
+        """Record who may now read one file's tables (their content unchanged)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE tables SET principals_json = ? WHERE root = ? AND source = ?",
+                (json.dumps(sorted(set(principals))), root, source),
+            )
+
     def _tables_of(self, sources: set[str] | None, principals: frozenset[str] | None) -> frozenset[str]:
         with self._lock:
             found = self._db.execute("SELECT sql_name, source, principals_json FROM tables").fetchall()
@@ -364,7 +373,7 @@ class TableStore:
             str(name).lower()
             for name, source, readers in found
             if (sources is None or source in sources)
-            and (principals is None or bool(principals & set(json.loads(readers))))
+            and (principals is None or visible(json.loads(readers), principals))
         )
 
     def _reader(self, allowed_tables: frozenset[str] | None) -> sqlite3.Connection:
@@ -400,7 +409,7 @@ class _Scoped(TableStore):
     def list_tables(
         self, sources: set[str] | None = None, root: str | None = None, principals: frozenset[str] | None = None
     ) -> list[TableInfo]:
-        return super().list_tables(sources, root, self._principals if principals is None else principals & self._principals)
+        return super().list_tables(sources, root, self._principals)  # the view's principals, whatever is passed
 
     def run(
         self,
@@ -410,8 +419,7 @@ class _Scoped(TableStore):
         max_rows: int | None = None,
         principals: frozenset[str] | None = None,
     ) -> QueryResult:
-        allowed = self._principals if principals is None else principals & self._principals
-        return super().run(sql, params, allowed_sources, max_rows, principals=allowed)
+        return super().run(sql, params, allowed_sources, max_rows, principals=self._principals)
 
     def replace_source(
         self, root: str, source: str, tables: Sequence[Table], principals: Sequence[str] = ()

@@ -14,7 +14,12 @@ import mmrag.pipeline
 
 ROOT = Path(mmrag.pipeline.__file__).resolve().parents[1]
 PACKAGES = ("pipeline", "ingest", "retrieval", "prompts")
-RETRIEVAL_MAY_USE = {"mmrag.ingest.chunk", "mmrag.ingest.errors", "mmrag.ingest.text.numbers"}
+RETRIEVAL_MAY_USE = {
+    "mmrag.ingest.chunk",
+    "mmrag.ingest.errors",
+    "mmrag.ingest.text.numbers",
+    "mmrag.ingest.permissions",
+}
 
 
 def _modules() -> dict[str, Path]:

@@ -8,6 +8,7 @@ extractive answerer embeds candidate sentences) and the LLM, or ``None``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -15,7 +16,7 @@ from mmrag.pipeline.answer.extractive import declined_for, extractive_answer, mi
 from mmrag.pipeline.answer.generate import MIN_SIMILARITY, generative_answer
 from mmrag.pipeline.answer.llm import Llm, LlmUnavailable, TokenSink
 from mmrag.pipeline.answer.tables import SQL_MAX_TOKENS, TableFinding, table_evidence, with_table_finding
-from mmrag.pipeline.answer.types import DECLINE_TEXT, Answer
+from mmrag.pipeline.answer.types import DECLINE_TEXT, EXTRACTIVE_NOTE, FALLBACK_NOTE, Answer
 from mmrag.retrieval.query import Question, analyse
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.tables_sql import TableStore
@@ -55,16 +56,30 @@ def answer_from_hits(
                 if stream is not None:
                     stream(answer.text)
                 return answer
+        if llm is not None and not relevant(question, hits, MIN_SIMILARITY):
+            # what was found decides relevance, not rows a model's own query turns up: no model call
+            quoted = _extractive(question, hits, readable, vectorizer, asked, None)
+            if quoted.declined:
+                if stream is not None:
+                    stream(quoted.text)
+                return quoted
         table = table_evidence(question, hits, readable, llm, vectorizer.texts, sql_max_tokens)
         if llm is not None:
             evidence = [table.hit, *hits] if table is not None and not table.empty else list(hits)
             answer = generative_answer(question, evidence, llm, stream=stream, strict=strict)
             if answer.declined and relevant(question, evidence, MIN_SIMILARITY):
-                return _quoted_instead(question, hits, readable, vectorizer, asked, table, stream)
+                note = "The model found no answer in the evidence; the passages that come closest are quoted instead."
+                return _quoted_instead(question, hits, readable, vectorizer, asked, table, stream, note)
+            if table is not None and table.value and not answer.declined and not states(answer.text, table.value):
+                note = (
+                    f"The model's answer did not give what the table computation found ({table.value}); "
+                    "the computed finding is given instead."
+                )
+                return _quoted_instead(question, hits, readable, vectorizer, asked, table, stream, note)
             return answer
     except LlmUnavailable as e:
         note = f"{e}. This is the extractive answer instead."
-        answer = _extractive(question, hits, readable, vectorizer, asked, None)
+        answer = _fallback(_extractive(question, hits, readable, vectorizer, asked, None))
         if stream is not None:
             stream(f"\n({note})\n{answer.text}")
         return replace(answer, notes=(*answer.notes, note))
@@ -82,16 +97,42 @@ def _quoted_instead(
     asked: Question,
     table: TableFinding | None,
     stream: TokenSink | None,
+    note: str,
 ) -> Answer:
-    """The model found no answer in evidence the checks call relevant (small local models decline too
-    readily): the extractive answer, with a note, unless it declines too."""
-    quoted = _extractive(question, hits, tables, vectorizer, asked, table)
+    """The extractive answer in place of the model's, with ``note`` saying why, unless it declines too: the
+    model found nothing in evidence the checks call relevant (small local models decline too readily), or
+    its answer leaves out the value a table computation found (a computed value outranks a re-reading)."""
+    quoted = _fallback(_extractive(question, hits, tables, vectorizer, asked, table))
     if quoted.declined:
         return Answer(DECLINE_TEXT, (), declined=True)
-    note = "The model found no answer in the evidence; the passages that come closest are quoted instead."
     if stream is not None:
         stream(f"\n({note})\n{quoted.text}")
     return replace(quoted, notes=(*quoted.notes, note))
+
+
+def states(text: str, value: str) -> bool:
+    """Whether an answer gives ``value``: a number as any equal number in it ("1,234.50" is 1234.5), a
+    name as the same words, case aside."""
+    number = _number(value)
+    if number is not None:
+        return any(_number(n) == number for n in _NUMBER.findall(text))
+    return re.search(rf"(?<!\w){re.escape(value.strip().lower())}(?!\w)", text.lower()) is not None
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def _number(text: str) -> float | None:
+    cleaned = text.strip().lstrip("$€£").rstrip("%").replace(",", "")
+    try:
+        return float(cleaned)
+    except ValueError:
+        return None
+
+
+def _fallback(answer: Answer) -> Answer:
+    """An extractive answer given although an LLM is configured: its heading must not say there is none."""
+    return replace(answer, text=answer.text.replace(EXTRACTIVE_NOTE, FALLBACK_NOTE, 1))
 
 
 def _extractive(

@@ -119,6 +119,7 @@ class Outcome:
     rows: tuple[int, ...]
     details: tuple[str, ...]
     empty: bool = False  # the filters matched no row: the table does not hold what was asked
+    value: str = ""  # the one value computed (a cell, a total, the top label), when there is one
 
 
 def _quote(name: str) -> str:
@@ -414,11 +415,13 @@ def _run(plan: Plan, store: TableStore, table: str, where: str, args: list[SqlVa
             value = _cell(plan, str(rows[0][1]))
             scope = f" (where {_filters_text(plan)})" if plan.filters else ""
             summary = f"{word} {plan.target.header if plan.target else ''}{scope}: {value} — {details[0]}"
+            return Outcome(summary, numbers, details, value=value)
         elif plan.op == "lookup" and plan.target is not None:
             value = _cell(plan, str(rows[0][1]))
             summary = f"{plan.target.header} where {_filters_text(plan)}: {value} — {details[0]}"
             if len(rows) > 1:
                 summary += f" (first of {len(rows)} matching rows)"
+            return Outcome(summary, numbers, details, value=value)
         else:
             names = _distinct(plan, store, table, where, args) or [d.split(" · ")[0] for d in details]
             summary = f"{len(names)} {plan.label.header if plan.label else 'row'}(s) where {_filters_text(plan)}: " + "; ".join(names[:MAX_LISTED])
@@ -443,10 +446,11 @@ def _run(plan: Plan, store: TableStore, table: str, where: str, args: list[SqlVa
         if len(numbers) == 1:  # one row: its value, not an arithmetic over one number
             one = store.run(f"SELECT _raw FROM {table} WHERE _row = ?", [numbers[0]]).rows
             details = (_row_text(plan, str(one[0][0])),) if one else ()
-            return Outcome(f"{plan.target.header}{scope}: {_show(found[0][0])}", numbers, details)
+            value = _show(found[0][0])
+            return Outcome(f"{plan.target.header}{scope}: {value}", numbers, details, value=value)
         word = "Total" if plan.op == "sum" else "Average"
         summary = f"{word} {plan.target.header}{scope}: {_show(found[0][0])} (over {_show(found[0][1])} rows)"
-        return Outcome(summary, numbers, ())
+        return Outcome(summary, numbers, (), value=_show(found[0][0]))
     if plan.op in ("group_max", "group_min", "mode", "rare") and plan.label is not None:
         measure = f"sum({target})" if plan.op.startswith("group") else "count(*)"
         desc = plan.op in ("group_max", "mode")
@@ -468,7 +472,7 @@ def _run(plan: Plan, store: TableStore, table: str, where: str, args: list[SqlVa
             summary = f"{word} {plan.label.header}: {name} ({_show(amount)} rows)"
         if len(found) > 1 and found[1][1] == amount:
             summary += f"; tied with {_show(found[1][0])}"
-        return Outcome(summary, numbers, ())
+        return Outcome(summary, numbers, (), value=name)
     return None
 
 

@@ -64,6 +64,7 @@ class TableFinding:
     hit: Hit
     summary: str
     empty: bool = False
+    value: str = ""  # the one value a planned computation found (a cell, a total, the top label), if any
 
 
 def looks_tabular(question: str) -> bool:
@@ -125,11 +126,13 @@ def _planned_finding(plan: Plan, store: TableStore, hits: Sequence[Hit]) -> Tabl
         numeric = any(not isinstance(v, str) for _, v in plan.filters)
         if not numeric:
             return None
-        return TableFinding(_hit(info, hits, info.first_row, info.first_row, outcome.summary), outcome.summary, empty=True)
+        return TableFinding(
+            _hit(info, hits, info.first_row, info.first_row, outcome.summary), outcome.summary, empty=True
+        )
     first, last = (min(outcome.rows), max(outcome.rows)) if outcome.rows else _all_rows(store, info)
     body = "\n".join(outcome.details[:MAX_RESULT_ROWS])
     text = f"From table {info.name!r} of {info.source}: {outcome.summary}" + (f"\n{body}" if body else "")
-    return TableFinding(_hit(info, hits, first, last, text), outcome.summary)
+    return TableFinding(_hit(info, hits, first, last, text), outcome.summary, value=outcome.value)
 
 
 def with_table_finding(answer: Answer, finding: TableFinding) -> Answer:
@@ -147,7 +150,9 @@ def with_table_finding(answer: Answer, finding: TableFinding) -> Answer:
     for line in answer.text.split("\n")[1:] if not answer.declined else []:
         marker = re.search(r"\[(\d+)\]$", line)
         if marker and int(marker.group(1)) in numbers:
-            lines.append(f"- {line.removeprefix('- ')[: marker.start() - len(line)].rstrip()} [{numbers[int(marker.group(1))]}]")
+            lines.append(
+                f"- {line.removeprefix('- ')[: marker.start() - len(line)].rstrip()} [{numbers[int(marker.group(1))]}]"
+            )
     return Answer("\n".join(lines), (cited, *shifted), declined=False, extractive=answer.extractive)
 
 

@@ -10,6 +10,7 @@ from mmrag.retrieval.store import Hit
 
 DECLINE_TEXT = "Not found in the indexed files."
 EXTRACTIVE_NOTE = "Extractive answer (quoted from the indexed files; no LLM is configured):"
+FALLBACK_NOTE = "Extractive answer (quoted from the indexed files):"  # a configured LLM gave none; a note says why
 MAX_QUOTE_CHARS = 400
 
 

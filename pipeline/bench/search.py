@@ -37,7 +37,9 @@ from mmrag.pipeline.bench.synthetic import (
     KEYWORD_FILE,
     LAYOUT,
     MODIFIED,
+    VISIBLE_SHARES,
     build_index,
+    principals_seeing,
     synthetic_files,
     tier_dir,
     unit_vectors,
@@ -126,6 +128,9 @@ class TierResult:
     embed: Latency
     add_file_vectors_ms_per_chunk: float
     add_file_keywords_ms_per_chunk: float
+    visible_5: Latency  # the search for someone who may read 5% of the drive (document permissions on)
+    visible_50: Latency
+    visible_95: Latency
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -147,6 +152,9 @@ class TierResult:
             "disk_mb": round(self.disk_mb, 1),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "index_rss_mb": round(self.index_rss_mb, 1),
+            "with_permissions": {
+                f"{share}%_visible": getattr(self, f"visible_{share}").to_json() for share in VISIBLE_SHARES
+            },
             "add_file_ms_per_chunk": {
                 "vectors": round(self.add_file_vectors_ms_per_chunk, 2),
                 "keywords": round(self.add_file_keywords_ms_per_chunk, 2),
@@ -301,6 +309,9 @@ def run_tier(
         "keyword_only": lambda i: keyword.search(texts[i], CANDIDATES, SearchFilter()),
         "search_embed": lambda i: real.search(texts[i], SEARCH_K),
     }
+    for share in VISIBLE_SHARES:  # the whole search (vector, keyword, exact lists) for one person
+        seeing = SearchFilter(principals=principals_seeing(share))
+        variants[f"visible_{share}"] = lambda i, flt=seeing: fast.search(texts[i], SEARCH_K, flt)
     note(f"timing {len(texts)} queries x {rounds} rounds on {size:,} chunks")
     times = _interleaved(variants, len(texts), warmup=5, rounds=rounds)
     # The answer embeds every sentence of its hits (seconds, not ms): fewer queries keep the bench short.

@@ -33,7 +33,7 @@ _VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
 _CODAS = ("", "n", "r", "s", "l", "t", "nd", "rk")
 
 # The synthetic search indexes: bump SYNTH_VERSION when what they hold changes, so caches rebuild.
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2  # 2: every file has readers (one of PERMISSION_GROUPS groups)
 DIM = 384
 CHUNKS_PER_FILE = 100
 WRITE_CHUNKS = 2000
@@ -42,6 +42,8 @@ LAYOUT = EmbeddingLayout(text_model="mmrag-bench/random-unit-vectors", text_dim=
 MODIFIED = 1_700_000_000.0
 BUILT_MARKER = "built.json"
 KEYWORD_FILE = "keyword.sqlite"
+PERMISSION_GROUPS = 20  # file n is readable by group g(n mod 20): a person in k groups sees k/20 of the drive
+VISIBLE_SHARES = (5, 50, 95)  # the shares of the drive the permission figures search as
 
 Floats = npt.NDArray[np.float32]
 
@@ -115,6 +117,13 @@ def unit_vectors(rng: np.random.Generator, n: int, dim: int) -> Floats:
 class SyntheticFile:
     source: str
     chunks: tuple[Chunk, ...]
+    principals: tuple[str, ...] = ()
+
+
+def principals_seeing(percent: int) -> frozenset[str]:
+    """Principals of someone who may read ``percent`` of the synthetic drive (a multiple of 100/groups)."""
+    groups = round(PERMISSION_GROUPS * percent / 100)
+    return frozenset(f"group:g{n:02d}" for n in range(groups))
 
 
 def _locator(modality: Modality, j: int) -> Locator:
@@ -139,7 +148,7 @@ def synthetic_files(total_chunks: int, chunks_per_file: int, seed: int = 11) -> 
         chunks = tuple(
             Chunk(source, kind, _locator(kind, j), texts.text(), title=f"Synthetic file {number}") for j in range(count)
         )
-        yield SyntheticFile(source, chunks)
+        yield SyntheticFile(source, chunks, (f"group:g{number % PERMISSION_GROUPS:02d}",))
         made += count
         number += 1
 
@@ -166,14 +175,16 @@ def build_index(path: Path, size: int, note: Callable[[str], None]) -> float:
     db = sqlite3.connect(path / KEYWORD_FILE, isolation_level=None)
     db.execute("ATTACH DATABASE ? AS scratch", (str(path / "scratch.sqlite"),))
     rng = np.random.default_rng(size)
-    pending: dict[str, list[Chunk]] = {}  # chunks of one kind share a FileInfo, so vectors go in big batches
+    pending: dict[tuple[str, tuple[str, ...]], list[Chunk]] = {}  # one FileInfo each: vectors go in big batches
     written = 0
+    copied = 0  # keyword rows copied so far (each file's scratch rows are numbered from 1 again)
 
-    def flush(kind: str) -> None:
+    def flush(key: tuple[str, tuple[str, ...]]) -> None:
         nonlocal written
-        chunks = pending.pop(kind, [])
+        chunks = pending.pop(key, [])
         if chunks:
-            store.upsert(chunks, unit_vectors(rng, len(chunks), DIM), FileInfo(SYNTH_ROOT, kind, MODIFIED))
+            info = FileInfo(SYNTH_ROOT, key[0], MODIFIED, key[1])
+            store.upsert(chunks, unit_vectors(rng, len(chunks), DIM), info)
             written += len(chunks)
             if written % 20_000 < len(chunks):
                 note(f"  built {written:,} of {size:,} chunks ({time.perf_counter() - start:.0f} s)")
@@ -181,13 +192,26 @@ def build_index(path: Path, size: int, note: Callable[[str], None]) -> float:
     for file in synthetic_files(size, CHUNKS_PER_FILE):
         kind = file.source.rsplit(".", 1)[1]
         scratch.clear()
-        scratch.upsert(file.chunks, FileInfo(SYNTH_ROOT, kind, MODIFIED))
-        db.execute("INSERT INTO main.chunk_text SELECT * FROM scratch.chunk_text")
-        pending.setdefault(kind, []).extend(file.chunks)
-        if len(pending[kind]) >= WRITE_CHUNKS:
-            flush(kind)
-    for kind in list(pending):
-        flush(kind)
+        scratch.upsert(file.chunks, FileInfo(SYNTH_ROOT, kind, MODIFIED, file.principals))
+        # the rows keep their order, shifted past the rows already copied, so their readers can follow them
+        first = db.execute("SELECT min(rowid) FROM scratch.chunk_text").fetchone()[0]
+        shift = copied + 1 - int(first)
+        db.execute(
+            "INSERT INTO main.chunk_text(rowid, text, title, tags, record_id, root, source, modality, kind, "
+            "modified, meta) SELECT rowid + ?, * FROM scratch.chunk_text",
+            (shift,),
+        )
+        db.execute(
+            "INSERT INTO main.chunk_principal(principal, rowid) SELECT principal, rowid + ? FROM scratch.chunk_principal",
+            (shift,),
+        )
+        copied += len(file.chunks)
+        key = (kind, file.principals)
+        pending.setdefault(key, []).extend(file.chunks)
+        if len(pending[key]) >= WRITE_CHUNKS:
+            flush(key)
+    for key in list(pending):
+        flush(key)
     db.execute("DETACH DATABASE scratch")
     db.close()
     scratch.close()

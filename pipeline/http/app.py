@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from pydantic import BaseModel
 
 from mmrag.ingest.engines.slide_render import SlidePictures, find_office
+from mmrag.ingest.errors import MmragError
 from mmrag.ingest.filetypes import Preview
 from mmrag.pipeline.api import ask_index, index_status, search_index
 from mmrag.pipeline.app import MEDIA_DIR, App
@@ -90,6 +91,10 @@ def _asset(name: str) -> str:
     return resources.files("mmrag.pipeline").joinpath("web", name).read_text(encoding="utf-8")
 
 
+class PermissionsUnsupported(MmragError):
+    """The web server was asked to serve an index with document permissions on."""
+
+
 def create_app(
     cfg: Config,
     *,
@@ -105,6 +110,12 @@ def create_app(
     Requests are answered only when their ``Host`` is this machine, ``bind_host``, or one of
     ``public_hosts`` and ``[server] public_hosts``.
     """
+    if cfg.permissions.enabled:  # fail closed: every request would be answered as the server's own account
+        raise PermissionsUnsupported(
+            "mmrag serve cannot yet tell who is asking, and with [permissions] enabled it would answer every "
+            "request as its own account; it does not start. Use the CLI (mmrag search/ask --as USER) or "
+            "the MCP server (it answers as the user who runs it) until the server learns identities."
+        )
     worker = IndexWorker(cfg, embedder)
     jobs = IngestJobs(worker)
     app = FastAPI(
@@ -328,7 +339,11 @@ def create_app(
                 return Response(stored.read_bytes(), media_type=media_type(stored))
             if page is not None:
                 if shown_as is not Preview.PAGES:
-                    return {"kind": "page", "page": page, "note": f"page images are not rendered for {served.kind} files"}
+                    return {
+                        "kind": "page",
+                        "page": page,
+                        "note": f"page images are not rendered for {served.kind} files",
+                    }
                 return Response(pdf_page_png(path, page), media_type="image/png")
             if rows is not None:
                 first, last = (int(x) for x in rows.split("-"))

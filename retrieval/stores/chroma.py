@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from mmrag.ingest.chunk import Chunk
+from mmrag.ingest.permissions import DENY, PUBLIC
 from mmrag.retrieval.records import NOBODY, PRINCIPALS, MetaValue, chunk_from_record, chunk_metadata, record_id
 from mmrag.retrieval.store import EmbeddingLayout, FileInfo, Hit, IndexMismatch, SearchFilter, Vectors
 
@@ -45,6 +46,8 @@ def where_clause(flt: SearchFilter) -> dict[str, Any] | None:
         # $contains on a string array; $in/$eq on an array field silently match nothing (Chroma 1.5)
         allowed = [{PRINCIPALS: {"$contains": p}} for p in sorted(flt.principals or {NOBODY})]
         terms.append(allowed[0] if len(allowed) == 1 else {"$or": allowed})
+        # deny entries ("!group:eng") outrank what allows: none of the asker's may be denied
+        terms.extend({PRINCIPALS: {"$not_contains": DENY + p}} for p in sorted(flt.principals) if p != PUBLIC)
     if not terms:
         return None
     return terms[0] if len(terms) == 1 else {"$and": terms}
@@ -144,6 +147,13 @@ class ChromaStore:
 
     def delete_source(self, root: str, source: str) -> None:
         self._collection.delete(where={"$and": [{"root": root}, {"source": source}]})
+
+    def set_principals(self, root: str, source: str, principals: Sequence[str]) -> None:
+        ids = sorted(self.ids(root, source))
+        readers = sorted(set(principals)) or [NOBODY]
+        for start in range(0, len(ids), WRITE_BATCH):  # an update merges: only the principals change
+            part = ids[start : start + WRITE_BATCH]
+            self._collection.update(ids=part, metadatas=[{PRINCIPALS: readers} for _ in part])
 
     def query(self, vector: Vectors, k: int, flt: SearchFilter) -> list[Hit]:
         if k <= 0:

@@ -107,7 +107,9 @@ def test_with_an_llm_the_extractive_answers_are_scored_beside_the_generated_ones
     with stub_llm() as stub:
         stub.replies.append("Entries cost five dollars [1].")  # a real model's wrong pick, cited
         models = replace(cfg.models, llm_base_url=stub.url, llm_model="m")
-        args = argparse.Namespace(questions=questions, k=10, lists=None, no_keyword=False, no_answer=False, json=True)
+        args = argparse.Namespace(
+            questions=questions, k=10, lists=None, no_keyword=False, no_answer=False, json=True, as_user=None
+        )
         assert cmd_eval(args, replace(cfg, models=models)) == 0
     assert len(stub.requests) == 1  # the year nobody mentions is declined before any model call
     data = json.loads(capsys.readouterr().out)

@@ -511,11 +511,11 @@ def test_every_call_carries_a_token_limit(server: StubLlm, cfg: Config, cups_ind
     assert "Friday" in answer.text and server.requests[0].body["max_tokens"] == 300
 
 
-def _llm_app(cfg: Config, server: StubLlm, cups_index: Any) -> Any:
+def _llm_app(cfg: Config, server: StubLlm, cups_index: Any, **models_changes: Any) -> Any:
     from mmrag.pipeline.app import open_app
     from mmrag.retrieval.embed import HashEmbedder
 
-    models = replace(cfg.models, llm_base_url=server.url, llm_model="m")
+    models = replace(cfg.models, llm_base_url=server.url, llm_model="m", **models_changes)
     cups_index.close()
     return open_app(replace(cfg, models=models), create=False, embedder=HashEmbedder(64))
 
@@ -532,6 +532,7 @@ def test_a_model_that_finds_nothing_in_relevant_evidence_gives_the_quotes_with_a
         app.close()
     assert len(server.requests) == 1 and answer.extractive and not answer.declined and "Friday" in answer.text
     assert answer.notes and "model found no answer" in answer.notes[0]
+    assert "no LLM is configured" not in answer.text  # one is: it found nothing
     assert "".join(pieces).endswith(answer.text)
 
 
@@ -544,3 +545,38 @@ def test_a_year_nothing_mentions_is_declined_without_asking_the_model(
     finally:
         app.close()
     assert answer.declined and "2031" in answer.text and server.requests == []
+
+
+def test_a_model_answer_without_the_computed_value_gives_way_to_the_computation(
+    server: StubLlm, cfg: Config, cups_index: Any
+) -> None:
+    server.replies += ["The Maple Leafs have won 2 Stanley Cups [1]."]  # a small model misreading the rows
+    app = _llm_app(cfg, server, cups_index, llm_strict_citations=False)  # flagged, kept: then replaced
+    try:
+        answer, _ = ask_index(app, "How many Stanley Cups have the Maple Leafs won?")
+    finally:
+        app.close()
+    assert len(server.requests) == 1 and "13" in answer.text and "have won 2" not in answer.text
+    assert answer.notes and "table computation found (13)" in answer.notes[0]
+    assert "no LLM is configured" not in answer.text
+
+
+def test_a_model_answer_with_the_computed_value_stands(server: StubLlm, cfg: Config, cups_index: Any) -> None:
+    server.replies += ["The Maple Leafs have won 13 Stanley Cups [1]."]
+    app = _llm_app(cfg, server, cups_index)
+    try:
+        answer, _ = ask_index(app, "How many Stanley Cups have the Maple Leafs won?")
+    finally:
+        app.close()
+    assert answer.text.startswith("The Maple Leafs have won 13") and not answer.notes and not answer.extractive
+
+
+def test_a_question_nothing_found_is_about_is_declined_without_a_model_call(
+    server: StubLlm, cfg: Config, cups_index: Any
+) -> None:
+    app = _llm_app(cfg, server, cups_index)
+    try:
+        answer, _ = ask_index(app, "What is the travel expense reimbursement policy for contractors?")
+    finally:
+        app.close()
+    assert answer.declined and server.requests == []  # no SQL call over an unrelated table either

@@ -197,7 +197,9 @@ def test_ask_through_a_real_server_and_a_server_too_slow_gives_the_extractive_an
             answer, hits = ask_index(app, "When does the hockey pool close?")
         finally:
             app.close()
-        assert answer.extractive is not generated
+        # a 135M model's answer may lose every sentence to the citation check: then the quotes come, with a note
+        assert not answer.extractive or not generated or "model found no answer" in answer.notes[0]
+        assert answer.extractive or generated
         assert {c.n for c in answer.citations} <= set(range(1, len(hits) + 1))
         if not generated:  # the real client's timeout against llama.cpp: the quoted answer, with why
             assert "Friday" in answer.text and answer.notes and "extractive answer instead" in answer.notes[0]

@@ -49,6 +49,8 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
         assert _positive(tier[key]), key
     assert _positive(tier["with_answer"]["p50"]) and _positive(tier["disk_mb"]) and _positive(tier["peak_rss_mb"])
     assert tier["answered"] > 0
+    for share in ("5%_visible", "50%_visible", "95%_visible"):
+        assert _positive(tier["with_permissions"][share]["p50"]), share
     assert set(data["ingest"]) == {"docs", "tables"}
     docs, tables = data["ingest"]["docs"], data["ingest"]["tables"]
     assert (docs["unit"], docs["units"]) == ("files", 2)

@@ -11,7 +11,10 @@ from mmrag.retrieval.stores.chroma import where_clause
 def test_principals_are_matched_with_contains_never_in() -> None:
     """``$in``/``$eq`` on an array field silently match nothing in Chroma 1.5; an empty set must match nothing."""
     assert where_clause(SearchFilter(principals=frozenset({"user:alice", "PUBLIC"}))) == {
-        "$or": [{"principals": {"$contains": "PUBLIC"}}, {"principals": {"$contains": "user:alice"}}]
+        "$and": [
+            {"$or": [{"principals": {"$contains": "PUBLIC"}}, {"principals": {"$contains": "user:alice"}}]},
+            {"principals": {"$not_contains": "!user:alice"}},  # a deny entry outranks; PUBLIC is never denied
+        ]
     }
     assert where_clause(SearchFilter(principals=frozenset())) == {"principals": {"$contains": "NOBODY"}}
     assert where_clause(SearchFilter()) is None

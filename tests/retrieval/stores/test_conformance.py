@@ -131,6 +131,31 @@ def test_the_principals_array_filters_with_any_of_the_allowed(open_store: Opener
     assert "/share:finance/q3.pdf" in _sources(store, q, SearchFilter())  # ... unless permissions are off
 
 
+def test_a_deny_entry_outranks_what_allows(open_store: Opener) -> None:
+    store = open_store()
+    open_but_hr = FileInfo(root="/drive", kind="txt", modified=NEW, principals=("PUBLIC", "!group:hr"))
+    chunks = [Chunk("memo.txt", Modality.TEXT, Section(), "the memo everyone but hr may read")]
+    store.upsert_files([(chunks, EMBED.embed([c.text for c in chunks]), open_but_hr)])
+    flt = SearchFilter(principals=frozenset({"PUBLIC", "user:bob", "group:hr"}))
+    assert _sources(store, "memo", flt) == []
+    assert _sources(store, "memo", SearchFilter(principals=frozenset({"PUBLIC", "user:ann"}))) == ["/drive:memo.txt"]
+
+
+def test_new_principals_replace_the_old_and_nothing_else(open_store: Opener) -> None:
+    store = open_store(fill=True)
+    ids = store.ids("/drive", "sales.xlsx")
+    store.set_principals("/drive", "notes.md", ("group:finance",))
+    flt = SearchFilter(principals=frozenset({"group:finance"}))
+    assert set(_sources(store, "plans quarter revenue", flt)) == {"/drive:finance/q3.pdf", "/drive:notes.md"}
+    assert "/drive:notes.md" not in _sources(store, "plans quarter", SearchFilter(principals=frozenset({"user:alice"})))
+    assert "/drive:sales.xlsx" in _sources(store, "region revenue", SearchFilter(principals=frozenset({"user:alice"})))
+    [hit] = [h for h in store.query(EMBED.embed(["plans"])[0], 10, flt) if h.chunk.source == "notes.md"]
+    assert hit.chunk.locator == Section(("Plans", "Q4")) and hit.chunk.title == "Notes"  # the rest kept
+    assert store.ids("/drive", "sales.xlsx") == ids
+    store.set_principals("/drive", "notes.md", ())
+    assert "/drive:notes.md" not in _sources(store, "plans", SearchFilter(principals=frozenset({"group:finance"})))
+
+
 def test_reopen_after_close_keeps_chunks_and_refuses_another_layout(open_store: Opener) -> None:
     open_store(fill=True).close()
     again = open_store(create=False)
