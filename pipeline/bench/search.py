@@ -309,9 +309,13 @@ def run_tier(
         "keyword_only": lambda i: keyword.search(texts[i], CANDIDATES, SearchFilter()),
         "search_embed": lambda i: real.search(texts[i], SEARCH_K),
     }
+
+    def as_someone_seeing(share: int) -> Callable[[int], object]:
+        flt = SearchFilter(principals=principals_seeing(share))
+        return lambda i: fast.search(texts[i], SEARCH_K, flt)
+
     for share in VISIBLE_SHARES:  # the whole search (vector, keyword, exact lists) for one person
-        seeing = SearchFilter(principals=principals_seeing(share))
-        variants[f"visible_{share}"] = lambda i, flt=seeing: fast.search(texts[i], SEARCH_K, flt)
+        variants[f"visible_{share}"] = as_someone_seeing(share)
     note(f"timing {len(texts)} queries x {rounds} rounds on {size:,} chunks")
     times = _interleaved(variants, len(texts), warmup=5, rounds=rounds)
     # The answer embeds every sentence of its hits (seconds, not ms): fewer queries keep the bench short.
