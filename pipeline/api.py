@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from mmrag.ingest.permissions import visible
 from mmrag.pipeline.answer.llm import TokenSink
 from mmrag.pipeline.answer.stage import answer_from_hits
 from mmrag.pipeline.answer.types import Answer
@@ -32,6 +33,7 @@ from mmrag.pipeline.filters import Filters, resolve_filter
 from mmrag.pipeline.ingest_run import IngestReport, ProgressSink, run_ingest
 from mmrag.pipeline.permissions import asker, scoped
 from mmrag.retrieval.embed import TextEmbedder
+from mmrag.retrieval.manifest import OK, SKIPPED
 from mmrag.retrieval.store import Hit
 
 __all__ = [
@@ -109,14 +111,26 @@ def ask_index(
     return answer, [*computed, *hits]
 
 
-def index_status(app: App) -> dict[str, object]:
-    """What an open index holds: chunks, files by status, ingested roots and the embedding layout."""
+def index_status(app: App, principals: frozenset[str] | None = None) -> dict[str, object]:
+    """What an open index holds: chunks, files by status, ingested roots and the embedding layout.
+
+    ``principals``: with document permissions on, the counts are of the files they may read only.
+    """
+    if principals is None:
+        chunks, files = app.store.count(), app.manifest.counts()
+    else:
+        files = {OK: 0, SKIPPED: 0, "chunks": 0}
+        for record in app.manifest.files():
+            if record.principals is not None and visible(record.principals, principals):
+                files[record.status] = files.get(record.status, 0) + 1
+                files["chunks"] += record.chunks
+        chunks = files["chunks"]
     return {
         "index": str(app.path),
         "layout": app.store.layout.describe(),
-        "chunks": app.store.count(),
+        "chunks": chunks,
         "roots": app.manifest.roots(),
-        "files": app.manifest.counts(),
+        "files": files,
         "permissions": _permissions_status(app),
     }
 

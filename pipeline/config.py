@@ -122,9 +122,12 @@ class PermissionsConfig:
     ``enabled``: each file's readers are taken from the file system at ingest (POSIX mode bits and ACLs,
     every folder above it included) and every search, answer and listing shows a person only the files
     they may read. Off (the default) is single-user mode: whoever reaches the index sees all of it.
+    ``tokens_file`` and ``trusted_header`` tell ``mmrag serve`` who is asking (``pipeline.http.identity``).
     """
 
     enabled: bool = False
+    tokens_file: str = ""  # mmrag serve: a TOML file of [tokens] "TOKEN" = "USER" (one per person)
+    trusted_header: str = ""  # mmrag serve: the header a reverse proxy sets to the signed-in user ("" = none)
 
 
 @dataclass(frozen=True, slots=True)

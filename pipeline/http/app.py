@@ -16,6 +16,7 @@ import hmac
 import queue
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +29,7 @@ from pydantic import BaseModel
 from mmrag.ingest.engines.slide_render import SlidePictures, find_office
 from mmrag.ingest.errors import MmragError
 from mmrag.ingest.filetypes import Preview
+from mmrag.ingest.permissions import PUBLIC
 from mmrag.pipeline.api import ask_index, index_status, search_index
 from mmrag.pipeline.app import MEDIA_DIR, App
 from mmrag.pipeline.config import LOCAL_HOSTS, Config
@@ -47,9 +49,11 @@ from mmrag.pipeline.http.files import (
     table_rows,
 )
 from mmrag.pipeline.http.guards import BodyLimit, HostAllowlist, allowed_hosts
-from mmrag.pipeline.http.links import signed_ok, signer
+from mmrag.pipeline.http.identity import USER_PARAM, Identities, load_identities
+from mmrag.pipeline.http.links import Signer, signed_ok, signer
 from mmrag.pipeline.http.payloads import citation_json, hit_json, sse_event, upload_name
 from mmrag.pipeline.http.policy import API_HEADERS, COMMON_HEADERS, PAGE_HEADERS, file_headers, ingest_allowed
+from mmrag.pipeline.permissions import IdentityError, principals_for_user
 from mmrag.pipeline.worker import IndexWorker, IngestJobs, JobBusy
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import IndexMismatch
@@ -110,11 +114,13 @@ def create_app(
     Requests are answered only when their ``Host`` is this machine, ``bind_host``, or one of
     ``public_hosts`` and ``[server] public_hosts``.
     """
-    if cfg.permissions.enabled:  # fail closed: every request would be answered as the server's own account
+    permissions = cfg.permissions.enabled
+    identities = load_identities(cfg) if permissions else Identities()
+    if permissions and not token:  # media links name their asker under a signature keyed by the token
         raise PermissionsUnsupported(
-            "mmrag serve cannot yet tell who is asking, and with [permissions] enabled it would answer every "
-            "request as its own account; it does not start. Use the CLI (mmrag search/ask --as USER) or "
-            "the MCP server (it answers as the user who runs it) until the server learns identities."
+            "with [permissions] enabled, mmrag serve needs an API token (--token or $MMRAG_API_TOKEN): it signs "
+            "the media links it hands each person. People sign in with their own tokens ([permissions] "
+            "tokens_file) or through a proxy that sets [permissions] trusted_header."
         )
     worker = IndexWorker(cfg, embedder)
     jobs = IngestJobs(worker)
@@ -140,8 +146,23 @@ def create_app(
         if token and (path.startswith("/api/") or path in docs_paths):
             given = request.headers.get("authorization", "")
             media = signed_ok(token, request.method, path, request.query_params.multi_items())
-            if not media and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            server = hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+            personal = permissions and identities.knows(given)
+            if not media and not server and not personal:
                 response = JSONResponse({"detail": "missing or wrong API token (Authorization: Bearer ...)"}, 401)
+            proxied = permissions and bool(identities.header) and bool(request.headers.get(identities.header))
+            request.state.admin = server and not proxied  # the server's own token, for nobody else
+            if response is None and permissions:
+                if media:
+                    user = request.query_params.get(USER_PARAM) or None
+                else:
+                    header = request.headers.get(identities.header) if identities.header else None
+                    user = identities.user(given, header, token)
+                try:
+                    request.state.user = user
+                    request.state.principals = principals_for_user(user) if user else frozenset({PUBLIC})
+                except IdentityError as e:
+                    response = JSONResponse({"detail": str(e)}, 503)
         if response is None:
             response = await call_next(request)
         if path == "/" or path.startswith("/static/"):
@@ -153,6 +174,20 @@ def create_app(
         for name, value in extra.items():
             response.headers.setdefault(name, value)
         return response
+
+    def asked_as(request: Request, filters: Filters) -> Filters:
+        """The filters made for whoever asks (document permissions); unchanged when permissions are off."""
+        return replace(filters, principals=request.state.principals) if permissions else filters
+
+    def principals_of(request: Request) -> frozenset[str] | None:
+        return request.state.principals if permissions else None
+
+    def signed_for(request: Request) -> Signer:
+        """Media links for whoever asks: with permissions on, the user is part of what the signature covers."""
+        user = getattr(request.state, "user", None) if permissions else None
+        if not user:
+            return sign
+        return lambda url: sign(url + ("&" if "?" in url else "?") + urlencode({USER_PARAM: user})) if url else url
 
     def body_limit(path: str) -> int:
         return max_upload_bytes + UPLOAD_SLACK if path == "/api/search/image" else MAX_JSON_BYTES
@@ -180,26 +215,29 @@ def create_app(
         return Response(_asset(name), media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/status")
-    def status() -> dict[str, object]:
+    def status(request: Request) -> dict[str, object]:
         """What the index holds: chunks, files by status, ingested roots and the embedding layout."""
         try:
-            return worker.call(lambda index: {"ready": True, **index_status(index)})
+            return worker.call(lambda index: {"ready": True, **index_status(index, principals_of(request))})
         except IndexMismatch as e:
             return {"ready": False, "index": str(cfg.index_dir), "detail": str(e), "chunks": 0, "roots": []}
 
     @app.get("/api/search")
     def search(
+        request: Request,
         q: Annotated[str, Query(min_length=1, description="the query")],
         filters: FilterParams,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
     ) -> dict[str, object]:
         """Ranked evidence for a query, with a preview URL and file URL per hit."""
+        mine, links = asked_as(request, filters), signed_for(request)
         return worker.call(
-            lambda index: {"query": q, "hits": [hit_json(index, h, sign) for h in search_index(index, q, k, filters)]}
+            lambda index: {"query": q, "hits": [hit_json(index, h, links) for h in search_index(index, q, k, mine)]}
         )
 
     @app.post("/api/search/image")
     def search_image(
+        request: Request,
         image: Annotated[UploadFile, File(description="the example picture")],
         filters: FilterParams,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
@@ -227,35 +265,35 @@ def create_app(
                 raise HTTPException(400, str(e).replace(str(path), image.filename or "the upload")) from e
 
             def run(index: App) -> dict[str, object]:
-                hits = search_by_image(index, path, k, filters, description=description)
+                hits = search_by_image(index, path, k, asked_as(request, filters), description=description)
                 return {
                     "description": description,
                     "notices": image_search_notices(index, description),
-                    "hits": [hit_json(index, h, sign) for h in hits],
+                    "hits": [hit_json(index, h, signed_for(request)) for h in hits],
                 }
 
             return worker.call(run)
 
     @app.get("/api/ask", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
     def ask(
+        request: Request,
         q: Annotated[str, Query(min_length=1, description="the question")],
         filters: FilterParams,
     ) -> StreamingResponse:
         """The answer as Server-Sent Events: ``token`` (text pieces), then ``answer`` (with citations) or ``error``."""
         events: queue.Queue[str | None] = queue.Queue()
+        mine, links = asked_as(request, filters), signed_for(request)
 
         def run(index: App) -> None:
             try:
-                answer, hits = ask_index(
-                    index, q, filters, stream=lambda t: events.put(sse_event("token", {"text": t}))
-                )
+                answer, hits = ask_index(index, q, mine, stream=lambda t: events.put(sse_event("token", {"text": t})))
                 data = {
                     "question": q,
                     **answer.to_json(),
                     # flagged sentences were dropped from the text (strict), not only reported
                     "strict": not answer.extractive and cfg.models.llm_strict_citations,
-                    "citations": [citation_json(index, c, sign) for c in answer.citations],
-                    "hits": [hit_json(index, h, sign) for h in hits],
+                    "citations": [citation_json(index, c, links) for c in answer.citations],
+                    "hits": [hit_json(index, h, links) for h in hits],
                 }
                 events.put(sse_event("answer", data))
             except Exception as e:  # the stream has started: the client learns of the failure as an event
@@ -282,8 +320,10 @@ def create_app(
             return [], False
 
     @app.post("/api/ingest", status_code=202)
-    def start_ingest(body: IngestRequest) -> dict[str, str]:
+    def start_ingest(body: IngestRequest, request: Request) -> dict[str, str]:
         """Start indexing files and folders in the background (one job at a time; 409 while one runs)."""
+        if permissions and not getattr(request.state, "admin", False):
+            raise HTTPException(403, "with document permissions on, only the server's own token may start an ingest")
         if not body.paths:
             raise HTTPException(400, "give at least one path")
         paths = [Path(p).expanduser() for p in body.paths]
@@ -310,6 +350,7 @@ def create_app(
 
     @app.get("/api/preview", response_model=None)
     def preview(
+        request: Request,
         root: str,
         source: str,
         page: int | None = None,
@@ -321,8 +362,9 @@ def create_app(
     ) -> Response | dict[str, object]:
         """Evidence to show: a PDF page, a slide picture or a thumbnail as an image; a table's cited rows or a slide's text as JSON."""
 
+        principals = principals_of(request)
         if slide is not None and image is None:
-            served = worker.call(lambda index: served_file(index, root, source))
+            served = worker.call(lambda index: served_file(index, root, source, principals))
             if served.file_type is None or served.file_type.preview is not Preview.SLIDES:
                 raise Refused(400, f"{served.kind} files have no slides")
             # outside the index worker: a first rendering runs LibreOffice for a second or two
@@ -332,10 +374,10 @@ def create_app(
             return slide_text(served, slide, rendered=bool(slide_pictures.office))
 
         def run(index: App) -> Response | dict[str, object]:
-            served = served_file(index, root, source)
+            served = served_file(index, root, source, principals)
             path, shown_as = served.path, served.file_type.preview if served.file_type else Preview.LOCATOR
             if image is not None:
-                stored = media_image(index, image)
+                stored = media_image(index, image, (root, source) if principals is not None else None)
                 return Response(stored.read_bytes(), media_type=media_type(stored))
             if page is not None:
                 if shown_as is not Preview.PAGES:
@@ -352,7 +394,7 @@ def create_app(
                 return {
                     "kind": "media",
                     "start": start,
-                    "file": "/api/file?" + urlencode({"root": root, "source": source}),
+                    "file": signed_for(request)("/api/file?" + urlencode({"root": root, "source": source})),
                 }
             if shown_as is Preview.PICTURE:
                 return Response(image_thumbnail_png(path), media_type="image/png")
@@ -363,7 +405,8 @@ def create_app(
     @app.get("/api/file", response_model=None, responses={206: {"description": "Partial content"}})
     def original(root: str, source: str, request: Request) -> Response:
         """The original file, with HTTP Range support so audio and video can seek."""
-        path = worker.call(lambda index: served_path(index, root, source))
+        principals = principals_of(request)
+        path = worker.call(lambda index: served_path(index, root, source, principals))
         size = path.stat().st_size
         headers = {"Accept-Ranges": "bytes", **file_headers(path, media_type(path))}
         wanted = request.headers.get("range")

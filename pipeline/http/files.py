@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from mmrag.ingest import filetypes
 from mmrag.ingest.chunk import Rows, Sheet
 from mmrag.ingest.errors import MmragError
+from mmrag.ingest.permissions import visible
 from mmrag.pipeline.app import App
 from mmrag.retrieval.manifest import OK, FileRecord
 from mmrag.retrieval.store import Hit
@@ -63,14 +64,23 @@ def _plain_relative(source: str) -> PurePosixPath:
     return path
 
 
-def served_path(index: App, root: str, source: str) -> Path:
-    """The real path of an ingested file, or ``Refused`` with why it is not served."""
+NOT_INGESTED = "not an ingested file: only files indexed from an ingested root are served"
+
+
+def served_path(index: App, root: str, source: str, principals: frozenset[str] | None = None) -> Path:
+    """The real path of an ingested file, or ``Refused`` with why it is not served.
+
+    ``principals``: with document permissions on, whoever asks; a file they may not read is refused
+    exactly as a file that was never ingested is (the same 404 and message: its existence is not told).
+    """
     relative = _plain_relative(source)
     if not root or not Path(root).is_absolute():
         raise Refused(400, "root must be the absolute path of an ingested folder")
     record = index.manifest.get(root, source)
     if record is None or record.status != OK:
-        raise Refused(404, "not an ingested file: only files indexed from an ingested root are served")
+        raise Refused(404, NOT_INGESTED)
+    if principals is not None and (record.principals is None or not visible(record.principals, principals)):
+        raise Refused(404, NOT_INGESTED)
     real_root = Path(root).resolve()
     try:
         real = (real_root / relative).resolve(strict=True)
@@ -131,9 +141,9 @@ class Served:
         return filetypes.file_type(self.kind)
 
 
-def served_file(index: App, root: str, source: str) -> Served:
+def served_file(index: App, root: str, source: str, principals: frozenset[str] | None = None) -> Served:
     """``served_path`` with the file's type and content hash as the manifest records them."""
-    path = served_path(index, root, source)
+    path = served_path(index, root, source, principals)
     record = index.manifest.get(root, source)
     return Served(path, record.kind if record is not None else "", record.sha256 if record is not None else "")
 
@@ -218,8 +228,12 @@ def image_thumbnail_png(path: Path, max_px: int = THUMBNAIL_PX) -> bytes:
     return out.getvalue()
 
 
-def media_image(index: App, name: str) -> Path:
-    """A stored thumbnail or video frame under the index's media folder (``name`` is relative to it)."""
+def media_image(index: App, name: str, of_file: tuple[str, str] | None = None) -> Path:
+    """A stored thumbnail or video frame under the index's media folder (``name`` is relative to it).
+
+    ``of_file`` (root, source): the picture must be one of that file's (document permissions: the caller
+    checked that file may be read, so a picture of another file is not reached through it).
+    """
     relative = _plain_relative(name)
     media = index.media_dir.resolve()
     try:
@@ -228,6 +242,8 @@ def media_image(index: App, name: str) -> Path:
         raise Refused(404, "no such stored image") from e
     if not real.is_relative_to(media) or real.suffix.lower() not in IMAGE_SUFFIXES or not real.is_file():
         raise Refused(403, "only stored thumbnails and frames inside the index's media folder are served")
+    if of_file is not None and real not in {p.resolve() for p in index.keyword.images(*of_file)}:
+        raise Refused(404, "no such stored image")
     return real
 
 

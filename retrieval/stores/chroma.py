@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mmrag.ingest.chunk import Chunk
-from mmrag.ingest.permissions import DENY, PUBLIC
+from mmrag.ingest.permissions import DENY, PUBLIC, visible
 from mmrag.retrieval.records import NOBODY, PRINCIPALS, MetaValue, chunk_from_record, chunk_metadata, record_id
 from mmrag.retrieval.store import EmbeddingLayout, FileInfo, Hit, IndexMismatch, SearchFilter, Vectors
 
@@ -22,6 +23,7 @@ COLLECTION = "mmrag_chunks"
 LAYOUT_KEY = "mmrag_layout"
 WRITE_BATCH = 2000
 ID_PAGE = 10_000
+OVERFETCH = 4  # with principals: the nearest 4k unfiltered first, kept when enough of them are readable
 # Candidates HNSW explores per query. Chroma's default (100) equals the vector pool, and then a query
 # could miss a close chunk, differently from one process to the next; 400 makes the pool near exact.
 EF_SEARCH = 400
@@ -156,23 +158,38 @@ class ChromaStore:
             self._collection.update(ids=part, metadatas=[{PRINCIPALS: readers} for _ in part])
 
     def query(self, vector: Vectors, k: int, flt: SearchFilter) -> list[Hit]:
+        """The ``k`` nearest chunks passing ``flt``.
+
+        With principals, the query is planned both ways: first ``OVERFETCH`` times ``k`` nearest without
+        them, kept when readable (cheap, and enough when someone may read most of the drive); only when
+        fewer than ``k`` survive, Chroma filters by principals itself (its cost grows with how many
+        records pass, so it suits someone who may read little).
+        """
         if k <= 0:
             return []
+        if flt.principals is not None and flt.principals:
+            wanted = k * OVERFETCH
+            rows = self._rows(vector, wanted, replace(flt, principals=None))
+            kept = [r for r in rows if visible(r[1].get(PRINCIPALS) or (), flt.principals)]
+            if len(kept) >= k or len(rows) < wanted:  # enough readable, or every candidate was seen
+                return [self._hit(*r) for r in kept[:k]]
+        return [self._hit(*r) for r in self._rows(vector, k, flt)]
+
+    def _rows(self, vector: Vectors, k: int, flt: SearchFilter) -> list[tuple[str, dict[str, Any], float]]:
         result = self._collection.query(
             query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
             n_results=k,
             where=where_clause(flt),
             include=["documents", "metadatas", "distances"],
         )
-        hits: list[Hit] = []
         docs = (result.get("documents") or [[]])[0]
         metas = (result.get("metadatas") or [[]])[0]
         dists = (result.get("distances") or [[]])[0]
-        for doc, meta, dist in zip(docs, metas, dists, strict=True):
-            record = dict(meta or {})
-            chunk = chunk_from_record(doc or "", record, self._media)
-            hits.append(Hit(chunk, 1.0 - float(dist), str(record.get("root", "")), kind=str(record.get("kind", ""))))
-        return hits
+        return [(doc or "", dict(meta or {}), float(dist)) for doc, meta, dist in zip(docs, metas, dists, strict=True)]
+
+    def _hit(self, doc: str, record: dict[str, Any], dist: float) -> Hit:
+        chunk = chunk_from_record(doc, record, self._media)
+        return Hit(chunk, 1.0 - dist, str(record.get("root", "")), kind=str(record.get("kind", "")))
 
     def count(self) -> int:
         return int(self._collection.count())

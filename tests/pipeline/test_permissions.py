@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import CountingEmbedder
@@ -117,8 +118,83 @@ def test_as_with_permissions_off_is_refused(drive: Path, cfg: Config, capsys: py
     assert "permissions are off" in capsys.readouterr().err
 
 
-def test_the_web_server_refuses_an_index_with_permissions_on(on: Config) -> None:
+# --- the web server -------------------------------------------------------------------------------
+
+SERVER_TOKEN = "5e1b2486c0ffee110f3c9a7d"
+ROOTS_TOKEN = "a7d5e1b2486c0ffee11f3c90"  # a personal token of the account running the tests (reads all)
+NOBODYS_TOKEN = "c0ffee110f3c9a7d5e1b2486"  # a personal token of a name no account has
+HEADER = "X-Forwarded-User"
+
+
+@pytest.fixture
+def served(drive: Path, on: Config, tmp_path: Path) -> Iterator[tuple[Any, Path]]:
+    from fastapi.testclient import TestClient
+
+    from mmrag.pipeline.http.app import create_app
+
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(f'[tokens]\n"{ROOTS_TOKEN}" = "{current_user()}"\n"{NOBODYS_TOKEN}" = "{NOBODY_KNOWN}"\n')
+    cfg = replace(on, permissions=PermissionsConfig(enabled=True, tokens_file=str(tokens), trusted_header=HEADER))
+    embedder = CountingEmbedder(64)
+    ingest([drive], cfg, embedder=embedder)
+    with TestClient(create_app(cfg, token=SERVER_TOKEN, embedder=embedder), base_url="http://127.0.0.1:8765") as c:
+        yield c, drive
+
+
+def _as(token: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **headers}
+
+
+def test_each_token_searches_as_its_person(served: tuple[Any, Path]) -> None:
+    client, _ = served
+    q = {"q": "merger codename bluefinch canteen"}
+    nobody = client.get("/api/search", params=q, headers=_as(NOBODYS_TOKEN)).json()["hits"]
+    assert {h["source"] for h in nobody} == {"open.txt"}
+    mine = client.get("/api/search", params=q, headers=_as(ROOTS_TOKEN)).json()["hits"]
+    assert {h["source"] for h in mine} == {"open.txt", "secret.txt"}
+    proxied = client.get("/api/search", params=q, headers=_as(SERVER_TOKEN, **{HEADER: NOBODY_KNOWN})).json()["hits"]
+    assert {h["source"] for h in proxied} == {"open.txt"}
+    # the header from anyone but the proxy (which holds the server's token) names nobody
+    spoofed = client.get("/api/search", params=q, headers=_as(NOBODYS_TOKEN, **{HEADER: current_user()})).json()
+    assert {h["source"] for h in spoofed["hits"]} == {"open.txt"}
+    assert client.get("/api/search", params=q, headers={HEADER: current_user()}).status_code == 401
+    answer = client.get("/api/ask", params={"q": "What is the merger codename?"}, headers=_as(NOBODYS_TOKEN)).text
+    assert "bluefinch" not in answer and "secret.txt" not in answer
+
+
+def test_a_file_someone_may_not_read_is_answered_like_one_never_ingested(served: tuple[Any, Path]) -> None:
+    client, drive = served
+    secret = client.get("/api/file", params={"root": str(drive), "source": "secret.txt"}, headers=_as(NOBODYS_TOKEN))
+    missing = client.get("/api/file", params={"root": str(drive), "source": "never.txt"}, headers=_as(NOBODYS_TOKEN))
+    assert secret.status_code == missing.status_code == 404 and secret.json() == missing.json()
+    preview = client.get(
+        "/api/preview", params={"root": str(drive), "source": "secret.txt", "start": 0}, headers=_as(NOBODYS_TOKEN)
+    )
+    assert preview.status_code == 404
+    mine = client.get("/api/file", params={"root": str(drive), "source": "secret.txt"}, headers=_as(ROOTS_TOKEN))
+    assert mine.status_code == 200 and b"bluefinch" in mine.content
+
+
+def test_media_links_carry_their_person_under_the_signature(served: tuple[Any, Path]) -> None:
+    client, _ = served
+    hits = client.get("/api/search", params={"q": "merger codename"}, headers=_as(ROOTS_TOKEN)).json()["hits"]
+    link = next(h["file"] for h in hits if h["source"] == "secret.txt")
+    assert "u=" in link and client.get(link).status_code == 200  # no header: the signature speaks
+    other = link.replace(f"u={current_user()}", f"u={NOBODY_KNOWN}")
+    assert client.get(other).status_code == 401  # another person's name breaks the signature
+
+
+def test_counts_and_ingest_follow_the_person(served: tuple[Any, Path]) -> None:
+    client, drive = served
+    assert client.get("/api/status", headers=_as(NOBODYS_TOKEN)).json()["files"]["ok"] == 1
+    assert client.get("/api/status", headers=_as(ROOTS_TOKEN)).json()["files"]["ok"] == 2
+    body = {"paths": [str(drive)]}
+    assert client.post("/api/ingest", json=body, headers=_as(ROOTS_TOKEN)).status_code == 403
+    assert client.post("/api/ingest", json=body, headers=_as(SERVER_TOKEN)).status_code == 202
+
+
+def test_the_web_server_needs_a_token_with_permissions_on(on: Config) -> None:
     from mmrag.pipeline.http.app import PermissionsUnsupported, create_app
 
-    with pytest.raises(PermissionsUnsupported, match="cannot yet tell who is asking"):
+    with pytest.raises(PermissionsUnsupported, match="needs an API token"):
         create_app(on)

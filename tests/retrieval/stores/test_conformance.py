@@ -89,9 +89,10 @@ def test_replacing_a_files_chunks(open_store: Opener) -> None:
     new = [Chunk("all-hands.pptx", Modality.TEXT, Slide(1), "welcome to the offsite")]
     store.upsert_files([(new, EMBED.embed([new[0].text]), SLIDES)])
     assert store.ids(source="all-hands.pptx") == {record_id("/drive", new[0])}
-    assert store.query(EMBED.embed(["hiring plan engineers"])[0], 10, SearchFilter(kinds=frozenset({"pptx"})))[
-        0
-    ].chunk == new[0]
+    assert (
+        store.query(EMBED.embed(["hiring plan engineers"])[0], 10, SearchFilter(kinds=frozenset({"pptx"})))[0].chunk
+        == new[0]
+    )
 
 
 def test_delete_removes_one_file_of_one_root_only(open_store: Opener) -> None:
@@ -123,7 +124,12 @@ def test_the_principals_array_filters_with_any_of_the_allowed(open_store: Opener
         return set(_sources(store, q, SearchFilter(principals=frozenset(principals))))
 
     assert seen("group:finance") == {"/drive:finance/q3.pdf"}
-    assert seen("PUBLIC", "user:alice") == {"/drive:all-hands.pptx", "/drive:sales.xlsx", "/drive:roadmap.mp4", "/drive:notes.md"}
+    assert seen("PUBLIC", "user:alice") == {
+        "/drive:all-hands.pptx",
+        "/drive:sales.xlsx",
+        "/drive:roadmap.mp4",
+        "/drive:notes.md",
+    }
     assert seen("group:video") == seen("user:alice")  # any entry of the array matches
     assert seen("user:bob") == set()
     assert seen() == set()  # nobody: nothing, never everything
@@ -139,6 +145,26 @@ def test_a_deny_entry_outranks_what_allows(open_store: Opener) -> None:
     flt = SearchFilter(principals=frozenset({"PUBLIC", "user:bob", "group:hr"}))
     assert _sources(store, "memo", flt) == []
     assert _sources(store, "memo", SearchFilter(principals=frozenset({"PUBLIC", "user:ann"}))) == ["/drive:memo.txt"]
+
+
+def test_the_nearest_readable_chunks_come_whether_few_or_most_are_readable(open_store: Opener) -> None:
+    store = open_store()
+    chunks = [
+        Chunk(f"notes/n{i:02d}.txt", Modality.TEXT, Section(), f"note number {i} about budgets") for i in range(60)
+    ]
+    vectors = EMBED.embed([c.text for c in chunks])
+    store.upsert_files(
+        [
+            ([c], vectors[i : i + 1], FileInfo("/drive", "txt", NEW, ("group:few",) if i % 20 == 0 else ("PUBLIC",)))
+            for i, c in enumerate(chunks)
+        ]
+    )
+    query = EMBED.embed(["note number 7 about budgets"])[0]
+    few = [h.chunk.source for h in store.query(query, 3, SearchFilter(principals=frozenset({"group:few"})))]
+    assert sorted(few) == ["notes/n00.txt", "notes/n20.txt", "notes/n40.txt"]  # 3 of 60: found all the same
+    most = store.query(query, 5, SearchFilter(principals=frozenset({"PUBLIC"})))
+    everyone = [h for h in store.query(query, 10, SearchFilter()) if h.chunk.source not in few][:5]
+    assert [h.chunk.source for h in most] == [h.chunk.source for h in everyone]  # the nearest readable, in order
 
 
 def test_new_principals_replace_the_old_and_nothing_else(open_store: Opener) -> None:
