@@ -242,7 +242,17 @@ def root_media_dir(media_dir: Path, root: str) -> Path:
 
 def store_location(cfg: Config) -> StoreLocation:
     path = Path(cfg.store.path).expanduser() if cfg.store.path else cfg.index_dir / CHROMA_DIR
-    return StoreLocation(path=path, media_dir=cfg.index_dir / MEDIA_DIR)
+    name, _, value = cfg.store.auth_header.partition(":")
+    headers = ((name.strip(), value.strip()),) if name.strip() and value.strip() else ()
+    return StoreLocation(
+        path=path,
+        media_dir=cfg.index_dir / MEDIA_DIR,
+        url=cfg.store.url,
+        headers=headers,
+        tenant=cfg.store.tenant,
+        database=cfg.store.database,
+        collection=cfg.store.collection,
+    )
 
 
 @dataclass

@@ -96,6 +96,13 @@ class StoreConfig:
 
     kind: str = "chroma"
     path: str = ""
+    url: str = ""  # chroma-http: the server, e.g. http://10.0.0.5:8000 (MMRAG_STORE_URL)
+    tenant: str = "default_tenant"
+    database: str = "default_database"
+    collection: str = "mmrag_chunks"  # several indexes may share one server, each with its own collection
+    auth_header: str = (
+        ""  # chroma-http: "Name: value" sent with every request, for the proxy in front (MMRAG_STORE_AUTH)
+    )
 
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -283,6 +290,10 @@ def load_config(
     models = replace(models, **overrides)
     if env.get("MMRAG_STORE"):
         store = replace(store, kind=env["MMRAG_STORE"])
+    if env.get("MMRAG_STORE_URL"):
+        store = replace(store, url=env["MMRAG_STORE_URL"])
+    if env.get("MMRAG_STORE_AUTH"):
+        store = replace(store, auth_header=env["MMRAG_STORE_AUTH"])
     if env.get("MMRAG_PERMISSIONS"):
         permissions = replace(permissions, enabled=env["MMRAG_PERMISSIONS"].lower() in ("1", "true", "yes"))
     _check_choices(models, store, where)

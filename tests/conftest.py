@@ -12,6 +12,8 @@ import pytest
 
 from mmrag.pipeline.config import Config, load_config
 
+pytest_plugins = ["servers"]  # real servers the tests start on 127.0.0.1 (a Chroma server)
+
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
 SAMPLE_DRIVE = REPO / "data" / "sample-drive"

@@ -70,13 +70,28 @@ class ChromaStore:
     """One persistent Chroma collection for every chunk of every modality."""
 
     def __init__(
-        self, path: Path, layout: EmbeddingLayout, *, create: bool = True, media_dir: Path | None = None
+        self,
+        path: Path | None,
+        layout: EmbeddingLayout,
+        *,
+        create: bool = True,
+        media_dir: Path | None = None,
+        client: Any = None,
+        collection: str = COLLECTION,
     ) -> None:
-        """``media_dir``: the index's folder of thumbnails and frames; image paths inside it are stored relative."""
-        import chromadb
+        """``media_dir``: the index's folder of thumbnails and frames; image paths inside it are stored relative.
 
-        path.mkdir(parents=True, exist_ok=True)
-        self._client = chromadb.PersistentClient(path=str(path), settings=_settings())
+        ``client``: a Chroma client to use instead of an embedded one at ``path`` (a server's, see ``remote``);
+        ``collection``: the collection's name (several indexes may share one server).
+        """
+        if client is None:
+            import chromadb
+
+            assert path is not None, "an embedded store needs its folder"
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(path), settings=_settings())
+        self._client = client
+        self._name = collection
         self._collection = self._open(layout, create)
         self._layout = layout
         self._media = media_dir
@@ -96,9 +111,36 @@ class ChromaStore:
         if COLLECTION in _collection_names(client):
             client.delete_collection(COLLECTION)
 
+    @staticmethod
+    def remote(url: str, *, headers: dict[str, str], tenant: str, database: str) -> Any:
+        """A client of the Chroma server at ``url`` (``chroma run``); ``headers`` go with every request
+        (Chroma has no authentication of its own: a proxy in front checks them)."""
+        from urllib.parse import urlsplit
+
+        import chromadb
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"[store] url must look like http://HOST:PORT, got {url!r}")
+        return chromadb.HttpClient(
+            host=parts.hostname,
+            port=parts.port or (443 if parts.scheme == "https" else 8000),
+            ssl=parts.scheme == "https",
+            headers=headers,
+            tenant=tenant,
+            database=database,
+            settings=_settings(),
+        )
+
+    @staticmethod
+    def drop_collection(client: Any, collection: str = COLLECTION) -> None:
+        """Delete a collection of a server, whatever layout built it (``--reindex``)."""
+        if collection in _collection_names(client):
+            client.delete_collection(collection)
+
     def _open(self, layout: EmbeddingLayout, create: bool) -> Any:
-        if COLLECTION in _collection_names(self._client):
-            collection = self._client.get_collection(COLLECTION, embedding_function=None)
+        if self._name in _collection_names(self._client):
+            collection = self._client.get_collection(self._name, embedding_function=None)
             recorded = (collection.metadata or {}).get(LAYOUT_KEY)
             if recorded is None:
                 raise IndexMismatch("the index has no recorded embedding layout; re-index into a new --index folder")
@@ -114,7 +156,7 @@ class ChromaStore:
         if not create:
             raise IndexMismatch("no index here yet: run `mmrag ingest PATH` first")
         return self._client.create_collection(
-            COLLECTION,
+            self._name,
             embedding_function=None,
             metadata={LAYOUT_KEY: layout.to_json()},
             configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
@@ -215,7 +257,7 @@ class ChromaStore:
 
     def reset(self) -> None:
         """Drop every chunk (used by ``--reindex``); the collection is recreated with the current layout."""
-        self._client.delete_collection(COLLECTION)
+        self._client.delete_collection(self._name)
         self._collection = self._open(self._layout, True)
 
 

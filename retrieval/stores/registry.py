@@ -27,6 +27,11 @@ class StoreLocation:
 
     path: Path
     media_dir: Path | None = None
+    url: str = ""  # a store server's address (chroma-http)
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request to it (a proxy checks them)
+    tenant: str = "default_tenant"
+    database: str = "default_database"
+    collection: str = "mmrag_chunks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +55,38 @@ def _drop_chroma(location: StoreLocation) -> None:
     ChromaStore.drop(location.path)
 
 
+def _client(location: StoreLocation) -> object:
+    from mmrag.retrieval.stores.chroma import ChromaStore
+
+    if not location.url:
+        raise ValueError("[store] kind = chroma-http needs [store] url (e.g. http://127.0.0.1:8000)")
+    return ChromaStore.remote(
+        location.url, headers=dict(location.headers), tenant=location.tenant, database=location.database
+    )
+
+
+def _open_chroma_http(location: StoreLocation, layout: EmbeddingLayout, create: bool) -> ChunkStore:
+    from mmrag.retrieval.stores.chroma import ChromaStore
+
+    return ChromaStore(
+        None,
+        layout,
+        create=create,
+        media_dir=location.media_dir,
+        client=_client(location),
+        collection=location.collection,
+    )
+
+
+def _drop_chroma_http(location: StoreLocation) -> None:
+    from mmrag.retrieval.stores.chroma import ChromaStore
+
+    ChromaStore.drop_collection(_client(location), location.collection)
+
+
 STORES: dict[str, StoreBackend] = {
     "chroma": StoreBackend(_open_chroma, _drop_chroma, "Chroma, embedded (a folder in the index)"),
+    "chroma-http": StoreBackend(_open_chroma_http, _drop_chroma_http, "Chroma server (chroma run), over HTTP"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,9 @@ def test_one_hundred_searches_open_the_index_once(tmp_path: Path, cfg: Config, o
     embedder = CountingEmbedder(64)
     assert api.ingest([drive], cfg, embedder=embedder).ingested == ["lisbon.md"]
     for _ in range(100):
-        assert api.search("When does the Lisbon office open?", cfg, k=1, embedder=embedder)[0].chunk.source == "lisbon.md"
+        assert (
+            api.search("When does the Lisbon office open?", cfg, k=1, embedder=embedder)[0].chunk.source == "lisbon.md"
+        )
     assert "8:30" in api.ask("When does the Lisbon office open?", cfg, embedder=embedder).text
     assert opened == [cfg.index_dir]  # ingest, 100 searches and an answer: one open index
 
@@ -56,3 +59,24 @@ def test_a_session_is_the_same_for_one_configuration(tmp_path: Path, cfg: Config
         assert session.search("kiln offline", k=1)[0].chunk.source == "a.txt"
         assert not session.ask("Is the kiln offline?").declined
     assert opened == [cfg.index_dir]
+
+
+def test_a_drive_ingested_into_a_chroma_server_is_searched_and_answered_from_it(
+    tmp_path: Path, cfg: Config, chroma_server: str, loopback_only: None
+) -> None:
+    """``[store] kind = "chroma-http"``: the chunks live in a real ``chroma run`` server, not the index folder."""
+    import uuid
+
+    from mmrag.pipeline.api import ask, ingest, search
+    from mmrag.retrieval.embed import HashEmbedder
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "plan.txt").write_text("The office move happens on the ninth of March.\n")
+    store = replace(cfg.store, kind="chroma-http", url=chroma_server, collection=f"api{uuid.uuid4().hex[:10]}")
+    remote = replace(cfg, store=store)
+    embedder = HashEmbedder(64)
+    assert ingest([drive], remote, embedder=embedder).ingested == ["plan.txt"]
+    assert not (remote.index_dir / "chroma").exists()  # nothing embedded in the index folder
+    assert [h.chunk.source for h in search("office move", remote, 3, embedder=embedder)] == ["plan.txt"]
+    assert "ninth of March" in ask("When is the office move?", remote, embedder=embedder).text

@@ -53,7 +53,9 @@ def test_searches_explore_wide_in_new_and_older_indexes(tmp_path: Path) -> None:
     new.close()
     old_path = tmp_path / "old"
     client = chromadb.PersistentClient(path=str(old_path), settings=_settings())
-    client.create_collection(COLLECTION, embedding_function=None, metadata={LAYOUT_KEY: layout.to_json(), "hnsw:space": "cosine"})
+    client.create_collection(
+        COLLECTION, embedding_function=None, metadata={LAYOUT_KEY: layout.to_json(), "hnsw:space": "cosine"}
+    )
     assert client.get_collection(COLLECTION).configuration["hnsw"]["ef_search"] < EF_SEARCH
     backend("chroma").open(StoreLocation(old_path, tmp_path / "media"), layout, False).close()
     for path in (tmp_path / "new", old_path):

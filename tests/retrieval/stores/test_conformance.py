@@ -5,7 +5,9 @@ A new store passes this suite before it is used: the pipeline relies on nothing 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -47,15 +49,19 @@ Opener = Callable[..., ChunkStore]
 @pytest.fixture(params=sorted(STORES))
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     kind = str(request.param)
+    location = StoreLocation(tmp_path / "store", tmp_path / "media")
+    if kind == "chroma-http":  # a real server; each test its own collection
+        url = request.getfixturevalue("chroma_server")
+        location = replace(location, url=url, collection=f"t{uuid.uuid4().hex[:12]}")
 
     def opener(layout: EmbeddingLayout = LAYOUT, *, create: bool = True, fill: bool = False) -> ChunkStore:
-        store = backend(kind).open(StoreLocation(tmp_path / "store", tmp_path / "media"), layout, create)
+        store = backend(kind).open(location, layout, create)
         if fill:
             store.upsert_files([(chunks, EMBED.embed([c.text for c in chunks]), info) for chunks, info in FILES])
         return store
 
     opener.kind = kind  # type: ignore[attr-defined]
-    opener.location = StoreLocation(tmp_path / "store", tmp_path / "media")  # type: ignore[attr-defined]
+    opener.location = location  # type: ignore[attr-defined]
     return opener
 
 
