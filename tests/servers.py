@@ -42,9 +42,10 @@ def chroma_server() -> Iterator[str]:
             try:
                 with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
                     break
-            except OSError:
+            except OSError as e:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"chroma run did not start: {(data / 'server.log').read_text()[-2000:]}")
+                    log_text = (data / "server.log").read_text()[-2000:]
+                    raise RuntimeError(f"chroma run did not start: {log_text}") from e
                 time.sleep(0.2)
         yield url
     finally:
