@@ -246,7 +246,7 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline.api import ANSWER_HITS, answer_hits, search_index
     from mmrag.pipeline.app import open_app
     from mmrag.pipeline.evaluate import EvalReport, load_questions, record
-    from mmrag.pipeline.filters import Filters
+    from mmrag.pipeline.filters import parse_filters
     from mmrag.pipeline.permissions import asker
     from mmrag.retrieval.search import ALL_LISTS
 
@@ -260,7 +260,7 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
             raise UsageError(f"--lists takes names from {', '.join(sorted(ALL_LISTS))}")
     report = EvalReport()
     principals = asker(cfg, args.as_user)
-    filters = Filters(principals=principals)
+    filters = replace(parse_filters(), principals=principals)
     app = open_app(cfg, create=False)
     try:
         for q in questions:

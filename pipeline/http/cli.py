@@ -13,12 +13,10 @@ from dataclasses import replace
 
 from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.config import LOCAL_HOSTS, Config, ConfigError, server_host
+from mmrag.pipeline.http.identity import MAKE_TOKEN, MIN_TOKEN_CHARS, MIN_TOKEN_DISTINCT
 
 TOKEN_ENV = "MMRAG_API_TOKEN"
 DEFAULT_PORT = 8765
-MIN_TOKEN_CHARS = 16
-MIN_TOKEN_DISTINCT = 8  # "aaaaaaaaaaaaaaaa" is long but guessable
-MAKE_TOKEN = 'openssl rand -hex 16'
 
 
 class TokenRequired(MmragError):

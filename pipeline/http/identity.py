@@ -21,9 +21,11 @@ from pathlib import Path
 
 from mmrag.ingest.errors import MmragError
 from mmrag.pipeline.config import Config
-from mmrag.pipeline.http.cli import MIN_TOKEN_CHARS, MIN_TOKEN_DISTINCT
 
 USER_PARAM = "u"  # the user a signed media link was made for
+MIN_TOKEN_CHARS = 16  # for the server's token and every personal one
+MIN_TOKEN_DISTINCT = 8  # "aaaaaaaaaaaaaaaa" is long but guessable
+MAKE_TOKEN = "openssl rand -hex 16"
 
 
 class IdentityConfigError(MmragError):
