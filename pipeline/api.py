@@ -26,6 +26,7 @@ from types import TracebackType
 from mmrag.ingest.permissions import visible
 from mmrag.pipeline.answer.llm import TokenSink
 from mmrag.pipeline.answer.stage import answer_from_hits
+from mmrag.pipeline.answer.tables import table_evidence
 from mmrag.pipeline.answer.types import Answer
 from mmrag.pipeline.app import App, open_app
 from mmrag.pipeline.config import Config
@@ -34,6 +35,7 @@ from mmrag.pipeline.ingest_run import IngestReport, ProgressSink, run_ingest
 from mmrag.pipeline.permissions import asker, scoped
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.manifest import OK, SKIPPED
+from mmrag.retrieval.query import analyse
 from mmrag.retrieval.store import Hit
 
 __all__ = [
@@ -60,13 +62,45 @@ def search_index(
     filters: Filters | None = None,
     keyword: bool = True,
     lists: frozenset[str] | None = None,
+    computed: bool = True,
 ) -> list[Hit]:
     """Ranked hits for ``query`` in an open index (``lists`` limits the candidate lists, for comparisons).
+
+    ``computed``: a table question's computed rows lead (``computed_row``); the answer stage computes its own.
 
     With document permissions on, only what ``filters.principals`` (by default this process's user) may read.
     """
     flt = resolve_filter(scoped(app.cfg, filters), app.manifest)
-    return app.searcher(lists).search(query, k, flt, keyword=keyword)
+    hits = app.searcher(lists).search(query, k, flt, keyword=keyword)
+    if computed and lists is None:
+        row = computed_row(app, query, hits, flt.principals)
+        if row is not None:
+            hits = [row, *hits][:k]
+    return hits
+
+
+def is_computed(hit: Hit) -> bool:
+    """Whether a hit is rows a table computation found (not a stored chunk)."""
+    return "sql" in dict(hit.signals)
+
+
+COMPUTED_MAX_ROWS = 3  # a computed answer that points at a few rows (a maximum, a lookup) leads the hits
+
+
+def computed_row(app: App, query: str, hits: Sequence[Hit], principals: frozenset[str] | None) -> Hit | None:
+    """The rows that answer a table question, computed over the hits' tables: "which state had the most X" asks
+    for the row with the maximum, which no text match ranks first. Only a confident plan's single value over
+    at most ``COMPUTED_MAX_ROWS`` rows counts (no model is asked); ``None`` otherwise."""
+    finding = table_evidence(query, hits, app.tables.readable_by(principals), None, app.vectorizer.texts)
+    if finding is None or finding.empty or not finding.value:
+        return None
+    kinds = analyse(query).kinds  # "in the survey slides": the rows of a workbook are not what is asked for
+    if kinds and not any(finding.hit.chunk.source.lower().endswith(f".{kind}") for kind in kinds):
+        return None
+    rows = finding.hit.chunk.locator.to_json().get("rows")
+    if not isinstance(rows, list) or len(rows) != 2 or int(rows[1]) - int(rows[0]) >= COMPUTED_MAX_ROWS:
+        return None
+    return finding.hit
 
 
 def answer_hits(
@@ -104,7 +138,7 @@ def ask_index(
     cites beyond them (the rows a table computation used); with ``stream``, the answer's text is passed to it.
     """
     filters = scoped(app.cfg, filters)
-    hits = search_index(app, question, ANSWER_HITS, filters)
+    hits = search_index(app, question, ANSWER_HITS, filters, computed=False)  # the answer computes its own
     answer = answer_hits(app, question, hits, stream, filters.principals)
     shown = {(h.root, h.chunk.id) for h in hits}
     computed = [c.hit for c in answer.citations if (c.hit.root, c.hit.chunk.id) not in shown]

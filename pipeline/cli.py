@@ -243,7 +243,7 @@ def cmd_ask(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
-    from mmrag.pipeline.api import ANSWER_HITS, answer_hits, search_index
+    from mmrag.pipeline.api import ANSWER_HITS, answer_hits, is_computed, search_index
     from mmrag.pipeline.app import open_app
     from mmrag.pipeline.evaluate import EvalReport, load_questions, record
     from mmrag.pipeline.filters import parse_filters
@@ -267,12 +267,11 @@ def cmd_eval(args: argparse.Namespace, cfg: Config) -> int:
             k = max(args.k, ANSWER_HITS)
             hits = search_index(app, q.question, k, filters, keyword=not args.no_keyword, lists=lists)
             answer = extractive = None
-            if not args.no_answer:
-                answer = answer_hits(app, q.question, hits[:ANSWER_HITS], principals=principals).to_json()
+            if not args.no_answer:  # from the hits ask would answer from (it computes table rows itself)
+                stored = [h for h in hits if not is_computed(h)][:ANSWER_HITS]
+                answer = answer_hits(app, q.question, stored, principals=principals).to_json()
                 if app.models.llm() is not None:  # the generated answers' figures beside the extractive ones
-                    extractive = answer_hits(
-                        app, q.question, hits[:ANSWER_HITS], principals=principals, extractive=True
-                    ).to_json()
+                    extractive = answer_hits(app, q.question, stored, principals=principals, extractive=True).to_json()
             record(report, q, hits[: args.k], answer, extractive)
     finally:
         app.close()

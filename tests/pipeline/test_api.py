@@ -80,3 +80,21 @@ def test_a_drive_ingested_into_a_chroma_server_is_searched_and_answered_from_it(
     assert not (remote.index_dir / "chroma").exists()  # nothing embedded in the index folder
     assert [h.chunk.source for h in search("office move", remote, 3, embedder=embedder)] == ["plan.txt"]
     assert "ninth of March" in ask("When is the office move?", remote, embedder=embedder).text
+
+
+def test_a_superlative_over_a_table_puts_the_row_with_the_maximum_first(tmp_path: Path, cfg: Config) -> None:
+    """No text match ranks the row with the largest value first; the computed row leads the search."""
+    from mmrag.pipeline.api import ask, ingest, is_computed, search
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    rows = "".join(f"{name},{n}\n" for name, n in [("Ohio", 310), ("Texas", 35596), ("Utah", 210), ("Iowa", 95)])
+    (drive / "beneficiaries.csv").write_text("State,Beneficiaries\n" + rows * 1)
+    (drive / "memo.txt").write_text("Beneficiaries by state are listed in the yearly report.\n")
+    embedder = CountingEmbedder(64)
+    ingest([drive], cfg, embedder=embedder)
+    hits = search("Which state had the most beneficiaries?", cfg, 5, embedder=embedder)
+    assert is_computed(hits[0]) and hits[0].chunk.locator.to_json()["rows"] == [2, 2]
+    assert "Texas" in hits[0].chunk.text
+    assert not any(is_computed(h) for h in search("beneficiaries memo", cfg, 5, embedder=embedder))
+    assert "Texas" in ask("Which state had the most beneficiaries?", cfg, embedder=embedder).text
