@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
 
     p = sub.add_parser("status", help="what the index holds")
+    _as_user(p)
     _common(p)
 
     p = sub.add_parser("llm", help="run a local language model for the answer stage (llama.cpp, optional)")
@@ -299,9 +300,12 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline.api import index_status
     from mmrag.pipeline.app import open_app
 
+    from mmrag.pipeline.permissions import asker
+
+    principals = asker(cfg, args.as_user)  # with permissions on: the counts of what that person may read
     app = open_app(cfg, create=False)
     try:
-        data = index_status(app)
+        data = index_status(app, principals)
     finally:
         app.close()
     if args.json:

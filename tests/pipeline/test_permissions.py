@@ -106,6 +106,8 @@ def test_the_cli_searches_as_the_user_named(
     assert {h["source"] for h in json.loads(capsys.readouterr().out)["hits"]} == {"open.txt"}
     assert main(base) == 0  # by default: the user running it (root here)
     assert "secret.txt" in {h["source"] for h in json.loads(capsys.readouterr().out)["hits"]}
+    assert main(["status", "--index", index, "--config", str(config), "--json", "--as", NOBODY_KNOWN]) == 0
+    assert json.loads(capsys.readouterr().out)["files"]["ok"] == 1  # the counts of what they may read
     ask = ["ask", "What is the merger codename?", "--index", index, "--config", str(config), "--json"]
     assert main([*ask, "--as", NOBODY_KNOWN]) == 0
     out = capsys.readouterr().out
