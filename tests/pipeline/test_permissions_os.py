@@ -26,7 +26,9 @@ What it proves:
 
 from __future__ import annotations
 
+import asyncio
 import grp
+import io
 import json
 import os
 import pwd
@@ -35,10 +37,12 @@ import shutil
 import struct
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -169,9 +173,12 @@ def traversable_folder() -> Path:
     return folder
 
 
-def _place(path: Path, text: str, mode: int, owner: str = "root", group: str = "root") -> None:
+def _place(path: Path, content: str | bytes, mode: int, owner: str = "root", group: str = "root") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
     os.chown(path, pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid)
     path.chmod(mode)
 
@@ -283,9 +290,10 @@ def sources(result: dict[str, Any], key: str = "hits") -> set[str]:
     return {str(item["source"]) for item in result[key]}
 
 
-def shown(result: dict[str, Any]) -> str:
-    """Everything a result shows the user, except the words they typed themselves."""
-    return json.dumps({k: v for k, v in result.items() if k not in ("query", "question")}, ensure_ascii=False)
+def shown(result: dict[str, Any], *mine: str) -> str:
+    """Everything a result shows the user, except the words they typed themselves (and the keys ``mine``)."""
+    dropped = ("query", "question", *mine)
+    return json.dumps({k: v for k, v in result.items() if k not in dropped}, ensure_ascii=False)
 
 
 def unreadable(indexed: Indexed, user: str) -> list[Doc]:
@@ -501,3 +509,645 @@ def test_the_owner_reads_a_file_whose_group_class_lacks_read(
     assert os_can_read(ALICE, drive / doc.source)
     shown_to_alice = finds(capsys, cfg, ALICE, doc)
     assert shown_to_alice, "alice owns the file and may read it, but search hides it from her"
+
+
+# --- every modality, through every front-end ----------------------------------------------------------
+#
+# A second drive: the one above plus one file per modality, each spread over the same permission cases,
+# with canaries in its text layer, slide text, OCR of a picture, speech and video frames. For every user
+# (and a name with no account) every front-end is asked about every canary: the CLI's search, query by
+# image and ask (a SQL computation included), the web server's search, image search, ask and every
+# preview, thumbnail and file URL it hands out, the URLs of unreadable files made up by hand, and the MCP
+# tools. Nothing the OS refuses may show; everything it allows must be found.
+
+REPO = Path(__file__).resolve().parents[2]
+SPOKEN = REPO / "data" / "sample-drive" / "media" / "rec_005.wav"  # says "The child almost hurt the small dog."
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+OCR_SAFE = "abcdefhkmnprstwxyz345678"  # no 0/o, 1/l/i, 9/g/q, u/v: read back exactly from large print
+NEVER = "never-ingested"  # a folder that was never on the drive: what an unreadable file must look like
+
+
+def _drawn_canary() -> str:
+    return "canary" + "".join(secrets.choice(OCR_SAFE) for _ in range(8))
+
+
+def _figure() -> int:
+    return 9_000_000 + secrets.randbelow(999_999)
+
+
+DECK_PICTURE, SIGN_WORD, BADGE_WORD, SCREEN_WORD = (_drawn_canary() for _ in range(4))
+TOP_BUDGET, TOP_QUANTITY, TOP_STOCK = (_figure() for _ in range(3))
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """A file of the full drive. Each canary alone finds it (in its text, slide, OCR, speech or frames); the
+    canaries and the hidden words only its readers may ever see. ``picture``: the canary drawn in its
+    picture or frames, which a query by a picture like it must find."""
+
+    source: str
+    canaries: tuple[str, ...]
+    hidden: tuple[str, ...]
+    readers: frozenset[str]
+    picture: str = ""
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return (*self.canaries, *self.hidden)
+
+
+MEDIA = (
+    Item("fin/report.pdf", (_canary(),), (_vault(),), frozenset((ALICE, CAROL))),  # group only
+    Item("private/deck.pptx", (_canary(), DECK_PICTURE), (_vault(),), frozenset((ALICE,)), DECK_PICTURE),  # user only
+    Item("sign.png", (SIGN_WORD,), (), frozenset((BOB, CAROL, DAVE)), SIGN_WORD),  # the group class lacks read
+    Item("budget.xlsx", (_canary(),), _salary_forms(TOP_BUDGET), frozenset((DAVE,))),  # an ACL names dave
+    Item("hr/townhall.wav", ("small dog",), ("almost hurt",), frozenset((BOB,))),  # group only (speech)
+    Item("eng/screen.mp4", (SCREEN_WORD,), (), frozenset((ALICE,)), SCREEN_WORD),  # a folder only eng may pass
+    Item("public.csv", (_canary(),), _salary_forms(TOP_QUANTITY), EVERYONE),
+    Item("nox/stock.csv", (_canary(),), _salary_forms(TOP_STOCK), frozenset()),  # a folder nobody may pass
+    Item("nox/badge.png", (BADGE_WORD,), (), frozenset(), BADGE_WORD),
+)
+FULL = (*(Item(d.source, (d.canary,), d.hidden, d.readers) for d in DOCS), *MEDIA)
+BY_ITEM = {i.source: i for i in FULL}
+USERS = (*MEMBERSHIP, GHOST)
+ALL_ROLES = (*ROLES, "ghost")
+TABLE_QUESTIONS = (  # each computed (SQL) over one table: its readers get the top figure, nobody else
+    ("What is the highest Salary?", "hr/salaries.csv"),
+    ("What is the highest Budget?", "budget.xlsx"),
+    ("What is the highest Quantity?", "public.csv"),
+    ("What is the highest Stock?", "nox/stock.csv"),
+)
+SERVER_TOKEN = secrets.token_hex(16)
+PERSONAL = {user: secrets.token_hex(16) for user in USERS}  # one personal API token per person
+URL_KEYS = ("preview", "file")
+
+
+def media_canaries() -> list[tuple[Item, str]]:
+    """Every canary of the files added for the modalities (the text files' are asked about above)."""
+    return [(item, canary) for item in MEDIA for canary in item.canaries]
+
+
+# --- generated files: small, each with its canaries -----------------------------------------------------
+
+
+def drawn(word: str, size: tuple[int, int] = (900, 200), font_px: int = 72) -> Any:
+    """``word`` in large bold black letters on white (a PIL image): what OCR reads back exactly."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(FONT), font_px) if FONT.is_file() else ImageFont.load_default(size=font_px)
+    picture = Image.new("RGB", size, "white")
+    ImageDraw.Draw(picture).text((24, size[1] // 2 - font_px // 2), word, fill="black", font=font)
+    return picture
+
+
+def png(picture: Any) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _pdf_string(text: str) -> str:
+    return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
+
+
+def text_pdf(lines: Sequence[str]) -> bytes:
+    """A one-page PDF whose text layer holds ``lines`` in Helvetica, written out by hand."""
+    body = "BT /F1 12 Tf 16 TL 50 750 Td " + " ".join(f"{_pdf_string(line)} Tj T*" for line in lines) + " ET"
+    objects = (
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+        "/Contents 5 0 R >>",
+        f"<< /Length {len(body.encode('latin-1'))} >>\nstream\n{body}\nendstream",
+    )
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, obj in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{obj}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def deck_pptx(text: str, picture: bytes) -> bytes:
+    """One slide: a title, ``text`` in a text box and ``picture`` large below it."""
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+    slide.shapes.title.text = "Launch plan"
+    slide.shapes.add_textbox(Inches(0.5), Inches(1.5), Inches(8), Inches(1)).text_frame.text = text
+    slide.shapes.add_picture(io.BytesIO(picture), Inches(0.5), Inches(3), Inches(6))
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def workbook(rows: Sequence[Sequence[object]]) -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Projects"
+    for row in rows:
+        sheet.append(list(row))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def screen_mp4(picture: Any, seconds: int = 4, fps: int = 5) -> bytes:
+    """A silent MPEG-4 video showing ``picture`` (a PIL image) for ``seconds``."""
+    import cv2
+    import numpy as np
+
+    frame = np.ascontiguousarray(np.asarray(picture)[:, :, ::-1])  # RGB to OpenCV's BGR
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "screen.mp4"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, picture.size)
+        for _ in range(seconds * fps):
+            writer.write(frame)
+        writer.release()
+        data = path.read_bytes() if path.is_file() else b""
+    if not data:
+        pytest.skip("OpenCV cannot write an MPEG-4 video here")
+    return data
+
+
+def _table(header: str, canary: str, top: int) -> str:
+    return f"{header}\n{canary},{top}\nHarbour walk,41200\nTram depot,38900\nBike lanes,27600\n"
+
+
+def build_full_drive(root: Path, queries: Path) -> dict[str, Path]:
+    """The drive above plus the files of ``MEDIA``; returns, per pictured file, a query picture like it."""
+    build_drive(root)
+    pdf, deck, budget, public, stock = (
+        BY_ITEM[s] for s in ("fin/report.pdf", "private/deck.pptx", "budget.xlsx", "public.csv", "nox/stock.csv")
+    )
+    report = text_pdf(["Quarterly audit report.", f"The audit word is {pdf.canaries[0]}; its code is {pdf.hidden[0]}."])
+    _place(root / pdf.source, report, 0o640, group=FIN)
+    slide_text = f"The launch codename is {deck.canaries[0]} and its code is {deck.hidden[0]}."
+    _place(root / deck.source, deck_pptx(slide_text, png(drawn(DECK_PICTURE))), 0o600, owner=ALICE)
+    _place(root / "sign.png", png(drawn(SIGN_WORD)), 0o604, group=ENG)
+    rows = [("Project", "Budget"), (budget.canaries[0], TOP_BUDGET), ("Harbour walk", 41200), ("Tram depot", 38900)]
+    _place(root / budget.source, workbook(rows), 0o640)
+    grant_read_acl(root / budget.source, DAVE)
+    _place(root / "hr/townhall.wav", SPOKEN.read_bytes(), 0o640, group=HR)
+    frame = drawn(SCREEN_WORD, (640, 360), 56)
+    _place(root / "eng/screen.mp4", screen_mp4(frame), 0o644)
+    _folder(root / "eng", 0o750, ENG)
+    _place(root / public.source, _table("Item,Quantity", public.canaries[0], TOP_QUANTITY), 0o644)
+    _place(root / stock.source, _table("Part,Stock", stock.canaries[0], TOP_STOCK), 0o644)
+    _place(root / "nox/badge.png", png(drawn(BADGE_WORD)), 0o644)
+    _folder(root / "nox", 0o744)
+    pictures = {
+        "private/deck.pptx": drawn(DECK_PICTURE),
+        "sign.png": drawn(SIGN_WORD),
+        "eng/screen.mp4": frame,
+        "nox/badge.png": drawn(BADGE_WORD),
+    }
+    queries.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for n, (source, picture) in enumerate(pictures.items()):
+        made[source] = queries / f"IMG_{n:04d}.png"  # a camera's name: no file-name words for the describer
+        made[source].write_bytes(png(picture))
+    return made
+
+
+@dataclass(frozen=True, slots=True)
+class Full:
+    drive: Path
+    root: str  # the drive as the index records it
+    cfg: Config
+    config_file: Path
+    queries: dict[str, Path]  # source -> a picture like its picture or frames
+    images: dict[str, tuple[str, ...]]  # source -> its stored thumbnails and frames, relative to the media folder
+    truth: dict[tuple[str, str], bool]  # (user, source) -> the OS lets the user read it
+
+    def reads(self, user: str, source: str) -> bool:
+        return self.truth[(user, source)]
+
+    def hidden_from(self, user: str) -> list[Item]:
+        return [i for i in FULL if not self.reads(user, i.source)]
+
+
+@pytest.fixture(scope="module")
+def full(accounts: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Full]:
+    from mmrag.ingest.engines.ocr import ocr_engine
+    from mmrag.pipeline.app import open_app
+
+    if ocr_engine("rapidocr") is None:
+        pytest.skip("RapidOCR is not installed: the canaries in pictures and frames cannot be read")
+    if not SPOKEN.is_file():
+        pytest.skip(f"the speech sample {SPOKEN} is missing")
+    drive = traversable_folder()
+    try:
+        work = tmp_path_factory.mktemp("perm-full")
+        queries = build_full_drive(drive, work / "queries")
+        config_file = permissions_config(work)
+        cfg = load(config_file, work / "index", work / "cfghome")
+        ingest_now(drive, cfg)
+        app = open_app(cfg, create=False)
+        try:
+            (root,) = app.manifest.roots()
+            media = app.media_dir.resolve()
+            images = {
+                i.source: tuple(p.resolve().relative_to(media).as_posix() for p in app.keyword.images(root, i.source))
+                for i in FULL
+            }
+        finally:
+            app.close()
+        truth = {(u, i.source): os_can_read(u, drive / i.source) for u in MEMBERSHIP for i in FULL}
+        truth |= {(GHOST, i.source): os_stranger_can_read(drive / i.source) for i in FULL}
+        yield Full(drive, root, cfg, config_file, queries, images, truth)
+    finally:
+        shutil.rmtree(drive, ignore_errors=True)
+
+
+def leaked(full: Full, user: str, found: set[str], text: str, asked: str = "") -> list[str]:
+    """Files ``user`` may not read among ``found``, and their words in ``text`` (bar ``asked``: typed by the user)."""
+    hidden = full.hidden_from(user)
+    files = sorted(found & {i.source for i in hidden})
+    low = text.lower()
+    words = sorted({w for i in hidden for w in i.words if w != asked and w.lower() in low})
+    return ([f"unreadable files {files}"] if files else []) + ([f"their words {words}"] if words else [])
+
+
+def table_answer_problems(full: Full, user: str, question: str, source: str, answer: str) -> list[str]:
+    """A reader of the table gets its top figure computed; everyone else is checked by ``leaked``."""
+    if full.reads(user, source) and not any(form in answer for form in BY_ITEM[source].hidden):
+        return [f"{question!r}: {user} may read {source} but the answer lacks its top figure: {answer!r}"]
+    return []
+
+
+# --- the tests --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_full_drive_is_what_the_os_says(full: Full) -> None:
+    """As designed, every modality is refused to someone and readable by someone; each file was read
+    (its canaries are in the index) and each picture and video kept its thumbnail or frames."""
+    from mmrag.pipeline.api import search
+    from mmrag.pipeline.filters import Filters
+    from mmrag.pipeline.permissions import principals_for_user
+
+    by_os = {i.source: sorted(u for u in MEMBERSHIP if full.reads(u, i.source)) for i in FULL}
+    assert by_os == {i.source: sorted(i.readers) for i in FULL}
+    assert {i.source for i in FULL if full.reads(GHOST, i.source)} == {
+        "public.txt",
+        "grouplacks.txt",
+        "sign.png",
+        "public.csv",
+    }
+    for suffix in (".pdf", ".pptx", ".png", ".csv", ".xlsx", ".wav", ".mp4"):
+        kind = [i for i in FULL if i.source.endswith(suffix)]
+        assert any(i.readers for i in kind) and any(EVERYONE - i.readers for i in kind), suffix
+    for source in ("private/deck.pptx", "sign.png", "eng/screen.mp4", "nox/badge.png"):
+        assert full.images[source], f"{source} has no stored picture"
+    # nobody but root may pass nox/: root (its owner) finds what is there, so nobody else finding it means something
+    for item in (BY_ITEM["nox/stock.csv"], BY_ITEM["nox/badge.png"]):
+        hits = search(item.canaries[0], full.cfg, 10, Filters(principals=principals_for_user("root")))
+        assert item.source in {h.chunk.source for h in hits}, f"{item.source} was not indexed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_the_command_line_shows_every_modality_exactly_as_the_os_allows(
+    role: str, full: Full, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mmrag search``, ``search --image`` and ``ask`` (extractive, SQL over tables too) ``--as USER``."""
+    user = account(role)
+    monkeypatch.setenv("MMRAG_CONFIG", str(full.config_file))
+
+    def cli(*argv: str) -> dict[str, Any]:
+        return run_json(capsys, [*argv, "--as", user, "--index", str(full.cfg.index_dir), "--json"])
+
+    problems = []
+    for item, canary in media_canaries():
+        readable = full.reads(user, item.source)
+        result = cli("search", canary, "--k", "50")
+        if (item.source in sources(result)) != readable:
+            problems.append(f"search {canary!r}: {item.source} found={not readable}, the OS says readable={readable}")
+        problems += [f"search {canary!r}: {p}" for p in leaked(full, user, sources(result), shown(result))]
+        answer = cli("ask", f"Which file mentions {canary}?")
+        evidence = sources(answer) | sources(answer, "citations")
+        problems += [f"ask {canary!r}: {p}" for p in leaked(full, user, evidence, shown(answer), asked=canary)]
+        quoted = json.dumps([answer["hits"], answer["citations"]])
+        problems += [f"ask {canary!r}, its evidence: {p}" for p in leaked(full, user, set(), quoted)]
+        if readable and item.source not in sources(answer):
+            problems.append(f"ask {canary!r}: the readable {item.source} is not among the evidence")
+    for source, picture in full.queries.items():
+        result = cli("search", "--image", str(picture), "--k", "20")
+        readable = full.reads(user, source)
+        if (source in sources(result)) != readable:
+            problems.append(f"search --image like {source}: found={not readable}, the OS says readable={readable}")
+        problems += [
+            f"search --image like {source}: {p}"
+            for p in leaked(full, user, sources(result), shown(result, "description"))
+        ]
+    for question, source in TABLE_QUESTIONS:
+        answer = cli("ask", question)
+        evidence = sources(answer) | sources(answer, "citations")
+        problems += [f"ask {question!r}: {p}" for p in leaked(full, user, evidence, shown(answer))]
+        problems += table_answer_problems(full, user, question, source, answer["answer"])
+    assert problems == [], f"{user}: " + "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_a_query_by_image_returns_only_readable_pictures_and_frames(role: str, full: Full) -> None:
+    """``search_by_image`` with the user's principals: a picture like the PNG, the slide's picture or the
+    video's frame brings back that file only to its readers, and always to them."""
+    from mmrag.pipeline.app import open_app
+    from mmrag.pipeline.filters import Filters
+    from mmrag.pipeline.image_query import search_by_image
+    from mmrag.pipeline.permissions import principals_for_user
+
+    user = account(role)
+    filters = Filters(principals=principals_for_user(user))
+    problems = []
+    app = open_app(full.cfg, create=False)
+    try:
+        for source, picture in full.queries.items():
+            hits = search_by_image(app, picture, 20, filters)
+            found = {h.chunk.source for h in hits}
+            readable = full.reads(user, source)
+            if (source in found) != readable:
+                problems.append(f"like {source}: found={not readable}, the OS says readable={readable}")
+            text = json.dumps([h.to_json() for h in hits], ensure_ascii=False)
+            problems += [f"like {source}: {p}" for p in leaked(full, user, found, text)]
+    finally:
+        app.close()
+    assert problems == [], f"{user}: " + "\n".join(problems)
+
+
+# --- the web server ---------------------------------------------------------------------------------------
+
+
+@contextmanager
+def served(full: Full, folder: Path) -> Iterator[Any]:
+    """The web server over the full index, with the server's token and a personal token per person."""
+    from fastapi.testclient import TestClient
+
+    from mmrag.pipeline.http.app import create_app
+
+    tokens = folder / "tokens.toml"
+    tokens.write_text("[tokens]\n" + "".join(f'"{token}" = "{user}"\n' for user, token in PERSONAL.items()))
+    cfg = replace(full.cfg, permissions=replace(full.cfg.permissions, tokens_file=str(tokens)))
+    with TestClient(create_app(cfg, token=SERVER_TOKEN), base_url="http://127.0.0.1:8765") as client:
+        yield client
+
+
+def api_shown(data: dict[str, Any]) -> str:
+    """What an API answer shows, except what the user sent (query, question, their picture's description)
+    and the media URLs (checked by fetching them)."""
+
+    def bare(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in item.items() if k not in URL_KEYS} for item in items]
+
+    mine = ("query", "question", "description")
+    kept = {k: bare(v) if k in ("hits", "citations") else v for k, v in data.items() if k not in mine}
+    return json.dumps(kept, ensure_ascii=False)
+
+
+def links(items: list[dict[str, Any]]) -> set[str]:
+    return {str(item[key]) for item in items for key in URL_KEYS if item.get(key)}
+
+
+def linked_source(url: str) -> str:
+    return dict(parse_qsl(urlsplit(url).query)).get("source", "")
+
+
+def sse_events(body: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append((fields["event"], json.loads(fields.get("data", "{}"))))
+    return events
+
+
+def fetch_links(client: Any, full: Full, user: str, urls: set[str]) -> list[str]:
+    """Every preview (PDF page, slide, table rows, thumbnail, frame, media start) and file URL handed to
+    ``user``, fetched as a browser would (the signature speaks for them): each serves, each is a readable file's,
+    and nothing it shows is of a file they may not read."""
+    problems = []
+    seen: set[tuple[str, ...]] = set()
+    todo = sorted(urls)
+    while todo:
+        url = todo.pop()
+        parts = urlsplit(url)
+        key = (parts.path, *sorted(f"{k}={v}" for k, v in parse_qsl(parts.query) if k not in ("exp", "sig")))
+        if key in seen:
+            continue
+        seen.add(key)
+        source = linked_source(url)
+        if not full.reads(user, source):
+            problems.append(f"{url}: a URL of {source}, which {user} may not read")
+        response = client.get(url)
+        if response.status_code != 200:
+            problems.append(f"{url}: {response.status_code} {response.text[:200]}")
+            continue
+        if response.headers.get("content-type", "").startswith("application/json"):
+            data = response.json()
+            problems += [f"{url}: {p}" for p in leaked(full, user, set(), json.dumps(data, ensure_ascii=False))]
+            if isinstance(data.get("file"), str) and data["file"]:
+                todo.append(data["file"])  # a recording's preview points at the player's file URL
+    return problems
+
+
+PREVIEWS: tuple[dict[str, str], ...] = ({}, {"page": "1"}, {"slide": "1"}, {"rows": "1-3"}, {"start": "0"})
+
+
+def refused_like_never_ingested(client: Any, full: Full, user: str) -> list[str]:
+    """Every file ``user`` may not read, by URLs made up by hand (the file itself, each kind of preview, each of
+    its stored pictures, and those pictures reached through a file they may read): the same 404 and body as a
+    file never ingested, so its existence is not told."""
+    auth = {"Authorization": f"Bearer {PERSONAL[user]}"}
+    problems = []
+
+    def compare(path: str, params: dict[str, str], never: dict[str, str]) -> None:
+        got = client.get(path, params=params, headers=auth)
+        expected = client.get(path, params=never, headers=auth)
+        assert expected.status_code == 404, (path, never, expected.text)
+        if (got.status_code, got.content) != (404, expected.content):
+            problems.append(f"{path} {params}: {got.status_code} {got.content[:200]!r}, not {expected.text}")
+
+    for item in full.hidden_from(user):
+        shapes = [
+            ("/api/file", {}),
+            *(("/api/preview", p) for p in PREVIEWS),
+            *(("/api/preview", {"image": n}) for n in full.images[item.source]),
+        ]
+        never = f"{NEVER}/{Path(item.source).name}"
+        for path, extra in shapes:
+            compare(
+                path, {"root": full.root, "source": item.source, **extra}, {"root": full.root, "source": never, **extra}
+            )
+        for name in full.images[item.source]:  # its thumbnail or frame through a file the user may read
+            vehicle = {"root": full.root, "source": "public.txt"}
+            compare("/api/preview", {**vehicle, "image": name}, {**vehicle, "image": f"{NEVER}/{Path(name).name}"})
+    return problems
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_the_web_server_shows_every_modality_exactly_as_the_os_allows(role: str, full: Full, tmp_path: Path) -> None:
+    """``mmrag serve`` with the user's personal token: search, image search, ask (streamed; SQL too), every
+    citation's and hit's preview, thumbnail and file URL, and the URLs of every file they may not read."""
+    user = account(role)
+    auth = {"Authorization": f"Bearer {PERSONAL[user]}"}
+    problems = []
+    handed: set[str] = set()
+    with served(full, tmp_path) as client:
+
+        def ask(question: str) -> tuple[dict[str, Any], str]:
+            response = client.get("/api/ask", params={"q": question}, headers=auth)
+            assert response.status_code == 200, response.text
+            events = sse_events(response.text)
+            answers = [data for name, data in events if name == "answer"]
+            assert len(answers) == 1, f"ask {question!r} as {user}: {events}"
+            return answers[0], "".join(str(data.get("text", "")) for name, data in events if name == "token")
+
+        for item, canary in media_canaries():
+            readable = full.reads(user, item.source)
+            response = client.get("/api/search", params={"q": canary, "k": 50}, headers=auth)
+            assert response.status_code == 200, response.text
+            data = response.json()
+            found = sources(data) | {linked_source(u) for u in links(data["hits"])}
+            if (item.source in sources(data)) != readable:
+                problems.append(
+                    f"search {canary!r}: {item.source} found={not readable}, the OS says readable={readable}"
+                )
+            problems += [f"search {canary!r}: {p}" for p in leaked(full, user, found, api_shown(data))]
+            handed |= links(data["hits"])
+
+            answer, streamed = ask(f"Which file mentions {canary}?")
+            cited = answer["hits"] + answer["citations"]
+            evidence = sources(answer) | sources(answer, "citations") | {linked_source(u) for u in links(cited)}
+            said = api_shown(answer) + streamed
+            problems += [f"ask {canary!r}: {p}" for p in leaked(full, user, evidence, said, asked=canary)]
+            quoted = json.dumps([answer["hits"], answer["citations"]])
+            problems += [f"ask {canary!r}, its evidence: {p}" for p in leaked(full, user, set(), quoted)]
+            if readable and item.source not in sources(answer):
+                problems.append(f"ask {canary!r}: the readable {item.source} is not among the evidence")
+            handed |= links(cited)
+
+        for question, source in TABLE_QUESTIONS:
+            answer, streamed = ask(question)
+            cited = answer["hits"] + answer["citations"]
+            evidence = sources(answer) | sources(answer, "citations") | {linked_source(u) for u in links(cited)}
+            problems += [f"ask {question!r}: {p}" for p in leaked(full, user, evidence, api_shown(answer) + streamed)]
+            problems += table_answer_problems(full, user, question, source, answer["answer"])
+            handed |= links(cited)
+
+        for source, picture in full.queries.items():
+            upload = {"image": (picture.name, picture.read_bytes(), "image/png")}
+            response = client.post("/api/search/image", params={"k": 20}, files=upload, headers=auth)
+            assert response.status_code == 200, response.text
+            data = response.json()
+            readable = full.reads(user, source)
+            if (source in sources(data)) != readable:
+                problems.append(f"image like {source}: found={not readable}, the OS says readable={readable}")
+            found = sources(data) | {linked_source(u) for u in links(data["hits"])}
+            problems += [f"image like {source}: {p}" for p in leaked(full, user, found, api_shown(data))]
+            handed |= links(data["hits"])
+
+        problems += fetch_links(client, full, user, handed)
+        problems += refused_like_never_ingested(client, full, user)
+    assert problems == [], f"{user}: " + "\n".join(problems)
+
+
+# --- the MCP tools ----------------------------------------------------------------------------------------
+
+
+def mcp_session(full: Full, calls: Callable[[Any], Awaitable[list[Any]]]) -> list[Any]:
+    """Run ``calls`` against the MCP server over the full index, in this process."""
+    from mcp import Client
+
+    from mmrag.pipeline.mcp.server import build_server
+
+    async def main() -> list[Any]:
+        async with Client(build_server(full.cfg)) as client:
+            return await calls(client)
+
+    return asyncio.run(main())
+
+
+def tool_shown(result: Any) -> tuple[dict[str, Any], str]:
+    """A tool result's structured content and everything it shows (text included), bar what the user sent."""
+    assert not result.is_error, result
+    data: dict[str, Any] = result.structured_content
+    text = "\n".join(str(getattr(c, "text", "")) for c in result.content)
+    return data, shown(data) + "\n" + text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ALL_ROLES)
+def test_the_mcp_tools_show_every_modality_exactly_as_the_os_allows(
+    role: str, full: Full, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mmrag mcp`` answers as the account running it (``current_user``); each user is that account here.
+    (Running the server itself under ``setpriv`` as each user would need the index and models readable by them.)"""
+    from mmrag.pipeline import permissions
+
+    user = account(role)
+    monkeypatch.setattr(permissions, "current_user", lambda: user)
+
+    async def calls(client: Any) -> list[Any]:
+        out = []
+        for _item, canary in media_canaries():
+            out.append(await client.call_tool("search", {"query": canary, "k": 50}))
+            out.append(await client.call_tool("ask", {"question": f"Which file mentions {canary}?"}))
+        for question, _source in TABLE_QUESTIONS:
+            out.append(await client.call_tool("ask", {"question": question}))
+        return out
+
+    results = iter(mcp_session(full, calls))
+    problems = []
+    for item, canary in media_canaries():
+        readable = full.reads(user, item.source)
+        data, text = tool_shown(next(results))
+        if (item.source in sources(data)) != readable:
+            problems.append(f"search {canary!r}: {item.source} found={not readable}, the OS says readable={readable}")
+        # the readable text repeats the query (the user's own words); the hits may never hold them
+        problems += [f"search {canary!r}: {p}" for p in leaked(full, user, sources(data), text, asked=canary)]
+        problems += [f"search {canary!r}, its hits: {p}" for p in leaked(full, user, set(), json.dumps(data["hits"]))]
+        data, text = tool_shown(next(results))
+        cited = sources(data, "citations")
+        problems += [f"ask {canary!r}: {p}" for p in leaked(full, user, cited, text, asked=canary)]
+        quoted = json.dumps(data["citations"])
+        problems += [f"ask {canary!r}, its evidence: {p}" for p in leaked(full, user, set(), quoted)]
+        if readable and item.source not in cited:
+            problems.append(f"ask {canary!r}: the readable {item.source} is not cited")
+    for question, source in TABLE_QUESTIONS:
+        data, text = tool_shown(next(results))
+        problems += [f"ask {question!r}: {p}" for p in leaked(full, user, sources(data, "citations"), text)]
+        problems += table_answer_problems(full, user, question, source, data["answer"])
+    assert problems == [], f"{user}: " + "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_the_mcp_tools_answer_as_the_account_running_them(full: Full) -> None:
+    """Unpatched, the tools search with the principals of this process's account (root here), no more."""
+    from mmrag.pipeline.api import search
+    from mmrag.pipeline.filters import Filters
+    from mmrag.pipeline.permissions import current_user, principals_for_user
+
+    assert current_user() == "root"
+    canaries = [canary for item in FULL for canary in item.canaries]
+
+    async def calls(client: Any) -> list[Any]:
+        return [await client.call_tool("search", {"query": canary, "k": 50}) for canary in canaries]
+
+    mine = Filters(principals=principals_for_user("root"))
+    for canary, result in zip(canaries, mcp_session(full, calls), strict=True):
+        data, _ = tool_shown(result)
+        expected = {h.chunk.source for h in search(canary, full.cfg, 50, mine)}
+        assert sources(data) == expected, f"search {canary!r} through MCP as root"
