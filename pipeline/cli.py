@@ -299,7 +299,6 @@ def cmd_status(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
     from mmrag.pipeline.api import index_status
     from mmrag.pipeline.app import open_app
-
     from mmrag.pipeline.permissions import asker
 
     principals = asker(cfg, args.as_user)  # with permissions on: the counts of what that person may read
