@@ -6,7 +6,7 @@ Import them as ``from builders import ...`` (``tests/`` is on the test path, see
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # --- an OpenDocument presentation: two slides with a title, text, a table, a chart and notes ---------
@@ -99,3 +99,61 @@ def write_scanned_pdf(path: Path, pages: Sequence[Sequence[str]]) -> Path:
     first, *rest = pictures
     first.save(path, "PDF", resolution=150, save_all=True, append_images=rest)
     return path
+
+
+# --- a PDF with a text layer, written out by hand ---------------------------------------------------
+
+
+def _pdf_string(text: str) -> str:
+    return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
+
+
+def _to_unicode_cmap(code_points: Callable[[int], int]) -> str:
+    """A ToUnicode CMap stream saying that byte code ``c`` stands for ``code_points(c)``."""
+    pairs = "\n".join(f"<{c:02X}> <{code_points(c):04X}>" for c in range(32, 127))
+    body = (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap /CMapName /Junk def /CMapType 2 def\n"
+        "1 begincodespacerange <00> <FF> endcodespacerange\n"
+        f"95 beginbfchar\n{pairs}\nendbfchar\nendcmap CMapName currentdict /CMap defineresource pop end end"
+    )
+    return f"<< /Length {len(body)} >>\nstream\n{body}\nendstream"
+
+
+def build_pdf(pages: Sequence[Sequence[str]], title: str = "", to_unicode: Callable[[int], int] | None = None) -> bytes:
+    """A minimal valid PDF: one page per entry, each line drawn in Helvetica; [] is a page without text.
+
+    ``to_unicode`` gives the font a ToUnicode map (byte code -> code point): the glyphs drawn stay
+    Helvetica's, but text extraction returns what the map says (a broken font encoding).
+    """
+    objects: list[str] = []
+    page_ids = [4 + 2 * i for i in range(len(pages))]
+    objects.append("<< /Type /Catalog /Pages 2 0 R >>")
+    objects.append(f"<< /Type /Pages /Kids [{' '.join(f'{i} 0 R' for i in page_ids)}] /Count {len(pages)} >>")
+    cmap = f" /ToUnicode {4 + 2 * len(pages)} 0 R" if to_unicode else ""
+    objects.append(f"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica{cmap} >>")
+    for index, lines in enumerate(pages):
+        content_id = page_ids[index] + 1
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {content_id} 0 R >>"
+        )
+        body = "BT /F1 11 Tf 14 TL 50 750 Td " + " ".join(f"{_pdf_string(line)} Tj T*" for line in lines) + " ET"
+        stream = body if lines else ""
+        objects.append(f"<< /Length {len(stream.encode('latin-1'))} >>\nstream\n{stream}\nendstream")
+    if to_unicode:
+        objects.append(_to_unicode_cmap(to_unicode))
+    info_id = 0
+    if title:
+        objects.append(f"<< /Title {_pdf_string(title)} >>")
+        info_id = len(objects)
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, obj in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{obj}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
+    info = f" /Info {info_id} 0 R" if info_id else ""
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)

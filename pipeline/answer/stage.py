@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
+from mmrag.ingest.text.numbers import parse_number
 from mmrag.pipeline.answer.extractive import declined_for, extractive_answer, missing_terms, relevant, unheld_terms
 from mmrag.pipeline.answer.generate import MIN_SIMILARITY, generative_answer
 from mmrag.pipeline.answer.llm import Llm, LlmUnavailable, TokenSink
@@ -52,17 +53,12 @@ def answer_from_hits(
             planned = table_evidence(question, hits, readable, None, vectorizer.texts)  # a cell may name it
             missing = missing_terms(asked, [planned.hit, *hits] if planned is not None else hits)
             if missing:
-                answer = declined_for(missing, hits)
-                if stream is not None:
-                    stream(answer.text)
-                return answer
+                return _streamed(declined_for(missing, hits), stream)
         if llm is not None and not relevant(question, hits, MIN_SIMILARITY):
             # what was found decides relevance, not rows a model's own query turns up: no model call
             quoted = _extractive(question, hits, readable, vectorizer, asked, None)
             if quoted.declined:
-                if stream is not None:
-                    stream(quoted.text)
-                return quoted
+                return _streamed(quoted, stream)
         table = table_evidence(question, hits, readable, llm, vectorizer.texts, sql_max_tokens)
         if llm is not None:
             evidence = [table.hit, *hits] if table is not None and not table.empty else list(hits)
@@ -79,14 +75,22 @@ def answer_from_hits(
             return answer
     except LlmUnavailable as e:
         note = f"{e}. This is the extractive answer instead."
-        answer = _fallback(_extractive(question, hits, readable, vectorizer, asked, None))
-        if stream is not None:
-            stream(f"\n({note})\n{answer.text}")
-        return replace(answer, notes=(*answer.notes, note))
-    answer = _extractive(question, hits, readable, vectorizer, asked, table)
+        return _noted(_fallback(_extractive(question, hits, readable, vectorizer, asked, None)), note, stream)
+    return _streamed(_extractive(question, hits, readable, vectorizer, asked, table), stream)
+
+
+def _streamed(answer: Answer, stream: TokenSink | None) -> Answer:
+    """``answer``, its text passed to ``stream`` first when there is one."""
     if stream is not None:
         stream(answer.text)
     return answer
+
+
+def _noted(answer: Answer, note: str, stream: TokenSink | None) -> Answer:
+    """``answer`` given after a model's, with ``note`` saying why (streamed after what the model streamed)."""
+    if stream is not None:
+        stream(f"\n({note})\n{answer.text}")
+    return replace(answer, notes=(*answer.notes, note))
 
 
 def _quoted_instead(
@@ -105,29 +109,19 @@ def _quoted_instead(
     quoted = _fallback(_extractive(question, hits, tables, vectorizer, asked, table))
     if quoted.declined:
         return Answer(DECLINE_TEXT, (), declined=True)
-    if stream is not None:
-        stream(f"\n({note})\n{quoted.text}")
-    return replace(quoted, notes=(*quoted.notes, note))
+    return _noted(quoted, note, stream)
 
 
 def states(text: str, value: str) -> bool:
     """Whether an answer gives ``value``: a number as any equal number in it ("1,234.50" is 1234.5), a
     name as the same words, case aside."""
-    number = _number(value)
+    number = parse_number(value)
     if number is not None:
-        return any(_number(n) == number for n in _NUMBER.findall(text))
+        return any(parse_number(n) == number for n in _NUMBER.findall(text))
     return re.search(rf"(?<!\w){re.escape(value.strip().lower())}(?!\w)", text.lower()) is not None
 
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
-def _number(text: str) -> float | None:
-    cleaned = text.strip().lstrip("$€£").rstrip("%").replace(",", "")
-    try:
-        return float(cleaned)
-    except ValueError:
-        return None
 
 
 def _fallback(answer: Answer) -> Answer:

@@ -39,19 +39,29 @@ class Identities:
 
     def user(self, authorization: str, header_value: str | None, server_token: str | None) -> str | None:
         """The user a request speaks for (``None``: nobody in particular)."""
-        given = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else ""
-        if given:
-            for token, user in self.tokens.items():
-                if hmac.compare_digest(given.encode(), token.encode()):
-                    return user
+        given = _bearer(authorization)
+        personal = self._owner(given)
+        if personal is not None:
+            return personal
         if self.header and header_value and server_token and hmac.compare_digest(given.encode(), server_token.encode()):
             return header_value.strip() or None
         return None
 
     def knows(self, authorization: str) -> bool:
         """Whether the request carries one of the personal tokens."""
-        given = authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else ""
-        return bool(given) and any(hmac.compare_digest(given.encode(), t.encode()) for t in self.tokens)
+        return self._owner(_bearer(authorization)) is not None
+
+    def _owner(self, given: str) -> str | None:
+        """The user whose personal token ``given`` is (compared in constant time)."""
+        if given:
+            for token, user in self.tokens.items():
+                if hmac.compare_digest(given.encode(), token.encode()):
+                    return user
+        return None
+
+
+def _bearer(authorization: str) -> str:
+    return authorization.removeprefix("Bearer ").strip() if authorization.startswith("Bearer ") else ""
 
 
 def load_identities(cfg: Config) -> Identities:

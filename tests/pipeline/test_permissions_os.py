@@ -56,6 +56,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from builders import build_pdf
 
 from mmrag.pipeline.cli import main
 from mmrag.pipeline.config import Config, load_config
@@ -622,33 +623,6 @@ def png(picture: Any) -> bytes:
     return out.getvalue()
 
 
-def _pdf_string(text: str) -> str:
-    return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
-
-
-def text_pdf(lines: Sequence[str]) -> bytes:
-    """A one-page PDF whose text layer holds ``lines`` in Helvetica, written out by hand."""
-    body = "BT /F1 12 Tf 16 TL 50 750 Td " + " ".join(f"{_pdf_string(line)} Tj T*" for line in lines) + " ET"
-    objects = (
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
-        "/Contents 5 0 R >>",
-        f"<< /Length {len(body.encode('latin-1'))} >>\nstream\n{body}\nendstream",
-    )
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, obj in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{obj}\nendobj\n".encode("latin-1")
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
-
-
 def deck_pptx(text: str, picture: bytes) -> bytes:
     """One slide: a title, ``text`` in a text box and ``picture`` large below it."""
     from pptx import Presentation
@@ -720,7 +694,9 @@ def build_full_drive(root: Path, queries: Path) -> dict[str, Path]:
     pdf, deck, budget, public, stock = (
         BY_ITEM[s] for s in ("fin/report.pdf", "private/deck.pptx", "budget.xlsx", "public.csv", "nox/stock.csv")
     )
-    report = text_pdf(["Quarterly audit report.", f"The audit word is {pdf.canaries[0]}; its code is {pdf.hidden[0]}."])
+    report = build_pdf(
+        [["Quarterly audit report.", f"The audit word is {pdf.canaries[0]}; its code is {pdf.hidden[0]}."]]
+    )
     _place(root / pdf.source, report, 0o640, group=FIN)
     slide_text = f"The launch codename is {deck.canaries[0]} and its code is {deck.hidden[0]}."
     pictures = {i.source: drawn(i.picture) for i in MEDIA if i.picture}
