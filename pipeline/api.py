@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from types import TracebackType
 
 from mmrag.ingest.permissions import visible
@@ -31,7 +30,7 @@ from mmrag.pipeline.answer.types import Answer
 from mmrag.pipeline.app import App, open_app
 from mmrag.pipeline.config import Config
 from mmrag.pipeline.filters import Filters, resolve_filter
-from mmrag.pipeline.ingest_run import IngestReport, ProgressSink, run_ingest
+from mmrag.pipeline.ingest_run import Ingestable, IngestReport, ProgressSink, run_ingest
 from mmrag.pipeline.permissions import asker, scoped
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.manifest import OK, SKIPPED
@@ -198,9 +197,10 @@ class Session:
         return self._app
 
     def ingest(
-        self, paths: Sequence[Path], *, progress: ProgressSink | None = None, reindex: bool = False
+        self, paths: Sequence[Ingestable], *, progress: ProgressSink | None = None, reindex: bool = False
     ) -> IngestReport:
-        """Index files and folders (folders are synced: files gone from them leave the index)."""
+        """Index files, folders and sources (by name or object; folders and sources are synced: files
+        gone from them leave the index)."""
         with self._lock:
             return run_ingest(paths, self._open(create=True, reindex=reindex), progress)
 
@@ -241,14 +241,15 @@ def _session(cfg: Config, embedder: TextEmbedder | None) -> Session:
 
 
 def ingest(
-    paths: Sequence[Path],
+    paths: Sequence[Ingestable],
     cfg: Config,
     *,
     progress: ProgressSink | None = None,
     reindex: bool = False,
     embedder: TextEmbedder | None = None,
 ) -> IngestReport:
-    """Index files and folders into ``cfg.index_dir`` (re-runs are incremental; ``reindex`` rebuilds)."""
+    """Index files, folders and configured sources (by name) into ``cfg.index_dir`` (re-runs are
+    incremental; ``reindex`` rebuilds)."""
     return _session(cfg, embedder).ingest(paths, progress=progress, reindex=reindex)
 
 

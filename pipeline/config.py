@@ -138,6 +138,72 @@ class PermissionsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One named source of files (``[sources.NAME]``, see ``pipeline.sources``): ``mmrag ingest NAME``.
+
+    ``url``: ``/srv/drive`` (local), ``s3://bucket/prefix`` (with ``endpoint`` for an S3-compatible
+    server), ``https://dav.example.org/files`` (webdav) or ``smb://host[:port]/share/folder`` (smb).
+    ``username`` and ``password`` (an S3 access key id and secret) may instead come from
+    ``MMRAG_SOURCE_<NAME>_USERNAME`` and ``..._PASSWORD``; they are never logged or stored in the index.
+    ``readers``: with document permissions on, who may read items the source gives no permissions for
+    (none: nobody, failing closed). ``poll_seconds``: how often ``mmrag watch`` lists a remote source.
+    """
+
+    name: str
+    kind: str
+    url: str
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    endpoint: str = ""
+    region: str = ""
+    readers: tuple[str, ...] = ()
+    poll_seconds: float = 300.0
+
+
+SOURCE_KINDS = ("local", "s3", "webdav", "smb")
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def _env_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def _sources_section(data: object, where: str, env: Mapping[str, str]) -> tuple[SourceConfig, ...]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} [sources]: must hold one table per source ([sources.NAME] with kind and url)")
+    out = []
+    known = {f.name for f in fields(SourceConfig)} - {"name"}
+    for name, body in data.items():
+        here = f"{where} [sources.{name}]"
+        if not _SOURCE_NAME.match(name):
+            raise ConfigError(f"{here}: a source name is letters, digits, '-' and '_' (it prefixes its files' names)")
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"{here}: must be a table with kind and url")
+        unknown = set(body) - known
+        if unknown:
+            raise ConfigError(f"{here}: unknown setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})")
+        kind, url = body.get("kind"), body.get("url")
+        if kind not in SOURCE_KINDS:
+            raise ConfigError(f"{here}: kind must be one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
+        if not isinstance(url, str) or not url.strip():
+            raise ConfigError(f"{here}: url is required (where the files are)")
+        values: dict[str, Any] = {}
+        for key in ("username", "password", "endpoint", "region"):
+            value = body.get(key, "")
+            if not isinstance(value, str):
+                raise ConfigError(f"{here}: {key} must be a string")
+            values[key] = value
+        for key in ("username", "password"):
+            values[key] = env.get(f"MMRAG_SOURCE_{_env_name(name)}_{key.upper()}", values[key])
+        poll = body.get("poll_seconds", 300.0)
+        if not isinstance(poll, (int, float)) or poll <= 0:
+            raise ConfigError(f"{here}: poll_seconds must be a number of seconds above 0")
+        readers = tuple(_strings(body, "readers", here))
+        out.append(SourceConfig(name, kind, url.strip(), readers=readers, poll_seconds=float(poll), **values))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     index_dir: Path
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -147,7 +213,12 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     permissions: PermissionsConfig = field(default_factory=PermissionsConfig)
+    sources: tuple[SourceConfig, ...] = ()
     batch_size: int = 64
+
+    def source(self, name: str) -> SourceConfig | None:
+        """The configured source of this name, if any."""
+        return next((s for s in self.sources if s.name == name), None)
 
 
 FAULT_ENV = "MMRAG_FAULT"
@@ -277,6 +348,7 @@ def load_config(
     server = _server_section(data.pop("server", {}), f"{where} [server]")
     ingest = _section(IngestConfig, data.pop("ingest", {}), f"{where} [ingest]")
     permissions = _section(PermissionsConfig, data.pop("permissions", {}), f"{where} [permissions]")
+    sources = _sources_section(data.pop("sources", {}), where, env)
     top_index = data.pop("index_dir", None)
     batch_size = data.pop("batch_size", 64)
     if data:
@@ -309,6 +381,7 @@ def load_config(
         server=server,
         ingest=ingest,
         permissions=permissions,
+        sources=sources,
         batch_size=int(batch_size),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mmrag.ingest.chunk import Chunk, Table
@@ -84,6 +84,30 @@ class Index:
         shutil.rmtree(slide_pictures_folder(media, root, source), ignore_errors=True)
         if len(self._waiting) >= FLUSH_FILES or sum(len(w.chunks) for w in self._waiting) >= FLUSH_CHUNKS:
             self.flush()
+
+    def move_file(
+        self, root: str, source: str, new_source: str, info: FileInfo, *, then: Callable[[], None] | None = None
+    ) -> bool:
+        """A file renamed or moved with the same content: its chunks, vectors and tables go under the new
+        name without being embedded again (its pictures stay where they are). False when nothing of it
+        is stored (the caller ingests it instead)."""
+        self.flush()  # its vectors may still wait
+        chunks, vectors = self.store.chunks_of(root, source)
+        if not chunks:
+            return False
+        moved = [replace(c, source=new_source) for c in chunks]
+        # the old name goes first: a crash half way leaves a file the manifest still records under its
+        # old name with chunks missing, which the next run's reconciliation forgets and reads again
+        self.store.delete_source(root, source)
+        self.keyword.delete_source(root, source)
+        for part in (self.store, self.keyword):
+            part.delete_source(root, new_source)
+        self.tables.rename_source(root, source, new_source)
+        self.keyword.upsert(moved, info)
+        self._waiting.append(_Waiting(root, new_source, moved, vectors, info, then))
+        self.flush()  # the manifest then names it under its new name before the run looks for deleted files
+        shutil.rmtree(slide_pictures_folder(self.media_dir, root, source), ignore_errors=True)
+        return True
 
     def set_principals(self, root: str, source: str, principals: Sequence[str]) -> None:
         """Record who may now read a file whose content did not change: metadata only, in every part."""

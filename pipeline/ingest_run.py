@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from mmrag.ingest.base import IngestSettings, Note
@@ -23,6 +24,7 @@ from mmrag.ingest.filetypes import ingestor_for
 from mmrag.ingest.permissions import PathReaders
 from mmrag.ingest.ziplimits import ZipLimits
 from mmrag.pipeline.app import App, ingest_lock, root_media_dir
+from mmrag.pipeline.sources import Item, Source, SourceError, chunk_source, open_source
 from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
 from mmrag.retrieval.records import NOBODY
@@ -53,6 +55,9 @@ class IngestReport:
     unsupported: list[Skipped] = field(default_factory=list)
     notes: list[Skipped] = field(default_factory=list)  # files indexed in part, and why
     permissions_changed: list[str] = field(default_factory=list)  # readers updated, nothing embedded again
+    moved: list[str] = field(default_factory=list)  # "old -> new": renamed or moved, same content, not embedded again
+    failed: list[Skipped] = field(default_factory=list)  # could not be read now: kept as they were, retried next run
+    by_source: dict[str, dict[str, int]] = field(default_factory=dict)  # per folder or source: what happened
     seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
@@ -67,6 +72,9 @@ class IngestReport:
             "ingested_files": self.ingested,
             "removed_files": self.removed,
             "permissions_changed": self.permissions_changed,
+            "moved": self.moved,
+            "failed": [s.to_json() for s in self.failed],
+            "by_source": self.by_source,
             "seconds": round(self.seconds, 2),
         }
 
@@ -141,6 +149,7 @@ class _Run:
         limits = app.cfg.limits
         self.zip_limits = ZipLimits(limits.max_inflated_mb, limits.max_zip_ratio)
         self.readers = PathReaders() if app.cfg.permissions.enabled else None
+        self.gone: dict[str, dict[str, FileRecord]] = {}  # per root: ingested files no longer listed, by content hash
 
     def settings_for(self, root: str) -> IngestSettings:
         """The ingest settings with pictures going to this root's own media folder."""
@@ -199,6 +208,8 @@ class _Run:
             self.manifest.touch(root, found.source, st.st_size, st.st_mtime_ns)
             self._unchanged(label, old, principals)
             return
+        if old is None and self._moved(root, digest, found.source, label, st.st_size, st.st_mtime_ns, principals):
+            return
         record = FileRecord(
             root,
             found.source,
@@ -209,11 +220,103 @@ class _Run:
             SKIPPED,
             principals=principals,
         )
-        self._ingest(target, found, label, record, st.st_mtime, budget)
+        self._ingest(found, label, record, st.st_mtime, budget)
 
-    def _ingest(
-        self, target: Target, found: Found, label: str, record: FileRecord, mtime: float, budget: Budget
-    ) -> None:
+    def expect_gone(self, root: str, listed: set[str]) -> None:
+        """Remember the ingested files of ``root`` the listing no longer has: a new file with the same
+        content is one of them renamed or moved (``_moved``)."""
+        self.gone[root] = {r.sha256: r for r in self.manifest.files(root) if r.source not in listed and r.status == OK}
+
+    def _moved(
+        self,
+        root: str,
+        digest: str,
+        source: str,
+        label: str,
+        size: int,
+        mtime_ns: int,
+        principals: tuple[str, ...] | None,
+        version: str = "",
+    ) -> bool:
+        """Move a renamed file's chunks to its new name, when one with this content has gone (no embedding)."""
+        old = self.gone.get(root, {}).pop(digest, None)
+        if old is None:
+            return False
+        readers = old.principals if principals is None else principals
+        new = replace(old, source=source, size=size, mtime_ns=mtime_ns, principals=readers, version=version)
+
+        def record() -> None:
+            self.manifest.put(new)
+            self.manifest.remove(root, old.source)
+
+        info = FileInfo(root=root, kind=old.kind, modified=mtime_ns / 1e9, principals=readers or ())
+        if not self.index.move_file(root, old.source, source, info, then=record):
+            return False
+        self.report.moved.append(f"{old.source} -> {label}")
+        self.progress.file_done(label, "moved", 0)
+        return True
+
+    def item(self, source: Source, item: Item, readers: tuple[str, ...]) -> bool:
+        """Bring one item of a remote source up to date; False when it could not be read (retried next run)."""
+        root = source.location
+        name = chunk_source(source.name, item.path)
+        limit = self.cfg.limits.max_file_mb * 1024 * 1024
+        if item.size > limit:
+            self._forget(root, name)
+            self._skip(
+                name,
+                f"file is {item.size / 1e6:.0f} MB, over the {self.cfg.limits.max_file_mb:.0f} MB limit "
+                "(raise [limits] max_file_mb to include it)",
+            )
+            return True
+        principals = None
+        if self.readers is not None:
+            principals = (item.principals if item.principals is not None else readers) or (NOBODY,)
+        old = self.manifest.get(root, name)
+        if old and old.version and old.version == item.version and old.size == item.size:
+            self._unchanged(name, old, principals)  # on the version token alone: not a byte read
+            return True
+        budget = Budget.start(self.cfg.limits.file_seconds)
+        downloads = self.app.path / "downloads"
+        downloads.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=downloads) as folder:
+            local = Path(folder) / (PurePosixPath(item.path).name or "item")
+            try:
+                source.fetch(item, local)
+                digest = sha256_file(local, budget)
+            except (SourceError, OSError) as e:
+                self.failed(name, str(e))
+                return False
+            except IngestError as e:
+                self._skip(name, e.reason)
+                return True
+            mtime_ns = int(item.modified * 1e9)
+            if old and old.sha256 == digest:
+                self.manifest.touch(root, name, item.size, mtime_ns, item.version)
+                self._unchanged(name, old, principals)
+                return True
+            if old is None and self._moved(root, digest, name, name, item.size, mtime_ns, principals, item.version):
+                return True
+            record = FileRecord(
+                root,
+                name,
+                item.size,
+                mtime_ns,
+                digest,
+                str(FileKind.UNKNOWN),
+                SKIPPED,
+                principals=principals,
+                version=item.version,
+            )
+            self._ingest(Found(local, name), name, record, item.modified, budget)  # read now: the copy may go
+        return True
+
+    def failed(self, label: str, reason: str) -> None:
+        log.warning("could not read %s: %s (kept as it was; retried next run)", label, reason)
+        self.report.failed.append(Skipped(label, reason))
+        self.progress.file_done(label, "failed", 0)
+
+    def _ingest(self, found: Found, label: str, record: FileRecord, mtime: float, budget: Budget) -> None:
         root = record.root
         try:
             detection = detect(found.path, self.zip_limits)
@@ -305,8 +408,7 @@ class _Run:
         if old is not None and old.status == OK:
             self.index.replace_file(root, source, [], None)
 
-    def remove_missing(self, target: Target, seen: set[str]) -> None:
-        root = str(target.root)
+    def remove_missing(self, root: str, seen: set[str]) -> None:
         for record in list(self.manifest.files(root)):
             if record.source not in seen:
                 self.index.replace_file(root, record.source, [], None)
@@ -323,13 +425,33 @@ def _within_budget(
         yield item
 
 
-def run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None = None) -> IngestReport:
-    """Ingest files and folders into an open index; folders are synced (files gone from them are removed).
+Ingestable = Path | str | Source  # a file or folder, a configured source's name, or a source
+
+
+def run_ingest(paths: Sequence[Ingestable], app: App, progress: ProgressSink | None = None) -> IngestReport:
+    """Ingest files, folders and sources into an open index; folders and sources are synced (files gone
+    from them are removed). A name that is no file or folder here but a configured source
+    (``[sources.NAME]``) is that source.
 
     One ingest at a time per index: ``IngestRunning`` when another process or job holds its lock.
     """
-    with ingest_lock(app.path):
-        return _run_ingest(paths, app, progress)
+    opened: list[Source] = []
+    resolved: list[Path | Source] = []
+    for item in paths:
+        if isinstance(item, (Path, str)):
+            configured = None if Path(item).exists() else app.cfg.source(str(item))
+            if configured is None:
+                resolved.append(Path(item))
+                continue
+            item = open_source(configured)
+            opened.append(item)
+        resolved.append(item)
+    try:
+        with ingest_lock(app.path):
+            return _run_ingest(resolved, app, progress)
+    finally:
+        for source in opened:
+            source.close()
 
 
 def lower_priority(nice: int) -> None:
@@ -377,7 +499,7 @@ def reconcile(app: App) -> list[str]:
     return forgotten
 
 
-def _run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None) -> IngestReport:
+def _run_ingest(paths: Sequence[Path | Source], app: App, progress: ProgressSink | None) -> IngestReport:
     sink = progress or _NoProgress()
     run = _Run(app, sink)
     started = time.monotonic()
@@ -390,25 +512,87 @@ def _run_ingest(paths: Sequence[Path], app: App, progress: ProgressSink | None) 
                 "run?); they are ingested again",
             )
         )
-    targets = [target_for(p) for p in paths]
+    targets = [target_for(p) for p in paths if isinstance(p, Path)]
+    sources = [p for p in paths if not isinstance(p, Path)]
     for target in targets:
         if not target.root.exists() or (target.only is not None and not target.only.exists()):
             raise FileNotFoundError(f"{target.only or target.root} does not exist")
     links = policy_for(targets, app.cfg.ingest.follow_links_outside)
     plan = [(t, list(walk(t, links))) for t in targets]
-    sink.files_found(sum(len(files) for _, files in plan))
+    listings = [(source, _listing(source, run)) for source in sources]
+    sink.files_found(sum(len(files) for _, files in plan) + sum(len(items or ()) for _, items in listings))
     for target, files in plan:
+        root = str(target.root)
+        before = _tally(run.report)
+        listed = {f.source for f in files if not f.problem}
         if target.is_folder:
-            app.manifest.add_root(str(target.root))
+            app.manifest.add_root(root)
+            run.expect_gone(root, listed)
         for found in files:
             run.file(target, found)
         if target.is_folder:
-            run.remove_missing(target, {f.source for f in files if not f.problem})
+            run.remove_missing(root, listed)
+        run.report.by_source[root if target.is_folder else str(target.only)] = _counts(run.report, before, len(files))
+    for source, items in listings:
+        before = _tally(run.report)
+        if items is not None:
+            _sync_source(run, source, items)
+        run.report.by_source[source.name] = _counts(run.report, before, len(items or ()))
     app.index.flush()
     sweep_media(app)
     _prune_ocr_cache(run.settings.media.ocr_cache)
     run.report.seconds = time.monotonic() - started
     return run.report
+
+
+GIVE_UP_AFTER = 5  # consecutive items a source failed to hand over: it has stopped answering
+
+
+def _listing(source: Source, run: _Run) -> list[Item] | None:
+    """Every item of ``source``, or None (the failure reported) when it cannot be listed now: nothing of
+    it is then removed or changed in the index."""
+    try:
+        return list(source.items())
+    except SourceError as e:
+        run.failed(source.name, f"could not list the source: {e}")
+        return None
+
+
+def _sync_source(run: _Run, source: Source, items: Sequence[Item]) -> None:
+    root = source.location
+    app = run.app
+    app.manifest.add_root(root)
+    listed = {chunk_source(source.name, item.path) for item in items}
+    run.expect_gone(root, listed)
+    configured = app.cfg.source(source.name)
+    readers = configured.readers if configured is not None else ()
+    failures = 0
+    for position, item in enumerate(items):
+        if failures >= GIVE_UP_AFTER:
+            rest = len(items) - position
+            run.failed(
+                source.name, f"stopped after {failures} items in a row could not be read; {rest} items not tried"
+            )
+            return  # nothing is removed either: the next run lists it again
+        failures = 0 if run.item(source, item, readers) else failures + 1
+    run.remove_missing(root, listed)
+
+
+def _tally(report: IngestReport) -> tuple[int, ...]:
+    return (
+        len(report.ingested),
+        report.unchanged,
+        len(report.moved),
+        len(report.removed),
+        len(report.failed),
+        len(report.skipped),
+        len(report.unsupported),
+    )
+
+
+def _counts(report: IngestReport, before: tuple[int, ...], listed: int) -> dict[str, int]:
+    names = ("ingested", "unchanged", "moved", "removed", "failed", "skipped", "unsupported")
+    return {"listed": listed} | {n: a - b for n, a, b in zip(names, _tally(report), before, strict=True)}
 
 
 _SWEPT = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tmp"})

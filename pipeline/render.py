@@ -63,9 +63,14 @@ def ingest_report(report: IngestReport, index: Path) -> None:
     out.print(
         f"[bold]ingested[/bold] {len(report.ingested)} · [bold]unchanged[/bold] {report.unchanged} · "
         f"[bold]removed[/bold] {len(report.removed)} · [bold]skipped[/bold] {len(report.skipped)} · "
-        f"[bold]unsupported[/bold] {len(report.unsupported)} · {report.chunks} chunks written "
+        f"[bold]unsupported[/bold] {len(report.unsupported)} · [bold]moved[/bold] {len(report.moved)} · "
+        f"[bold]failed[/bold] {len(report.failed)} · {report.chunks} chunks written "
         f"in {report.seconds:.1f} s → {escape(str(index))}"
     )
+    if len(report.by_source) > 1 or any(not name.startswith("/") for name in report.by_source):
+        for name, counts in report.by_source.items():
+            shown = " · ".join(f"{k} {v}" for k, v in counts.items() if v or k == "listed")
+            out.print(f"  [bold]{escape(name)}[/bold]: {shown}")
     if not report.ingested and report.unchanged:
         out.print("nothing changed since the last run: no file was re-embedded")
     for item in report.skipped:
@@ -76,6 +81,10 @@ def ingest_report(report: IngestReport, index: Path) -> None:
         out.print(f"  [dim]unsupported {escape(item.file)}: {escape(item.reason)}[/dim]")
     for source in report.removed:
         out.print(f"  [yellow]removed[/yellow] {escape(source)} (no longer on disk)")
+    for item in report.failed:
+        out.print(f"  [red]failed[/red] {escape(item.file)}: {escape(item.reason)} (kept as it was; tried again next run)")
+    for move in report.moved:
+        out.print(f"  [cyan]moved[/cyan] {escape(move)} (renamed; nothing re-embedded)")
     for source in report.permissions_changed:
         out.print(f"  [cyan]readers changed[/cyan] {escape(source)} (permissions updated; nothing re-embedded)")
 

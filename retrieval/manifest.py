@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS files (
     chunks INTEGER NOT NULL DEFAULT 0,
     ingested_at REAL NOT NULL,
     principals TEXT,               -- JSON list of who may read the file; NULL = not recorded
+    version TEXT NOT NULL DEFAULT '', -- a remote source's version token (ETag, mtime:size); '' for folders
     PRIMARY KEY (root, source)
 );
 CREATE TABLE IF NOT EXISTS roots (
@@ -58,6 +59,7 @@ class FileRecord:
     reason: str = ""
     chunks: int = 0
     principals: tuple[str, ...] | None = None  # who may read it (document permissions); None = not recorded
+    version: str = ""  # a remote source's version token: the item is unchanged while it is the same
 
 
 class Manifest:
@@ -77,6 +79,8 @@ class Manifest:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)").fetchall()}
         if "principals" not in columns:  # a manifest made before document permissions
             self._db.execute("ALTER TABLE files ADD COLUMN principals TEXT")
+        if "version" not in columns:  # a manifest made before remote sources
+            self._db.execute("ALTER TABLE files ADD COLUMN version TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
@@ -104,7 +108,7 @@ class Manifest:
     def put(self, record: FileRecord) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO files(root, source, size, mtime_ns, sha256, kind, status, reason, chunks, "
-            "ingested_at, principals) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "ingested_at, principals, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.root,
                 record.source,
@@ -117,6 +121,7 @@ class Manifest:
                 record.chunks,
                 time.time(),
                 None if record.principals is None else json.dumps(list(record.principals)),
+                record.version,
             ),
         )
 
@@ -127,10 +132,11 @@ class Manifest:
             (json.dumps(list(principals)), root, source),
         )
 
-    def touch(self, root: str, source: str, size: int, mtime_ns: int) -> None:
-        """Record new stat data for a file whose content hash did not change."""
+    def touch(self, root: str, source: str, size: int, mtime_ns: int, version: str = "") -> None:
+        """Record new stat data (or version token) for a file whose content hash did not change."""
         self._db.execute(
-            "UPDATE files SET size = ?, mtime_ns = ? WHERE root = ? AND source = ?", (size, mtime_ns, root, source)
+            "UPDATE files SET size = ?, mtime_ns = ?, version = ? WHERE root = ? AND source = ?",
+            (size, mtime_ns, version, root, source),
         )
 
     def remove(self, root: str, source: str) -> None:
@@ -155,12 +161,13 @@ class Manifest:
         return out
 
 
-_COLUMNS = "root, source, size, mtime_ns, sha256, kind, status, reason, chunks, principals"
+_COLUMNS = "root, source, size, mtime_ns, sha256, kind, status, reason, chunks, principals, version"
 
 
 def _record(row: Sequence[Any]) -> FileRecord:
-    *fixed, principals = row
-    return replace(FileRecord(*fixed), principals=None if principals is None else tuple(json.loads(principals)))
+    *fixed, principals, version = row
+    readers = None if principals is None else tuple(json.loads(principals))
+    return replace(FileRecord(*fixed), principals=readers, version=str(version or ""))
 
 
 class _Locked:

@@ -160,6 +160,11 @@ class ChunkStore(Protocol):
         """Record who may now read one file's chunks (its content unchanged: nothing is embedded again)."""
         ...
 
+    def chunks_of(self, root: str, source: str) -> tuple[list[Chunk], Vectors]:
+        """One file's stored chunks and their vectors, in the same order (to move a renamed file
+        without embedding it again)."""
+        ...
+
     def query(self, vector: Vectors, k: int, flt: SearchFilter) -> list[Hit]:
         """The ``k`` nearest chunks passing ``flt``, nearest first (score: cosine similarity)."""
         ...

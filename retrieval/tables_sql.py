@@ -216,6 +216,20 @@ class TableStore:
         """Drop every table of ``source`` (the file was deleted, or is no longer indexed)."""
         self.replace_source(root, source, ())
 
+    def rename_source(self, root: str, source: str, new_source: str) -> None:
+        """A file renamed or moved with the same content: its tables keep their rows under the new name."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._drop(root, new_source)
+                self._db.execute(
+                    "UPDATE tables SET source = ? WHERE root = ? AND source = ?", (new_source, root, source)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def _drop(self, root: str, source: str) -> None:
         names = [
             r[0] for r in self._db.execute("SELECT sql_name FROM tables WHERE root = ? AND source = ?", (root, source))

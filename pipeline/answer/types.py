@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmrag.ingest.chunk import PICTURED
+from mmrag.pipeline.sources import is_remote, remote_link
 from mmrag.retrieval.store import Hit
 
 DECLINE_TEXT = "Not found in the indexed files."
@@ -65,7 +66,10 @@ class Answer:
 
 def link_for(hit: Hit) -> str:
     """A link a person can open: the file, with the page or the second when the format supports it."""
-    path = Path(hit.root) / hit.chunk.source if hit.root else Path(hit.chunk.source)
-    uri = path.as_uri() if path.is_absolute() else str(path)
+    if is_remote(hit.root):  # an item of a share or bucket: its URL there
+        uri = remote_link(hit.root, hit.chunk.source)
+    else:
+        path = Path(hit.root) / hit.chunk.source if hit.root else Path(hit.chunk.source)
+        uri = path.as_uri() if path.is_absolute() else str(path)
     fragment = hit.chunk.locator.fragment()
     return f"{uri}#{fragment}" if fragment else uri

@@ -28,6 +28,7 @@ from typing_extensions import TypedDict  # pydantic needs this one, not typing's
 from mmrag.ingest.chunk import Chunk, Modality
 from mmrag.pipeline.answer.types import Answer, Citation, link_for
 from mmrag.pipeline.api import ask_index, search_index
+from mmrag.pipeline.sources import is_remote, remote_link
 from mmrag.pipeline.app import App
 from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.errors import user_message
@@ -125,8 +126,11 @@ def citation_line(chunk: Chunk) -> str:
 
 def _place(hit: Hit) -> dict[str, Any]:
     chunk = hit.chunk
-    path = Path(hit.root) / chunk.source if hit.root else Path(chunk.source)
-    return {"root": hit.root, "path": str(path), "citation": citation_line(chunk)}
+    if is_remote(hit.root):  # an item of a share or bucket: where it is there
+        path = remote_link(hit.root, chunk.source)
+    else:
+        path = str(Path(hit.root) / chunk.source if hit.root else Path(chunk.source))
+    return {"root": hit.root, "path": path, "citation": citation_line(chunk)}
 
 
 def hit_json(hit: Hit) -> SearchHit:

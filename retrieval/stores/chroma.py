@@ -199,6 +199,17 @@ class ChromaStore:
             part = ids[start : start + WRITE_BATCH]
             self._collection.update(ids=part, metadatas=[{PRINCIPALS: readers} for _ in part])
 
+    def chunks_of(self, root: str, source: str) -> tuple[list[Chunk], Vectors]:
+        found = self._collection.get(
+            where={"$and": [{"root": root}, {"source": source}]}, include=["documents", "metadatas", "embeddings"]
+        )
+        docs = found.get("documents") or []
+        metas = found.get("metadatas") or []
+        vectors = found.get("embeddings")
+        chunks = [chunk_from_record(doc or "", dict(meta or {}), self._media) for doc, meta in zip(docs, metas, strict=True)]
+        matrix = np.asarray(vectors if vectors is not None and len(chunks) else [], dtype=np.float32)
+        return chunks, matrix.reshape(len(chunks), -1) if chunks else np.zeros((0, self._layout.dim), np.float32)
+
     def query(self, vector: Vectors, k: int, flt: SearchFilter) -> list[Hit]:
         """The ``k`` nearest chunks passing ``flt``.
 
