@@ -32,6 +32,7 @@ from mmrag.pipeline.config import Config
 from mmrag.pipeline.filters import Filters, resolve_filter
 from mmrag.pipeline.ingest_run import Ingestable, IngestReport, ProgressSink, run_ingest
 from mmrag.pipeline.permissions import asker, scoped
+from mmrag.pipeline.watch import sync_state
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.manifest import OK, SKIPPED
 from mmrag.retrieval.query import analyse
@@ -165,6 +166,7 @@ def index_status(app: App, principals: frozenset[str] | None = None) -> dict[str
         "roots": app.manifest.roots(),
         "files": files,
         "permissions": _permissions_status(app),
+        **({"sync": synced} if (synced := sync_state(app)) is not None else {}),
     }
 
 

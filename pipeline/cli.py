@@ -101,6 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     _as_user(p)
     _common(p)
 
+    p = sub.add_parser("watch", help="keep the index in step with folders and sources until Ctrl+C")
+    p.add_argument("paths", nargs="+", metavar="PATH|SOURCE", help="folders, or names of [sources.NAME] sections")
+    p.add_argument(
+        "--full-seconds",
+        type=float,
+        default=3600.0,
+        help="list every folder in full this often, whatever the file events said (default 3600)",
+    )
+    _common(p)
+
     p = sub.add_parser("models", help="which model plays each role, where it was found, or how to provide it")
     _common(p)
 
@@ -181,6 +191,41 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
         _emit_json({**report.to_json(), "index": str(cfg.index_dir), "notices": notices})
     else:
         render.ingest_report(report, cfg.index_dir)
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace, cfg: Config) -> int:
+    import signal
+    import threading
+
+    from mmrag.pipeline import render
+    from mmrag.pipeline.app import open_app
+    from mmrag.pipeline.ingest_run import IngestReport, lower_priority
+    from mmrag.pipeline.watch import watch, watched
+
+    if args.full_seconds <= 0:
+        raise UsageError("--full-seconds must be more than 0")
+    lower_priority(cfg.ingest.nice)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    app = open_app(cfg, create=True)
+
+    def shown(report: IngestReport) -> None:
+        if args.json:
+            sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")  # one line per round
+            sys.stdout.flush()
+        elif report.ingested or report.removed or report.moved or report.failed or report.skipped:
+            render.ingest_report(report, cfg.index_dir)
+
+    try:
+        what = watched(args.paths, app)
+        render.notice(f"watching {len(what.folders)} folders and {len(what.sources)} sources; Ctrl+C stops")
+        watch(what, app, stop, full_seconds=args.full_seconds, on_round=shown)
+        for source in what.sources:
+            source.close()
+    finally:
+        app.close()
     return EXIT_OK
 
 
@@ -340,6 +385,7 @@ def cmd_llm(args: argparse.Namespace, cfg: Config) -> int:
 
 COMMANDS = {
     "ingest": cmd_ingest,
+    "watch": cmd_watch,
     "search": cmd_search,
     "ask": cmd_ask,
     "eval": cmd_eval,

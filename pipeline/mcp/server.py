@@ -28,11 +28,11 @@ from typing_extensions import TypedDict  # pydantic needs this one, not typing's
 from mmrag.ingest.chunk import Chunk, Modality
 from mmrag.pipeline.answer.types import Answer, Citation, link_for
 from mmrag.pipeline.api import ask_index, search_index
-from mmrag.pipeline.sources import is_remote, remote_link
 from mmrag.pipeline.app import App
 from mmrag.pipeline.config import Config, ConfigError
 from mmrag.pipeline.errors import user_message
 from mmrag.pipeline.filters import Filters, parse_filters
+from mmrag.pipeline.sources import is_remote, remote_link
 from mmrag.pipeline.worker import IndexWorker
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import Hit
