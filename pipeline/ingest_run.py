@@ -519,8 +519,10 @@ def _run_ingest(paths: Sequence[Path | Source], app: App, progress: ProgressSink
             raise FileNotFoundError(f"{target.only or target.root} does not exist")
     links = policy_for(targets, app.cfg.ingest.follow_links_outside)
     plan = [(t, list(walk(t, links))) for t in targets]
-    listings = [(source, _listing(source, run)) for source in sources]
-    sink.files_found(sum(len(files) for _, files in plan) + sum(len(items or ()) for _, items in listings))
+    listings = [(source, _listing(source)) for source in sources]
+    sink.files_found(
+        sum(len(files) for _, files in plan) + sum(len(i) for _, i in listings if not isinstance(i, SourceError))
+    )
     for target, files in plan:
         root = str(target.root)
         before = _tally(run.report)
@@ -535,9 +537,12 @@ def _run_ingest(paths: Sequence[Path | Source], app: App, progress: ProgressSink
         run.report.by_source[root if target.is_folder else str(target.only)] = _counts(run.report, before, len(files))
     for source, items in listings:
         before = _tally(run.report)
-        if items is not None:
+        if isinstance(items, SourceError):
+            run.failed(source.name, f"could not list the source: {items}")
+            items = []
+        else:
             _sync_source(run, source, items)
-        run.report.by_source[source.name] = _counts(run.report, before, len(items or ()))
+        run.report.by_source[source.name] = _counts(run.report, before, len(items))
     app.index.flush()
     sweep_media(app)
     _prune_ocr_cache(run.settings.media.ocr_cache)
@@ -548,14 +553,12 @@ def _run_ingest(paths: Sequence[Path | Source], app: App, progress: ProgressSink
 GIVE_UP_AFTER = 5  # consecutive items a source failed to hand over: it has stopped answering
 
 
-def _listing(source: Source, run: _Run) -> list[Item] | None:
-    """Every item of ``source``, or None (the failure reported) when it cannot be listed now: nothing of
-    it is then removed or changed in the index."""
+def _listing(source: Source) -> list[Item] | SourceError:
+    """Every item of ``source``, or why it cannot be listed now (nothing of it is then removed or changed)."""
     try:
         return list(source.items())
     except SourceError as e:
-        run.failed(source.name, f"could not list the source: {e}")
-        return None
+        return e
 
 
 def _sync_source(run: _Run, source: Source, items: Sequence[Item]) -> None:

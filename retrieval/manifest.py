@@ -125,6 +125,18 @@ class Manifest:
             ),
         )
 
+    def put_many(self, records: Sequence[FileRecord]) -> None:
+        """Several rows in one transaction (a bulk import; ``put`` writes one per statement)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for record in records:
+                    self.put(record)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def set_principals(self, root: str, source: str, principals: tuple[str, ...]) -> None:
         """Record who may now read a file whose content did not change."""
         self._db.execute(

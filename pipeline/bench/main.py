@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.ingest import IngestFigures
     from mmrag.pipeline.bench.search import EmbedderSpec
 
-SECTIONS = ("ingest", "baseline", "reingest", "small-files", "search", "busy-search", "cold")
+SECTIONS = ("ingest", "baseline", "reingest", "small-files", "search", "busy-search", "cold", "sync")
 DEFAULT_SIZES = "10000,100000"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=2, help="timed passes over the queries (default 2)")
     p.add_argument("--small-files", type=int, default=1000, help="files in the re-ingest folder (default 1000)")
     p.add_argument(
+        "--sync-items", type=int, default=100_000, help="files in the unchanged-share sync figure (default 100000)"
+    )
+    p.add_argument(
         "--long-video", type=float, nargs="?", const=600.0, default=0.0, metavar="SECONDS",
         help="also ingest a long video looped from the corpus's longest (default length 600 s)",
     )  # fmt: skip
@@ -78,6 +81,7 @@ class Options:
     queries: int
     rounds: int
     small_files: int
+    sync_items: int
     long_video_s: float
     cache: Path
     rebuild: bool
@@ -101,7 +105,7 @@ class Options:
             raise BenchUsageError("--sizes, --queries and --rounds must be positive")
         cache = args.cache_dir or Path.home() / ".cache" / "mmrag-bench"
         return cls(
-            args.corpus, sizes, skip, args.queries, args.rounds, args.small_files, args.long_video, cache,
+            args.corpus, sizes, skip, args.queries, args.rounds, args.small_files, args.sync_items, args.long_video, cache,
             args.rebuild, args.work_dir, args.embedder == "hash", args.config,
         )  # fmt: skip
 
@@ -146,6 +150,10 @@ def measure(cfg: Config, opts: Options) -> Results:
             from mmrag.pipeline.bench.ingest import small_files_reingest
 
             results.small = small_files_reingest(cfg, opts.cache, opts.small_files, rebuild=opts.rebuild, note=_note)
+        if "sync" not in opts.skip and opts.sync_items > 0:
+            from mmrag.pipeline.bench.sync import measure_sync
+
+            results.sync = measure_sync(cfg, opts.cache, opts.sync_items, note=_note)
         if "search" not in opts.skip:
             from mmrag.pipeline.bench.search import measure_tier
 

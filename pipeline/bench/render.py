@@ -185,6 +185,10 @@ def render(r: Results, goals: Sequence[Target]) -> list[str]:
             f"re-ingest unchanged {r.small.unchanged_s:.2f} s",
             "",
         ]
+    if r.sync is not None:
+        y = r.sync
+        ratio = f" ({y.sync_s / y.walk_s:.1f}x a bare walk and stat, {y.walk_s:.2f} s)" if y.walk_s else ""
+        lines += [f"sync of {y.items:,} unchanged files: {y.sync_s:.2f} s{ratio}; {y.unchanged:,} reported unchanged", ""]
     if r.tiers:
         lines += [*_search(r.tiers), ""]
     if r.busy is not None:

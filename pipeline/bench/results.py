@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.contended import BusySearch
     from mmrag.pipeline.bench.ingest import IngestFigures, SmallFiles
     from mmrag.pipeline.bench.search import TierResult
+    from mmrag.pipeline.bench.sync import SyncFigures
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Results:
     tiers: list[TierResult] = field(default_factory=list)
     cold: ColdStart | None = None
     busy: BusySearch | None = None
+    sync: SyncFigures | None = None
     seconds: float = 0.0
     load_at_end: float = 0.0
     complete: bool = False  # every part ran, at the default sizes: the whole-bench time is comparable
@@ -60,6 +62,8 @@ def targets(r: Results) -> list[Target]:
     out.append(_target("search p95 at 100,000 chunks (ms)", "< 150", tier.search.p95 if tier else None, 150.0))
     small = r.small.unchanged_s if r.small is not None and r.small.files >= 1000 else None
     out.append(_target("re-ingest of an unchanged 1,000-file folder (s)", "< 5", small, 5.0))
+    synced = r.sync.sync_s if r.sync is not None and r.sync.items >= 100_000 else None
+    out.append(_target("sync of an unchanged 100,000-item share (s)", "< 10", synced, 10.0))
     out.append(
         _target("whole bench, every part, default sizes (min)", "< 15", r.seconds / 60 if r.complete else None, 15)
     )
@@ -95,6 +99,8 @@ def to_json(r: Results) -> dict[str, object]:
             out["reingest_unchanged_s"] = round(fig.reingest.unchanged_s, 3)
             out["reingest_one_changed_s"] = round(fig.reingest.one_changed_s, 3)
             out["reingest_changed_file"] = fig.reingest.changed_file
+    if r.sync is not None:
+        out["sync"] = r.sync.to_json()
     if r.small is not None:
         out["small_files"] = {
             "files": r.small.files,
