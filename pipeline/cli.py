@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", help="index files and folders (re-runs are incremental)")
-    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p = sub.add_parser("ingest", help="index files, folders and configured sources (re-runs are incremental)")
+    p.add_argument("paths", nargs="+", metavar="PATH|SOURCE", help="files, folders, or names of [sources.NAME]")
     p.add_argument("--reindex", action="store_true", help="rebuild this index from scratch (after changing models)")
     _common(p)
 

@@ -24,6 +24,7 @@ from mmrag.ingest.filetypes import ingestor_for
 from mmrag.ingest.permissions import PathReaders
 from mmrag.ingest.ziplimits import ZipLimits
 from mmrag.pipeline.app import App, ingest_lock, root_media_dir
+from mmrag.pipeline.config import SourceConfig
 from mmrag.pipeline.sources import Item, Source, SourceError, chunk_source, open_source
 from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
@@ -276,16 +277,24 @@ class _Run:
         if old and old.version and old.version == item.version and old.size == item.size:
             self._unchanged(name, old, principals)  # on the version token alone: not a byte read
             return True
-        budget = Budget.start(self.cfg.limits.file_seconds)
         downloads = self.app.path / "downloads"
         downloads.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=downloads) as folder:
             local = Path(folder) / (PurePosixPath(item.path).name or "item")
             try:
-                source.fetch(item, local)
-                digest = sha256_file(local, budget)
+                source.fetch(item, local)  # bounded by the source's own timeouts, not the file budget
             except (SourceError, OSError) as e:
                 self.failed(name, str(e))
+                return False
+            except Exception as e:  # a bug in a source or its library: this item fails, the run goes on
+                log.exception("internal error while fetching %s", name)
+                self.failed(name, f"internal error: {type(e).__name__}: {e}")
+                return False
+            budget = Budget.start(self.cfg.limits.file_seconds)  # reading the copy, hashing and parsing
+            try:
+                digest = sha256_file(local, budget)
+            except OSError as e:
+                self.failed(name, f"cannot read the downloaded copy ({e.strerror or e})")
                 return False
             except IngestError as e:
                 self._skip(name, e.reason)
@@ -428,6 +437,18 @@ def _within_budget(
 Ingestable = Path | str | Source  # a file or folder, a configured source's name, or a source
 
 
+def configured_source(app: App, name: Path | str) -> SourceConfig | None:
+    """The configured source ``name`` stands for: a bare name (no ``/``) of a ``[sources.NAME]`` section,
+    even when a folder here has that name too (``./NAME`` is the folder)."""
+    text = str(name)
+    if "/" in text:
+        return None
+    configured = app.cfg.source(text)
+    if configured is not None and Path(text).exists():
+        log.warning("%s is both a configured source and a path here: ingesting the source (./%s is the path)", text, text)
+    return configured
+
+
 def run_ingest(paths: Sequence[Ingestable], app: App, progress: ProgressSink | None = None) -> IngestReport:
     """Ingest files, folders and sources into an open index; folders and sources are synced (files gone
     from them are removed). A name that is no file or folder here but a configured source
@@ -439,7 +460,7 @@ def run_ingest(paths: Sequence[Ingestable], app: App, progress: ProgressSink | N
     resolved: list[Path | Source] = []
     for item in paths:
         if isinstance(item, (Path, str)):
-            configured = None if Path(item).exists() else app.cfg.source(str(item))
+            configured = configured_source(app, item)
             if configured is None:
                 resolved.append(Path(item))
                 continue
@@ -559,6 +580,9 @@ def _listing(source: Source) -> list[Item] | SourceError:
         return list(source.items())
     except SourceError as e:
         return e
+    except Exception as e:  # a bug in a source or its library: this source fails, the run goes on
+        log.exception("internal error while listing source %s", source.name)
+        return SourceError(f"internal error: {type(e).__name__}: {e}")
 
 
 def _sync_source(run: _Run, source: Source, items: Sequence[Item]) -> None:

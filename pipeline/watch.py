@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmrag.pipeline.app import App, IngestRunning
-from mmrag.pipeline.ingest_run import IngestReport, run_ingest
+from mmrag.pipeline.ingest_run import IngestReport, configured_source, run_ingest
 from mmrag.pipeline.sources import Source, is_remote, open_source
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def watched(targets: Sequence[Path | str], app: App) -> Watched:
     sources: list[Source] = []
     polls: dict[str, float] = {}
     for target in targets:
-        configured = None if Path(target).exists() else app.cfg.source(str(target))
+        configured = configured_source(app, target)
         if configured is None:
             path = Path(target).expanduser().resolve()
             if not path.is_dir():
