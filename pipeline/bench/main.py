@@ -57,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--sync-items", type=int, default=100_000, help="files in the unchanged-share sync figure (default 100000)"
     )
     p.add_argument(
+        "--sync-s3-items", type=int, default=10_000, help="objects in the unchanged-bucket sync figure (default 10000)"
+    )
+    p.add_argument(
         "--long-video", type=float, nargs="?", const=600.0, default=0.0, metavar="SECONDS",
         help="also ingest a long video looped from the corpus's longest (default length 600 s)",
     )  # fmt: skip
@@ -82,6 +85,7 @@ class Options:
     rounds: int
     small_files: int
     sync_items: int
+    sync_s3_items: int
     long_video_s: float
     cache: Path
     rebuild: bool
@@ -105,7 +109,8 @@ class Options:
             raise BenchUsageError("--sizes, --queries and --rounds must be positive")
         cache = args.cache_dir or Path.home() / ".cache" / "mmrag-bench"
         return cls(
-            args.corpus, sizes, skip, args.queries, args.rounds, args.small_files, args.sync_items, args.long_video, cache,
+            args.corpus, sizes, skip, args.queries, args.rounds, args.small_files, args.sync_items, args.sync_s3_items,
+            args.long_video, cache,
             args.rebuild, args.work_dir, args.embedder == "hash", args.config,
         )  # fmt: skip
 
@@ -154,6 +159,10 @@ def measure(cfg: Config, opts: Options) -> Results:
             from mmrag.pipeline.bench.sync import measure_sync
 
             results.sync = measure_sync(cfg, opts.cache, opts.sync_items, note=_note)
+        if "sync" not in opts.skip and opts.sync_s3_items > 0:
+            from mmrag.pipeline.bench.sync import measure_s3_sync
+
+            results.sync_s3 = measure_s3_sync(cfg, opts.sync_s3_items, note=_note)
         if "search" not in opts.skip:
             from mmrag.pipeline.bench.search import measure_tier
 

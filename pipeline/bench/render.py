@@ -189,6 +189,14 @@ def render(r: Results, goals: Sequence[Target]) -> list[str]:
         y = r.sync
         ratio = f" ({y.sync_s / y.walk_s:.1f}x a bare walk and stat, {y.walk_s:.2f} s)" if y.walk_s else ""
         lines += [f"sync of {y.items:,} unchanged files: {y.sync_s:.2f} s{ratio}; {y.unchanged:,} reported unchanged", ""]
+    if r.sync_s3 is not None:
+        y = r.sync_s3
+        ratio = f" ({y.sync_s / y.walk_s:.1f}x a bare paged listing, {y.walk_s:.2f} s)" if y.walk_s else ""
+        lines += [
+            f"sync of {y.items:,} unchanged S3 objects (moto server): {y.sync_s:.2f} s{ratio}; "
+            f"{y.unchanged:,} reported unchanged",
+            "",
+        ]
     if r.tiers:
         lines += [*_search(r.tiers), ""]
     if r.busy is not None:

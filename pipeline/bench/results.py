@@ -22,6 +22,7 @@ class Results:
     cold: ColdStart | None = None
     busy: BusySearch | None = None
     sync: SyncFigures | None = None
+    sync_s3: SyncFigures | None = None
     seconds: float = 0.0
     load_at_end: float = 0.0
     complete: bool = False  # every part ran, at the default sizes: the whole-bench time is comparable
@@ -101,6 +102,8 @@ def to_json(r: Results) -> dict[str, object]:
             out["reingest_changed_file"] = fig.reingest.changed_file
     if r.sync is not None:
         out["sync"] = r.sync.to_json()
+    if r.sync_s3 is not None:
+        out["sync_s3"] = r.sync_s3.to_json()
     if r.small is not None:
         out["small_files"] = {
             "files": r.small.files,

@@ -15,6 +15,7 @@ import pytest
 
 from mmrag.pipeline.bench import main as bench
 from mmrag.pipeline.bench.common import Latency, StageTimer
+from mmrag.pipeline.config import Config
 
 
 def _tiny_corpus(root: Path) -> Path:
@@ -39,6 +40,7 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
 ) -> None:
     argv = ["--corpus", str(_tiny_corpus(tmp_path)), "--sizes", "200", "--embedder", "hash", "--json"]
     argv += ["--small-files", "20", "--queries", "5", "--rounds", "1", "--cache-dir", str(tmp_path / "cache")]
+    argv += ["--sync-items", "30", "--sync-s3-items", "0"]  # the S3 figure starts a server: no network here
     argv += ["--skip", "cold"]
 
     assert bench.main(argv) == 0
@@ -66,6 +68,7 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
     assert data["reingest_unchanged_s"] >= 0 and _positive(data["reingest_one_changed_s"])
     assert data["small_files"]["files"] == 20 and data["small_files"]["reingest_unchanged_s"] >= 0
     assert data["cold_start_s"] is None  # skipped
+    assert data["sync"]["items"] == 30 and data["sync"]["unchanged"] == 30 and "sync_s3" not in data
     busy = data["search_during_ingest_ms"]
     assert busy["nice"] == 10 and busy["queries"] == 5
     for series in ("idle", "during_ingest", "during_ingest_normal_priority"):
@@ -77,7 +80,7 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
 
 def test_the_table_names_each_part(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--corpus", str(_tiny_corpus(tmp_path)), "--embedder", "hash", "--small-files", "5"]
-    argv += ["--skip", "search,cold,baseline,busy-search"]
+    argv += ["--skip", "search,cold,baseline,busy-search,sync"]
 
     assert bench.main(argv) == 0
 
@@ -120,3 +123,12 @@ def test_stage_timer_restores_what_it_wrapped() -> None:
     with timer.patch(worker, "work", "stage"):
         assert worker.work() == 1
     assert "work" not in vars(worker) and "stage" in timer.seconds
+
+
+def test_the_s3_sync_figure_lists_a_real_bucket_and_finds_it_unchanged(cfg: Config, loopback_only: None) -> None:
+    from mmrag.pipeline.bench.sync import measure_s3_sync
+
+    figures = measure_s3_sync(cfg, 40, note=lambda _: None)
+
+    assert figures.items == 40 and figures.unchanged == 40
+    assert figures.sync_s > 0 and figures.walk_s > 0
