@@ -1,0 +1,443 @@
+"""The SMB source against a real Samba server (``smb_server``): listing, downloads, refused and dead servers,
+who may read each file (from the security descriptors Samba reports, checked against what the kernel lets each
+account read), and syncing a share into an index with document permissions on.
+
+Each test works in its own folder of the share; the crawler account reads everything, the two people only
+what their Unix permissions allow.
+"""
+
+# ruff: noqa: F811  (the fixture imported from smb_server comes back as the tests' parameter)
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+import smbclient
+from fakes import CountingEmbedder
+from smb_server import SmbServer, smb_server  # noqa: F401
+
+from mmrag.ingest.permissions import PUBLIC, visible
+from mmrag.pipeline.api import ingest, search
+from mmrag.pipeline.config import Config, SourceConfig, load_config
+from mmrag.pipeline.filters import Filters
+from mmrag.pipeline.permissions import principals_for_user
+from mmrag.pipeline.sources import Item, SourceError, open_source
+from mmrag.pipeline.sources.smb import NEED_READ, SmbSource, parse_descriptor, readers_of
+
+USER1, USER2 = "mmragsmb1", "mmragsmb2"
+
+
+def source_for(server: SmbServer, folder: str, user: str | None = None, password: str | None = None) -> SmbSource:
+    account = user or server.crawler
+    secret = server.passwords[account] if password is None else password
+    source = open_source(SourceConfig("files", "smb", server.url(folder), username=account, password=secret))
+    assert isinstance(source, SmbSource)
+    return source
+
+
+def folder(server: SmbServer, name: str) -> Path:
+    """A fresh folder of the share that everyone may pass through and list."""
+    path = server.share / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(mode=0o755)
+    return path
+
+
+def write(root: Path, path: str, data: str | bytes, mode: int = 0o644) -> Path:
+    file = root / path
+    for parent in reversed(file.relative_to(root).parents):
+        (root / parent).mkdir(mode=0o755, exist_ok=True)
+    file.write_bytes(data.encode() if isinstance(data, str) else data)
+    file.chmod(mode)
+    return file
+
+
+def test_lists_nested_folders_with_sizes_and_versions_and_skips_hidden(smb_server: SmbServer) -> None:
+    root = folder(smb_server, "listing")
+    write(root, "a.txt", "alpha\n")
+    write(root, "reports/q3.txt", "third quarter\n")
+    write(root, "reports/2025/deep name ä#1.txt", "nested and oddly named\n")
+    for hidden in (".secret.txt", "~$draft.docx", "Thumbs.db", ".git/config", "reports/.cache/x.txt"):
+        write(root, hidden, "hidden\n")
+    os.utime(root / "a.txt", ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
+    # Hidden by its attribute, not its name: created over SMB, as Windows Explorer would.
+    unc = rf"\\{smb_server.host}\drive\listing\reports\marked hidden.txt"
+    account = {"username": smb_server.crawler, "password": smb_server.passwords[smb_server.crawler]}
+    with smbclient.open_file(unc, mode="wb", file_attributes=0x2, port=smb_server.port, **account) as f:
+        f.write(b"hidden by attribute\n")
+    smbclient.reset_connection_cache()
+
+    source = source_for(smb_server, "listing")
+    try:
+        items = list(source.items())
+        assert [i.path for i in items] == ["a.txt", "reports/2025/deep name ä#1.txt", "reports/q3.txt"]
+        assert [i.size for i in items] == [(root / i.path).stat().st_size for i in items]
+        assert items[0].version == f"{1_700_000_000_123_456_000}:6"  # the listing's times are in microseconds
+        assert items[0].modified == pytest.approx(1_700_000_000.123456)
+        assert source.location == f"smb://127.0.0.1:{smb_server.port}/drive/listing"
+
+        before = {i.path: i.version for i in items}
+        write(root, "a.txt", "ALPHA\n")  # same size, new content
+        os.utime(root / "a.txt", ns=(1_700_000_100_000_000_000, 1_700_000_100_000_000_000))
+        after = {i.path: i.version for i in source.items()}
+        assert after["a.txt"] != before["a.txt"]
+        assert after["reports/q3.txt"] == before["reports/q3.txt"]
+    finally:
+        source.close()
+
+
+def test_a_wrong_password_is_refused_without_showing_it(
+    smb_server: SmbServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(folder(smb_server, "refused"), "a.txt", "alpha\n")
+    source = source_for(smb_server, "refused", user=USER1, password="wr0ng-Pa55word")
+    caplog.set_level(logging.DEBUG)
+    try:
+        with pytest.raises(SourceError) as refused:
+            list(source.items())
+        with pytest.raises(SourceError) as unreadable:
+            source.fetch(Item("a.txt", 6, "x", 0.0), smb_server.share / "out.txt")
+    finally:
+        source.close()
+    for message in (str(refused.value), str(unreadable.value)):
+        assert message.startswith(f"source 'files' (smb://127.0.0.1:{smb_server.port}/drive/refused): cannot log on")
+        assert "refused the username or password" in message
+        assert "wr0ng-Pa55word" not in message and smb_server.passwords[USER1] not in message
+    assert "wr0ng-Pa55word" not in caplog.text
+    assert not (smb_server.share / "out.txt").exists()
+
+
+def test_a_missing_share_or_folder_is_reported(smb_server: SmbServer) -> None:
+    for url, problem in (
+        (f"smb://127.0.0.1:{smb_server.port}/nosuchshare/x", "cannot list / (not found (no share or folder"),
+        (smb_server.url("no/such/folder"), "cannot list / (not found"),
+    ):
+        secret = smb_server.passwords[smb_server.crawler]
+        config = SourceConfig("files", "smb", url, username=smb_server.crawler, password=secret)
+        source = open_source(config)
+        try:
+            with pytest.raises(SourceError, match=re.escape(problem)):
+                list(source.items())
+        finally:
+            source.close()
+
+
+def test_credentials_in_the_url_are_refused_without_echoing_them() -> None:
+    with pytest.raises(SourceError) as refused:
+        open_source(SourceConfig("files", "smb", "smb://bob:hunter2@127.0.0.1/drive/x"))
+    assert "username and password" in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+def test_fetch_writes_the_exact_bytes(smb_server: SmbServer, tmp_path: Path) -> None:
+    root = folder(smb_server, "fetch")
+    data = os.urandom(3 * 1024 * 1024 + 17)  # several read requests, not a multiple of one
+    write(root, "big #1 ü.bin", data)
+    source = source_for(smb_server, "fetch")
+    try:
+        (item,) = source.items()
+        assert item.size == len(data)
+        source.fetch(item, tmp_path / "copy.bin")
+        assert (tmp_path / "copy.bin").read_bytes() == data
+
+        (root / "big #1 ü.bin").unlink()
+        with pytest.raises(SourceError, match=r"cannot read big #1 ü\.bin \(not found"):
+            source.fetch(item, tmp_path / "again.bin")
+        assert not (tmp_path / "again.bin").exists()
+    finally:
+        source.close()
+
+
+def test_an_unreachable_server_fails_in_seconds() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    source = open_source(SourceConfig("files", "smb", f"smb://127.0.0.1:{port}/drive/x", "bob", "s3cret-pass"))
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceError) as failed:
+            list(source.items())
+    finally:
+        source.close()
+    assert time.monotonic() - started < 15
+    message = str(failed.value)
+    assert message.startswith(f"source 'files' (smb://127.0.0.1:{port}/drive/x): cannot connect to 127.0.0.1:{port}")
+    assert "refused" in message and "s3cret-pass" not in message
+
+
+def test_a_server_that_never_answers_times_out() -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        source = open_source(SourceConfig("files", "smb", f"smb://127.0.0.1:{port}/drive/x", "bob", "pw"))
+        started = time.monotonic()
+        try:
+            with pytest.raises(SourceError, match="cannot connect to"):
+                list(source.items())
+        finally:
+            source.close()
+    assert time.monotonic() - started < 15
+
+
+def test_the_session_is_encrypted_when_the_server_can(smb_server: SmbServer) -> None:
+    write(folder(smb_server, "sealed"), "a.txt", "alpha\n")
+    source = source_for(smb_server, "sealed", user=USER2)  # the only test that logs on as user2: its session
+    try:
+        list(source.items())
+        status = subprocess.run(["smbstatus", "-b", "-s", str(smb_server.conf)], capture_output=True, text=True)
+    finally:
+        source.close()
+    if status.returncode != 0 or "Encryption" not in status.stdout:
+        pytest.skip(f"smbstatus shows no encryption column here: {status.stdout}{status.stderr}")
+    (line,) = [row for row in status.stdout.splitlines() if USER2 in row]
+    encryption, _signing = line.split()[-2:]
+    assert "AES" in encryption, line  # "partial(AES-128-GCM)": all but the log-on is encrypted; "-" when not
+
+
+# --- who may read what ------------------------------------------------------------------------------
+
+
+def os_can_read(user: str, path: Path) -> bool:
+    """The truth: whether the kernel lets ``user`` (with their groups) read ``path``."""
+    entry = pwd.getpwnam(user)
+    run = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", "cat", str(path)]
+    return subprocess.run(run, capture_output=True).returncode == 0
+
+
+def make_permissions_drive(root: Path) -> None:
+    """A: user1 only (owner, 0600). B: user2 only (a POSIX ACL entry on a 0600 root file). C: everyone.
+    D: world-readable, but in a folder only user2 may enter. E: user1's group (0640)."""
+    a = write(root, "a.txt", "Alpha report: the harbour project codeword is quillfeather.\n", 0o600)
+    shutil.chown(a, USER1)
+    b = write(root, "b.txt", "Beta report: the merger codeword is bluefinch.\n", 0o600)
+    subprocess.run(["setfacl", "-m", f"u:{USER2}:r", str(b)], check=True)
+    write(root, "c.txt", "Canteen menu: soup on Mondays, codeword lentilmoon.\n", 0o644)
+    closed = root / "closed"
+    closed.mkdir(mode=0o700)
+    shutil.chown(closed, USER2)
+    write(root, "closed/d.txt", "Delta plan: the relocation codeword is marigoldvault.\n", 0o644)
+    e = write(root, "e.txt", "Echo minutes: the team codeword is copperwren.\n", 0o640)
+    shutil.chown(e, group=USER1)  # useradd made each account its own group
+
+
+CODEWORDS = {
+    "a.txt": "quillfeather",
+    "b.txt": "bluefinch",
+    "c.txt": "lentilmoon",
+    "closed/d.txt": "marigoldvault",
+    "e.txt": "copperwren",
+}
+
+
+@pytest.fixture
+def tools() -> None:
+    for tool in ("setpriv", "setfacl"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool} to set and check permissions")
+
+
+def test_principals_match_what_the_os_lets_each_user_read(smb_server: SmbServer, tools: None) -> None:
+    root = folder(smb_server, "perms")
+    make_permissions_drive(root)
+    source = source_for(smb_server, "perms")
+    try:
+        items = {i.path: i for i in source.items()}
+    finally:
+        source.close()
+    assert sorted(items) == sorted(CODEWORDS)
+    assert items["a.txt"].principals == (f"user:{USER1}",)
+    assert items["b.txt"].principals is not None
+    assert f"user:{USER2}" in items["b.txt"].principals and f"user:{USER1}" not in items["b.txt"].principals
+    assert items["c.txt"].principals == (PUBLIC,)
+    assert items["e.txt"].principals is not None and f"group:{USER1}" in items["e.txt"].principals
+    for user in (USER1, USER2):
+        mine = principals_for_user(user)
+        for path, item in items.items():
+            assert item.principals is not None
+            allowed = os_can_read(user, root / path)
+            assert visible(item.principals, mine) == allowed, (user, path, item.principals, allowed)
+    assert os_can_read(USER2, root / "closed/d.txt") and not os_can_read(USER1, root / "closed/d.txt")
+    assert os_can_read(USER1, root / "e.txt") and not os_can_read(USER2, root / "e.txt")
+
+
+def test_what_the_account_cannot_see_has_no_principals_and_cannot_be_fetched(
+    smb_server: SmbServer, tools: None, tmp_path: Path
+) -> None:
+    root = folder(smb_server, "as-user")
+    make_permissions_drive(root)
+    source = source_for(smb_server, "as-user", user=USER1)  # a person's account, not the crawler
+    try:
+        items = {i.path: i for i in source.items()}
+        assert "closed/d.txt" not in items  # a folder the account may not list is left out
+        assert items["b.txt"].principals is None  # its descriptor is refused: the ingest fails closed
+        assert items["a.txt"].principals == (f"user:{USER1}",)
+        source.fetch(items["a.txt"], tmp_path / "a.txt")
+        assert "quillfeather" in (tmp_path / "a.txt").read_text()
+        with pytest.raises(SourceError, match=r"source 'files' .*: cannot read b\.txt \(access denied"):
+            source.fetch(items["b.txt"], tmp_path / "b.txt")
+    finally:
+        source.close()
+
+
+ALICE, STAFF, STRANGER, OWNER_RIGHTS = "S-1-5-21-1-2-3-1001", "S-1-5-21-1-2-3-513", "S-1-5-21-9-9-9-1107", "S-1-3-4"
+NAMES = {"S-1-1-0": PUBLIC, ALICE: "user:alice", STAFF: "group:staff"}
+
+
+def descriptor(aces: list[tuple[str, str, int, int]] | None) -> bytes:
+    """A self-relative security descriptor owned by alice, built with smbprotocol's own structures:
+    (allow|deny, SID, access mask, ACE flags) entries, or no DACL at all."""
+    from smbprotocol.security_descriptor import (
+        AccessAllowedAce,
+        AccessDeniedAce,
+        AclPacket,
+        SDControl,
+        SIDPacket,
+        SMB2CreateSDBuffer,
+    )
+
+    def sid(text: str) -> SIDPacket:
+        packet = SIDPacket()
+        packet.from_string(text)
+        return packet
+
+    sd = SMB2CreateSDBuffer()
+    sd["control"].set_flag(SDControl.SELF_RELATIVE)
+    sd.set_owner(sid(ALICE))
+    if aces is not None:
+        entries = []
+        for kind, who, mask, flags in aces:
+            entry = AccessAllowedAce() if kind == "allow" else AccessDeniedAce()
+            entry["mask"], entry["ace_flags"], entry["sid"] = mask, flags, sid(who)
+            entries.append(entry)
+        acl = AclPacket()
+        acl["aces"] = entries
+        sd.set_dacl(acl)
+        sd["control"].set_flag(SDControl.DACL_PRESENT)
+    return bytes(sd.pack())
+
+
+@pytest.mark.parametrize(
+    ("aces", "principals"),
+    [
+        (None, (PUBLIC,)),  # no DACL: everyone may
+        ([], ()),  # an empty DACL: nobody may
+        ([("allow", ALICE, 0x1, 0), ("deny", ALICE, 0x1, 0)], ("user:alice",)),  # the first entry decides
+        ([("deny", ALICE, 0x1, 0), ("allow", STAFF, 0x120089, 0)], ("group:staff", "!user:alice")),
+        ([("allow", ALICE, 0x2, 0)], ()),  # write without read
+        ([("allow", ALICE, 0x10000000, 0)], ("user:alice",)),  # GENERIC_ALL
+        ([("allow", ALICE, 0x1, 0x08 | 0x01)], ()),  # inherit-only: for new files, not this one
+        ([("allow", OWNER_RIGHTS, 0x1, 0)], ("user:alice",)),  # OWNER RIGHTS: whoever owns it
+        (
+            [("allow", "S-1-1-0", 0x1, 0), ("deny", STRANGER, 0x1, 0)],
+            ("PUBLIC", "!PUBLIC", f"!sid:{STRANGER}"),
+        ),  # an unknown deny: from everyone
+    ],
+)
+def test_a_dacl_becomes_principals_as_windows_reads_it(
+    aces: list[tuple[str, str, int, int]] | None, principals: tuple[str, ...]
+) -> None:
+    parsed = parse_descriptor(descriptor(aces))
+    readers = readers_of(parsed, NEED_READ, lambda sid: NAMES.get(sid, f"sid:{sid}"))
+    assert readers.principals() == principals
+
+
+# --- syncing into an index ----------------------------------------------------------------------------
+
+
+def make_config(tmp_path: Path, server: SmbServer, folder_name: str) -> Config:
+    toml = tmp_path / "mmrag.toml"
+    toml.write_text(
+        f'[sources.files]\nkind = "smb"\nurl = "{server.url(folder_name)}"\n'
+        f'username = "{server.crawler}"\npassword = "{server.passwords[server.crawler]}"\n'
+        "\n[permissions]\nenabled = true\n",
+        encoding="utf-8",
+    )
+    return load_config(config_file=toml, index_dir=tmp_path / "index", env={"XDG_CONFIG_HOME": str(tmp_path / "cfg")})
+
+
+def seen_by(user: str, cfg: Config, embedder: CountingEmbedder, words: Iterable[str] = CODEWORDS.values()) -> set[str]:
+    """The files whose codewords ``user``'s searches find."""
+    filters = Filters(principals=principals_for_user(user))
+    found = set()
+    for word in words:
+        found |= {h.chunk.source for h in search(word, cfg, 10, filters, embedder=embedder) if word in h.chunk.text}
+    return found
+
+
+def readable_by(user: str, root: Path) -> set[str]:
+    return {f"files:/{p.relative_to(root).as_posix()}" for p in root.rglob("*.txt") if os_can_read(user, p)}
+
+
+def test_a_share_syncs_into_the_index_and_each_user_sees_what_the_os_allows(
+    smb_server: SmbServer, tools: None, tmp_path: Path
+) -> None:
+    root = folder(smb_server, "synced")
+    make_permissions_drive(root)
+    cfg = make_config(tmp_path, smb_server, "synced")
+    embedder = CountingEmbedder()
+
+    first = ingest(["files"], cfg, embedder=embedder)
+    assert sorted(first.ingested) == sorted(f"files:/{p}" for p in CODEWORDS)
+    assert first.failed == [] and first.by_source["files"]["listed"] == 5
+    (hit,) = search("lentilmoon", cfg, k=1, filters=Filters(principals=principals_for_user(USER1)), embedder=embedder)
+    assert hit.root == f"smb://127.0.0.1:{smb_server.port}/drive/synced"
+    for user in (USER1, USER2):
+        assert seen_by(user, cfg, embedder) == readable_by(user, root), user
+    assert seen_by("mmrag-no-such-user", cfg, embedder) == {"files:/c.txt"}
+
+    # Add, edit, rename, delete and change permissions on the share; then sync again.
+    write(root, "f.txt", "Foxtrot memo: the new codeword is saffronkite.\n", 0o644)
+    write(root, "c.txt", "Canteen menu: stew on Tuesdays, codeword juniperdusk.\n", 0o644)
+    (root / "e.txt").rename(root / "e-renamed.txt")
+    (root / "b.txt").unlink()
+    (root / "a.txt").chmod(0o644)  # user1's report is now for everyone
+    embedder.seen.clear()
+
+    second = ingest(["files"], cfg, embedder=embedder)
+    assert sorted(second.ingested) == ["files:/c.txt", "files:/f.txt"]
+    assert second.moved == ["files:/e.txt -> files:/e-renamed.txt"]
+    assert second.removed == ["files:/b.txt"] and second.failed == []
+    assert second.permissions_changed == ["files:/a.txt"] and second.unchanged == 2
+    embedded = " ".join(embedder.seen)
+    assert "saffronkite" in embedded and "juniperdusk" in embedded
+    assert "copperwren" not in embedded and "quillfeather" not in embedded  # moved or re-permitted: not embedded
+
+    words = [*CODEWORDS.values(), "saffronkite", "juniperdusk"]
+    for user in (USER1, USER2):
+        found = seen_by(user, cfg, embedder, words)
+        assert found == readable_by(user, root), user
+        assert "files:/a.txt" in found  # the chmod took effect
+    lentil = search("lentilmoon", cfg, 10, Filters(principals=principals_for_user(USER2)), embedder=embedder)
+    assert not any("lentilmoon" in h.chunk.text for h in lentil)  # the old text is gone
+
+    # Nothing changed: every item is settled on its version token and readers, not a byte downloaded.
+    counting = CountingFetches(cfg.source("files") or pytest.fail("no [sources.files]"))
+    embedder.texts = 0
+    try:
+        third = ingest([counting], cfg, embedder=embedder)
+    finally:
+        counting.close()
+    assert third.unchanged == 5 and third.ingested == third.moved == third.removed == third.permissions_changed == []
+    assert counting.fetched == [] and embedder.texts == 0
+
+
+class CountingFetches(SmbSource):
+    """The real source, counting the items it downloads."""
+
+    def __init__(self, config: SourceConfig) -> None:
+        super().__init__(config)
+        self.fetched: list[str] = []
+
+    def fetch(self, item: Item, dest: Path) -> None:
+        self.fetched.append(item.path)
+        super().fetch(item, dest)
