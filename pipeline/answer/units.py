@@ -61,6 +61,9 @@ _SPECIFIC = re.compile(r"(?<=\w[\s,;:(])(?!I\b)[A-Z][\w-]*(?![\w-]*:)|\b\w*\d[\w
 _HEADER = re.compile(
     r"^(?:Subject|From|To|Cc|Bcc|Date|Sent|Reply-To|Return-Path|Received|Message-ID|Organization):", re.IGNORECASE
 )
+# "Label: value" inside a line (forms, invoices, draft announcements): a colon with a value after it
+_LABEL_COLON = re.compile(r"\s*:\s+(?=[^\s_]*[A-Za-z0-9])")  # a value follows, not a blank to fill in
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*")  # a word a label may continue with (not a value such as "00.txt")
 _DESCRIPTOR = re.compile(r"^(?:Looks like|Main colours?|[A-Z]{3,4} image, \d+)", re.IGNORECASE)
 MIN_UNIT_CHARS = 8
 MAX_UNIT_CHARS = 400
@@ -81,6 +84,8 @@ DESCRIPTOR = 0.15  # penalty: a picture's "Looks like ..." or format line answer
 LINKS = 0.2  # penalty: a unit that is mostly web addresses
 LONG, LONG_UNIT = 0.15, 250  # penalty, growing past LONG_UNIT characters
 HEADER = 0.3  # penalty: a message's header lines say who wrote when, about what; not what it says
+LABELLED = 0.2  # a form's "Label: value" whose label is what the question asks for ("OMB Number: 4040-0004")
+ECHO = 0.3  # penalty, on top of RESTATES: a unit with no word the question does not have answers nothing
 DOCUMENT_WORD = 0.25  # weight of a question word that names the document rather than what is asked
 
 
@@ -214,7 +219,10 @@ def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer, aske
         math.fsum(idf[t] * (DOCUMENT_WORD if t in document[u.hit_index] else 1.0) for t in words & found) / total
         for u, found in zip(candidates, unit_terms, strict=True)
     ]
-    adjust = [_adjust(u, found, words, asked, hits) for u, found in zip(candidates, unit_terms, strict=True)]
+    adjust = [
+        _adjust(u, found, words, asked, hits) + _labelled(u.text, words, document[u.hit_index])
+        for u, found in zip(candidates, unit_terms, strict=True)
+    ]
     priors = [1.0 / (1.0 + 0.1 * u.hit_index) for u in candidates]
     lexical = [(OVERLAP * o + a) * p for o, a, p in zip(overlaps, adjust, priors, strict=True)]
     chosen = _to_embed(candidates, lexical)
@@ -243,6 +251,23 @@ def _without_names(question: str, asked: Question) -> str:
     return text if len(terms(text)) >= 2 else question
 
 
+def _labelled(text: str, words: set[str], document: set[str]) -> float:
+    """``LABELLED`` when a "Label: value" in the unit is labelled with what the question asks for: the
+    label's words are all the question's, not only the ones naming the document, and a value follows.
+    Table rows ("Team: Otters · Players: 11") are left out: every row of a table has the same labels."""
+    if " · " in text:
+        return 0.0
+    for colon in _LABEL_COLON.finditer(text):
+        before = text[: colon.start()].split()[-5:]  # a label is a few words: try the last one, two, ...
+        for n in range(1, min(4, len(before)) + 1):
+            if n < len(before) and _PLAIN_WORD.fullmatch(before[-n - 1]):
+                continue  # the label goes on to the left ("Funding Opportunity Number"): not all of it was asked
+            label = terms(" ".join(before[-n:]))
+            if label and label <= words and not label <= document:
+                return LABELLED
+    return 0.0
+
+
 def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits: Sequence[Hit]) -> float:
     """What the question asks for, beyond its words: the kind of answer, its key terms, something new."""
     extra = FITS if fits(unit.text, asked.asks, asked.text) else 0.0
@@ -261,6 +286,8 @@ def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits:
             extra -= OTHER_YEAR
     if found and len(found - words) <= len(found) // 5:  # one new word on a short line may be the answer
         extra -= RESTATES
+        if not found - words and not _DIGIT.search(unit.text) and asked.wants is not Wants.FIND:
+            extra -= ECHO  # the question's own words (its quoted phrase, its title): no answer in it
     if asked.wants is not Wants.FIND and _DESCRIPTOR.match(unit.text):
         extra -= DESCRIPTOR
     if _HEADER.match(unit.text) and not asked.asks & {Wants.PERSON, Wants.DATE, Wants.PLACE, Wants.FIND}:

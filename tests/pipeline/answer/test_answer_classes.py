@@ -72,6 +72,26 @@ The pump that failed in the east wing carries asset tag QX20170042; it was repla
 """
 
 
+GRANT_FORM = """Community Grant Application GA-77
+
+Control Number: 5521-0098
+
+Expiration Date: 12/31/2030
+Application for Community Grant GA-77
+
+Applicant Name: ________ Organisation: ________
+"""
+
+PRINCIPLES = """Product principles
+
+“Fast is a feature, not a luxury”
+
+Priya Raman – 2/11/19
+
+We keep every page under a second, because people leave slow pages and rarely come back.
+"""
+
+
 def _parts_csv() -> str:
     rows = ["tag,part,site,cost"]
     rows += [f"QX2017{n:04d},valve {n},site {n % 7},{100 + n}" for n in range(100, 160)]
@@ -90,6 +110,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         "finance/nordwind-annual-report-2021.txt": REPORT,
         "facilities/maintenance-note.txt": MEMO,
         "facilities/parts.csv": _parts_csv(),
+        "grants/ga-77-community-grant-form.txt": GRANT_FORM,
+        "product/principles-note.txt": PRINCIPLES,
     }.items():
         path = drive / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -142,6 +164,29 @@ def test_a_number_written_in_words_answers_how_much(app: App) -> None:
 def test_the_answer_line_need_not_repeat_the_name_the_question_gives(app: App) -> None:
     line = _first_line(app, "What machine was Dana Whitfield going to run the secure web server on?")
     assert "Vax 4000" in line
+
+
+def test_a_form_line_labelled_with_what_is_asked_answers_before_the_title_line(app: App) -> None:
+    line = _first_line(app, "What control number is printed on the GA-77 community grant form?")
+    assert "5521-0098" in line
+
+
+def test_a_label_counts_when_all_of_it_was_asked_and_a_value_follows() -> None:
+    from mmrag.pipeline.answer.units import LABELLED, _labelled
+    from mmrag.retrieval.terms import terms
+
+    asked = terms("What control number is printed on the GA-77 community grant form?")
+    document = terms("grants/ga-77-community-grant-form.txt")
+    assert _labelled("Version 3 Control Number: 5521-0098", asked, document) == LABELLED
+    assert _labelled("Funding Opportunity Number: MBL-424", asked, document) == 0.0  # "Funding ..." was not asked
+    assert _labelled("Control Number: ________", asked, document) == 0.0  # a blank to fill in
+    assert _labelled("Grant: GA-77", asked, document) == 0.0  # the document's own name
+    assert _labelled("Control Number: 11 · Site: north", asked, document) == 0.0  # a table row: every row has it
+
+
+def test_a_line_that_only_repeats_the_question_is_not_the_answer(app: App) -> None:
+    line = _first_line(app, "Who wrote the note saying 'fast is a feature, not a luxury'?")
+    assert "Priya Raman" in line
 
 
 def _hit(modality: Modality, text: str) -> Hit:
