@@ -18,7 +18,7 @@ from mmrag.pipeline.answer.generate import MIN_SIMILARITY, generative_answer
 from mmrag.pipeline.answer.llm import Llm, LlmUnavailable, TokenSink
 from mmrag.pipeline.answer.tables import SQL_MAX_TOKENS, TableFinding, table_evidence, with_table_finding
 from mmrag.pipeline.answer.types import DECLINE_TEXT, EXTRACTIVE_NOTE, FALLBACK_NOTE, Answer
-from mmrag.retrieval.query import Question, analyse
+from mmrag.retrieval.query import Question, analyse, mentions
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.tables_sql import TableStore
 from mmrag.retrieval.vectorize import Vectorizer
@@ -153,4 +153,35 @@ def _with_table(answer: Answer, table: TableFinding, asked: Question, hits: Sequ
         return answer
     if unheld_terms(asked, table.hit):  # computed over rows of another year, place or item than asked
         return answer
+    other = other_entity(asked, table)
+    if other:
+        cell, name = other
+        where = f"{table.hit.chunk.source} ({table.hit.chunk.locator.cite()})"
+        return Answer(f"{DECLINE_TEXT} The closest match is {cell} in {where}, not {name}.", (), declined=True)
     return with_table_finding(answer, table)
+
+
+def other_entity(asked: Question, table: TableFinding) -> tuple[str, str] | None:
+    """The matched cell and the question's name when the row found is another entity of the same name:
+    "Douglas County, Kansas" asked, "Douglas County, NE" found in a file that never mentions Kansas.
+
+    A cell counts when the question gives its first words and then a name the cell does not have, the
+    cell goes on with words the question does not have, and the name is nowhere in the finding or its
+    file's name ("Lancaster County, Nebraska" is "Lancaster County, NE" of nebraska-counties.csv)."""
+    said = f"{table.hit.chunk.text}\n{re.sub(r'[^A-Za-z]+', ' ', table.hit.chunk.source)}"
+    question = asked.text
+    for cell in table.matched:
+        words = re.findall(r"\w+", cell)
+        for n in range(len(words) - 1, 0, -1):  # the longest start of the cell the question gives
+            lead = r"\W+".join(re.escape(w) for w in words[:n])
+            found = re.search(rf"\b{lead}\b\W{{1,3}}(\w+(?:\s+[A-Z]\w+)*)", question, re.IGNORECASE)
+            if found is None:
+                continue
+            after = found.group(1)
+            name = next((m for m in asked.names if after.lower().startswith(m.lower())), None)
+            rest = words[n:]
+            unqualified = not any(mentions(question, w) for w in rest)
+            if name and unqualified and not mentions(cell, name) and not mentions(said, name):
+                return cell, name
+            break
+    return None

@@ -447,7 +447,8 @@ def _run(plan: Plan, store: TableStore, table: str, where: str, args: list[SqlVa
             one = store.run(f"SELECT _raw FROM {table} WHERE _row = ?", [numbers[0]]).rows
             details = (_row_text(plan, str(one[0][0])),) if one else ()
             value = _show(found[0][0])
-            return Outcome(f"{plan.target.header}{scope}: {value}", numbers, details, value=value)
+            shown = f" — {details[0]}" if details else ""  # the row, as a lookup shows it: "which book, and its total"
+            return Outcome(f"{plan.target.header}{scope}: {value}{shown}", numbers, details, value=value)
         word = "Total" if plan.op == "sum" else "Average"
         summary = f"{word} {plan.target.header}{scope}: {_show(found[0][0])} (over {_show(found[0][1])} rows)"
         return Outcome(summary, numbers, (), value=_show(found[0][0]))

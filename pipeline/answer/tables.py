@@ -65,6 +65,7 @@ class TableFinding:
     summary: str
     empty: bool = False
     value: str = ""  # the one value a planned computation found (a cell, a total, the top label), if any
+    matched: tuple[str, ...] = ()  # the text cells the question's filters matched ("Douglas County, NE")
 
 
 def looks_tabular(question: str) -> bool:
@@ -132,7 +133,8 @@ def _planned_finding(plan: Plan, store: TableStore, hits: Sequence[Hit]) -> Tabl
     first, last = (min(outcome.rows), max(outcome.rows)) if outcome.rows else _all_rows(store, info)
     body = "\n".join(outcome.details[:MAX_RESULT_ROWS])
     text = f"From table {info.name!r} of {info.source}: {outcome.summary}" + (f"\n{body}" if body else "")
-    return TableFinding(_hit(info, hits, first, last, text), outcome.summary, value=outcome.value)
+    matched = tuple(v for _, v in plan.filters if isinstance(v, str))
+    return TableFinding(_hit(info, hits, first, last, text), outcome.summary, value=outcome.value, matched=matched)
 
 
 def with_table_finding(answer: Answer, finding: TableFinding) -> Answer:

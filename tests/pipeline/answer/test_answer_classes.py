@@ -92,6 +92,21 @@ We keep every page under a second, because people leave slow pages and rarely co
 """
 
 
+COUNTIES = """name,total_population,margin_of_error
+"Franklin County, OH",1163414,0
+"Hamilton County, OH",802374,0
+"Summit County, OH",541013,0
+"Lorain County, OH",301356,0
+"""
+
+ORDERS = """OrderID,Customer,Product,Quantity,TotalAmount
+000775,Ines Ward,Rivers of Glass,3,45.00
+000776,Tom Osei,Salt and Iron,1,19.50
+000777,Mia Chen,The Quiet Orchard,4,88.00
+000778,Ravi Patel,Salt and Iron,2,39.00
+"""
+
+
 def _parts_csv() -> str:
     rows = ["tag,part,site,cost"]
     rows += [f"QX2017{n:04d},valve {n},site {n % 7},{100 + n}" for n in range(100, 160)]
@@ -111,6 +126,10 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         "facilities/maintenance-note.txt": MEMO,
         "facilities/parts.csv": _parts_csv(),
         "grants/ga-77-community-grant-form.txt": GRANT_FORM,
+        "data/ohio-county-population-2020.csv": COUNTIES,
+        "sales/book-orders.csv": ORDERS,
+        "sales/regions.txt": "Sales regions\n\nOur Indiana and Kentucky stores report to the Louisville office; "
+        "the population they serve is counted each spring.\n",
         "product/principles-note.txt": PRINCIPLES,
     }.items():
         path = drive / name
@@ -169,6 +188,19 @@ def test_the_answer_line_need_not_repeat_the_name_the_question_gives(app: App) -
 def test_a_form_line_labelled_with_what_is_asked_answers_before_the_title_line(app: App) -> None:
     line = _first_line(app, "What control number is printed on the GA-77 community grant form?")
     assert "5521-0098" in line
+
+
+def test_a_row_of_another_entity_with_the_same_name_is_declined_saying_what_was_found(app: App) -> None:
+    answer, _ = ask_index(app, "What's the population of Franklin County, Indiana in the county population file?")
+    assert answer.declined
+    assert "Franklin County, OH" in answer.text and "Indiana" in answer.text
+    right = _first_line(app, "What's the population of Franklin County, Ohio in the county population file?")
+    assert "1163414" in right  # the file is Ohio's: OH is Ohio there
+
+
+def test_a_question_asking_for_two_things_of_one_row_shows_the_row(app: App) -> None:
+    line = _first_line(app, "Which book was on order 000777 and what was the order total?")
+    assert "The Quiet Orchard" in line and "88" in line
 
 
 def test_a_label_counts_when_all_of_it_was_asked_and_a_value_follows() -> None:
