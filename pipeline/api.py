@@ -175,7 +175,8 @@ def _permissions_status(app: App) -> str:
         return "off (single-user mode: whoever opens the index sees all of it)"
     unknown = sum(1 for f in app.manifest.files() if f.principals is None)
     note = f"; {unknown} files have no readers recorded and are hidden until the next ingest" if unknown else ""
-    return f"on (each file's readers from its POSIX modes and ACLs at ingest){note}"
+    rules = f"; rules in {app.cfg.permissions.rules_file} come first" if app.cfg.permissions.rules_file else ""
+    return f"on (each file's readers from its POSIX modes and ACLs at ingest{rules}){note}"
 
 
 class Session:

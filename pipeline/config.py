@@ -135,6 +135,7 @@ class PermissionsConfig:
     enabled: bool = False
     tokens_file: str = ""  # mmrag serve: a TOML file of [tokens] "TOKEN" = "USER" (one per person)
     trusted_header: str = ""  # mmrag serve: the header a reverse proxy sets to the signed-in user ("" = none)
+    rules_file: str = ""  # glob -> readers rules that replace what the file system says (ingest.reader_rules)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from mmrag.ingest.detect import FileKind, detect
 from mmrag.ingest.errors import IngestError
 from mmrag.ingest.filetypes import ingestor_for
 from mmrag.ingest.permissions import PathReaders
+from mmrag.ingest.reader_rules import ReaderRules
 from mmrag.ingest.ziplimits import ZipLimits
 from mmrag.pipeline.app import App, ingest_lock, root_media_dir
 from mmrag.pipeline.config import SourceConfig
@@ -150,6 +151,8 @@ class _Run:
         limits = app.cfg.limits
         self.zip_limits = ZipLimits(limits.max_inflated_mb, limits.max_zip_ratio)
         self.readers = PathReaders() if app.cfg.permissions.enabled else None
+        rules = app.cfg.permissions.rules_file
+        self.rules = ReaderRules.load(Path(rules).expanduser()) if self.readers is not None and rules else None
         self.gone: dict[str, dict[str, FileRecord]] = {}  # per root: ingested files no longer listed, by content hash
 
     def settings_for(self, root: str) -> IngestSettings:
@@ -187,7 +190,10 @@ class _Run:
             )
             return
         principals = None
-        if self.readers is not None:
+        ruled = self.rules.readers_for(found.source) if self.rules is not None else None
+        if ruled is not None:
+            principals = ruled or (NOBODY,)
+        elif self.readers is not None:
             try:
                 principals = self.readers.of(found.path).principals() or (NOBODY,)
             except OSError as e:
@@ -271,7 +277,10 @@ class _Run:
             )
             return True
         principals = None
-        if self.readers is not None:
+        ruled = self.rules.readers_for(name) if self.rules is not None else None
+        if ruled is not None:
+            principals = ruled or (NOBODY,)
+        elif self.readers is not None:
             principals = (item.principals if item.principals is not None else readers) or (NOBODY,)
         old = self.manifest.get(root, name)
         if old and old.version and old.version == item.version and old.size == item.size:
