@@ -212,6 +212,12 @@ def extractive_answer(
     chosen = _choose(ranked, max_quotes, many=asked.wants is Wants.LIST)
     if not chosen:
         return Answer(DECLINE_TEXT, (), declined=True)
+    conflicts = [(c, o) for c in chosen if (o := other_qualifier(question, c.text, hits)) is not None]
+    if conflicts:
+        unit, (found, wanted) = conflicts[0]
+        near = hits[unit.hit_index].chunk
+        text = f"{DECLINE_TEXT} The closest match, {near.source} ({near.locator.cite()}), has “{found}”, not “{wanted}”."
+        return Answer(text, (), declined=True)
     numbers: dict[tuple[str, str, str], int] = {}
     citations: list[Citation] = []
     lines = [EXTRACTIVE_NOTE]
@@ -225,6 +231,43 @@ def extractive_answer(
         # the answer first, on its own line; what supports it after
         lines.append(f"\u201c{quote}\u201d [{numbers[place]}]" if position == 0 else f"- \u201c{quote}\u201d [{numbers[place]}]")
     return Answer("\n".join(lines), tuple(citations), declined=False)
+
+
+# "X of Y" phrases: a role or a part named by what it is of ("head of marketing", "chapter of the report");
+# the words after "of" (up to three) say what it is of
+_OF_PHRASE = re.compile(r"\b([A-Za-z]{3,})\s+of\s+(?:the\s+|our\s+)?((?:[A-Za-z]{2,}\s*){1,3})", re.IGNORECASE)
+# heads that count or measure ("number of columns", "percentage of users"): the line that answers seldom repeats them
+_MEASURES = terms(
+    "number numbers percentage percent share amount total totals count kind kinds type types part parts lot lots "
+    "most many much some any all none one each rest majority half list name names value level rate size length"
+)
+
+
+def _of_phrases(text: str) -> list[tuple[str, set[str], str]]:
+    """Each "X of Y" in ``text``: the head's stem, the stems of what it is of, and the phrase as written."""
+    out = []
+    for match in _OF_PHRASE.finditer(text):
+        head, of = match.group(1), match.group(2)
+        out.append((stem(head.lower()), terms(of), f"{head} of {of.split()[0]}"))
+    return out
+
+
+def other_qualifier(question: str, answer: str, hits: Sequence[Hit]) -> tuple[str, str] | None:
+    """The answer line's "head of sales" and the question's "head of marketing" when the line names the same
+    role or part of something else and no passage of the evidence names the one asked for: the head of sales
+    does not answer who heads marketing. None when they agree ("administration of cases" for "administration
+    of bankruptcy cases"), or the evidence has the asked one somewhere."""
+    said = " ".join(_said(h) for h in hits[:KEY_TERM_HITS])
+    evidence = _of_phrases(said)
+    for head, of, asked in _of_phrases(question):
+        if head in _MEASURES or not of or of <= _FIND_WORDS:
+            continue
+        for found_head, found_of, found in _of_phrases(answer):
+            if found_head != head or not found_of or found_of & of:
+                continue
+            if not any(h == head and o & of for h, o, _ in evidence):
+                return found, asked
+    return None
 
 
 def _choose(ranked: Sequence[Scored], max_quotes: int, *, many: bool) -> list[Scored]:

@@ -128,6 +128,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         "grants/ga-77-community-grant-form.txt": GRANT_FORM,
         "data/ohio-county-population-2020.csv": COUNTIES,
         "sales/book-orders.csv": ORDERS,
+        "people/leadership.txt": "Leadership team\n\nHead of Sales Ana Ruiz\nHead of Finance Ben Cole\n"
+        "Head of Operations Chloe Park\n\nThe team meets every Monday.\n",
         "sales/regions.txt": "Sales regions\n\nOur Indiana and Kentucky stores report to the Louisville office; "
         "the population they serve is counted each spring.\n",
         "product/principles-note.txt": PRINCIPLES,
@@ -196,6 +198,12 @@ def test_a_row_of_another_entity_with_the_same_name_is_declined_saying_what_was_
     assert "Franklin County, OH" in answer.text and "Indiana" in answer.text
     right = _first_line(app, "What's the population of Franklin County, Ohio in the county population file?")
     assert "1163414" in right  # the file is Ohio's: OH is Ohio there
+
+
+def test_the_head_of_another_department_does_not_answer_who_heads_this_one(app: App) -> None:
+    answer, _ = ask_index(app, "Who is the head of marketing on the leadership team page?")
+    assert answer.declined and "head of marketing" in answer.text and "Head of" in answer.text
+    assert "Ben Cole" in ask_index(app, "Who is the head of finance on the leadership team page?")[0].text
 
 
 def test_a_question_asking_for_two_things_of_one_row_shows_the_row(app: App) -> None:
