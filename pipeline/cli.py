@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
+    p = sub.add_parser("doctor", help="check the index's health (and mend it with --repair, --rebuild)")
+    p.add_argument("--repair", action="store_true", help="mend what the checks find (as the next ingest would)")
+    p.add_argument("--rebuild", action="store_true", help="rewrite the vector index into a fresh collection")
+    _common(p)
+
     p = sub.add_parser("models", help="which model plays each role, where it was found, or how to provide it")
     _common(p)
 
@@ -227,6 +232,34 @@ def cmd_watch(args: argparse.Namespace, cfg: Config) -> int:
     finally:
         app.close()
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
+    from mmrag.pipeline import render
+    from mmrag.pipeline.doctor import consistency, probe_store, repair
+
+    checks = [probe_store(cfg, args.config)]
+    done: list[str] = []
+    if checks[0].ok:
+        from mmrag.pipeline.app import open_app
+
+        app = open_app(cfg, create=False)
+        try:
+            if args.repair or args.rebuild:
+                done = repair(app, rebuild=args.rebuild)
+            checks += consistency(app)
+        finally:
+            app.close()
+    healthy = all(c.ok for c in checks)
+    if args.json:
+        _emit_json({"healthy": healthy, "checks": [c.to_json() for c in checks], "repairs": done})
+    else:
+        for line in done:
+            render.notice(line)
+        for check in checks:
+            mark = "ok  " if check.ok else "FAIL"
+            render.out.print(f"{mark} {check.name}: {check.detail}" + (f" → {check.remedy}" if check.remedy else ""))
+    return EXIT_OK if healthy else 1
 
 
 def cmd_search(args: argparse.Namespace, cfg: Config) -> int:
@@ -386,6 +419,7 @@ def cmd_llm(args: argparse.Namespace, cfg: Config) -> int:
 COMMANDS = {
     "ingest": cmd_ingest,
     "watch": cmd_watch,
+    "doctor": cmd_doctor,
     "search": cmd_search,
     "ask": cmd_ask,
     "eval": cmd_eval,

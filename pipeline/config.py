@@ -103,6 +103,10 @@ class StoreConfig:
     auth_header: str = (
         ""  # chroma-http: "Name: value" sent with every request, for the proxy in front (MMRAG_STORE_AUTH)
     )
+    # Rebuild the vector index into a fresh collection once chunks replaced or deleted since the last
+    # rebuild reach this share of the chunks it holds (and at least rebuild_min_churn); 0 = never.
+    rebuild_after_churn: float = 1.0
+    rebuild_min_churn: int = 1000
 
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -230,7 +234,7 @@ def fault_point(name: str) -> None:
 
     The crash-safety tests set it to prove that an index survives a kill at each named point
     (``reindex-after-mark``, ``reindex-after-manifest``, ``reindex-after-drop``, ``reindex-after-media``,
-    ``ingest-after-store``); nothing else does.
+    ``ingest-after-store``, ``sync-after-item``, ``move-after-delete``); nothing else does.
     """
     if os.environ.get(FAULT_ENV) == name:
         os._exit(137)

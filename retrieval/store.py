@@ -171,8 +171,16 @@ class ChunkStore(Protocol):
 
     def count(self) -> int: ...
 
+    def rebuild(self) -> int:
+        """Rewrite the store's search structure from its records (after heavy churn); returns the record count."""
+        ...
+
     def ids(self, root: str | None = None, source: str | None = None) -> set[str]:
         """The stored record ids, all or one root's or one file's (for checks and reconciliation)."""
+        ...
+
+    def files_of(self, ids: set[str]) -> set[tuple[str, str]]:
+        """The (root, source) of the files these record ids belong to (for repairs)."""
         ...
 
     def close(self) -> None:

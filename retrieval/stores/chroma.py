@@ -27,6 +27,7 @@ OVERFETCH = 4  # with principals: the nearest 4k unfiltered first, kept when eno
 # Candidates HNSW explores per query. Chroma's default (100) equals the vector pool, and then a query
 # could miss a close chunk, differently from one process to the next; 400 makes the pool near exact.
 EF_SEARCH = 400
+REBUILT, RETIRED = "-rebuilt", "-retired"  # a rebuild copies into NAME-rebuilt, then swaps it with NAME
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,7 @@ class ChromaStore:
         import chromadb
 
         client = chromadb.PersistentClient(path=str(path), settings=_settings())
-        if COLLECTION in _collection_names(client):
-            client.delete_collection(COLLECTION)
+        ChromaStore.drop_collection(client)
 
     @staticmethod
     def remote(url: str, *, headers: dict[str, str], tenant: str, database: str) -> Any:
@@ -134,12 +134,22 @@ class ChromaStore:
 
     @staticmethod
     def drop_collection(client: Any, collection: str = COLLECTION) -> None:
-        """Delete a collection of a server, whatever layout built it (``--reindex``)."""
-        if collection in _collection_names(client):
-            client.delete_collection(collection)
+        """Delete a collection, whatever layout built it (``--reindex``), with what a rebuild left of it."""
+        names = _collection_names(client)
+        for name in (collection, f"{collection}{REBUILT}", f"{collection}{RETIRED}"):
+            if name in names:
+                client.delete_collection(name)
 
     def _open(self, layout: EmbeddingLayout, create: bool) -> Any:
-        if self._name in _collection_names(self._client):
+        names = _collection_names(self._client)
+        retired, fresh = f"{self._name}{RETIRED}", f"{self._name}{REBUILT}"
+        if self._name not in names and retired in names:  # a rebuild died between its two renames
+            log.warning("a rebuild of the vector index was interrupted; going on with the collection it copied from")
+            self._client.get_collection(retired, embedding_function=None).modify(name=self._name)
+            names = _collection_names(self._client)
+        if fresh in names:  # a rebuild that never got as far as its swap
+            self._client.delete_collection(fresh)
+        if self._name in names:
             collection = self._client.get_collection(self._name, embedding_function=None)
             recorded = (collection.metadata or {}).get(LAYOUT_KEY)
             if recorded is None:
@@ -247,6 +257,43 @@ class ChromaStore:
     def count(self) -> int:
         return int(self._collection.count())
 
+    def rebuild(self) -> int:
+        """Copy every record into a fresh collection (its vector graph built anew) and swap it in under the
+        same name; returns how many records it holds. Heavy upserting and deleting wears an HNSW graph down
+        (3.5-4% of records stop finding themselves after 30 rounds); a fresh one has no such holes.
+
+        The collection copied from is kept as NAME-retired until the next rebuild, so a process still
+        holding it (a server that has not reopened the index) reads the same records meanwhile."""
+        fresh_name, retired = f"{self._name}{REBUILT}", f"{self._name}{RETIRED}"
+        names = _collection_names(self._client)
+        for stale in (fresh_name, retired):
+            if stale in names:
+                self._client.delete_collection(stale)
+        fresh = self._client.create_collection(
+            fresh_name,
+            embedding_function=None,
+            metadata={LAYOUT_KEY: self._layout.to_json()},
+            configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
+        )
+        offset = 0
+        while True:
+            page = self._collection.get(
+                include=["embeddings", "documents", "metadatas"], limit=WRITE_BATCH, offset=offset
+            )
+            if not page["ids"]:
+                break
+            fresh.add(
+                ids=page["ids"], embeddings=page["embeddings"], documents=page["documents"], metadatas=page["metadatas"]
+            )
+            offset += len(page["ids"])
+        if fresh.count() != self._collection.count():
+            self._client.delete_collection(fresh_name)
+            raise RuntimeError("the rebuilt vector index does not hold every record; the old one is kept")
+        self._collection.modify(name=retired)
+        fresh.modify(name=self._name)
+        self._collection = fresh
+        return int(fresh.count())
+
     def ids(self, root: str | None = None, source: str | None = None) -> set[str]:
         terms: list[dict[str, Any]] = []
         if root is not None:
@@ -262,6 +309,14 @@ class ChromaStore:
             if len(page["ids"]) < ID_PAGE:
                 return found
             offset += ID_PAGE
+
+    def files_of(self, ids: set[str]) -> set[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), ID_PAGE):
+            page = self._collection.get(ids=wanted[start : start + ID_PAGE], include=["metadatas"])
+            found.update((str(m.get("root", "")), str(m.get("source", ""))) for m in page["metadatas"] or [] if m)
+        return found
 
     def close(self) -> None:
         """Chroma keeps one system per path for the process; nothing here needs releasing."""
