@@ -100,6 +100,7 @@ class Index:
         # old name with chunks missing, which the next run's reconciliation forgets and reads again
         self.store.delete_source(root, source)
         self.keyword.delete_source(root, source)
+        fault_point("move-after-delete")
         for part in (self.store, self.keyword):
             part.delete_source(root, new_source)
         self.tables.rename_source(root, source, new_source)

@@ -25,7 +25,7 @@ from mmrag.ingest.permissions import PathReaders
 from mmrag.ingest.reader_rules import ReaderRules
 from mmrag.ingest.ziplimits import ZipLimits
 from mmrag.pipeline.app import App, ingest_lock, root_media_dir
-from mmrag.pipeline.config import SourceConfig
+from mmrag.pipeline.config import SourceConfig, fault_point
 from mmrag.pipeline.sources import Item, Source, SourceError, chunk_source, open_source
 from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
@@ -153,6 +153,7 @@ class _Run:
         self.readers = PathReaders() if app.cfg.permissions.enabled else None
         rules = app.cfg.permissions.rules_file
         self.rules = ReaderRules.load(Path(rules).expanduser()) if self.readers is not None and rules else None
+        self.churn = 0  # chunks replaced or deleted in the vector store this run (see ``rebuild_if_worn``)
         self.gone: dict[str, dict[str, FileRecord]] = {}  # per root: ingested files no longer listed, by content hash
 
     def settings_for(self, root: str) -> IngestSettings:
@@ -259,6 +260,7 @@ class _Run:
         info = FileInfo(root=root, kind=old.kind, modified=mtime_ns / 1e9, principals=readers or ())
         if not self.index.move_file(root, old.source, source, info, then=record):
             return False
+        self.churn += old.chunks  # deleted under the old name, added under the new
         self.report.moved.append(f"{old.source} -> {label}")
         self.progress.file_done(label, "moved", 0)
         return True
@@ -390,6 +392,7 @@ class _Run:
         The manifest row is written once the chunks are stored (the index may hold a few files' vectors
         back to write them together): a crash before that leaves the file to be redone by the next run.
         """
+        self._churned(root, source)
         if chunks and info is not None:
             done = replace(record, status=OK, chunks=len(chunks))
             self.index.replace_file(root, source, chunks, info, tables, then=lambda: self.manifest.put(done))
@@ -421,14 +424,21 @@ class _Run:
         self.report.skipped.append(Skipped(label, reason))
         self.progress.file_done(label, SKIPPED, 0)
 
+    def _churned(self, root: str, source: str) -> None:
+        old = self.manifest.get(root, source)
+        if old is not None and old.status == OK:
+            self.churn += old.chunks
+
     def _forget(self, root: str, source: str) -> None:
         old = self.manifest.get(root, source)
         if old is not None and old.status == OK:
+            self.churn += old.chunks
             self.index.replace_file(root, source, [], None)
 
     def remove_missing(self, root: str, seen: set[str]) -> None:
         for record in list(self.manifest.files(root)):
             if record.source not in seen:
+                self.churn += record.chunks if record.status == OK else 0
                 self.index.replace_file(root, record.source, [], None)
                 self.manifest.remove(root, record.source)
                 if record.status == OK:
@@ -574,6 +584,9 @@ def _run_ingest(paths: Sequence[Path | Source], app: App, progress: ProgressSink
             _sync_source(run, source, items)
         run.report.by_source[source.name] = _counts(run.report, before, len(items))
     app.index.flush()
+    rebuilt = rebuild_if_worn(app, run.churn)
+    if rebuilt:
+        run.report.notes.append(Skipped(str(app.path), rebuilt))
     sweep_media(app)
     _prune_ocr_cache(run.settings.media.ocr_cache)
     run.report.seconds = time.monotonic() - started
@@ -611,6 +624,7 @@ def _sync_source(run: _Run, source: Source, items: Sequence[Item]) -> None:
             )
             return  # nothing is removed either: the next run lists it again
         failures = 0 if run.item(source, item, readers) else failures + 1
+        fault_point("sync-after-item")
     run.remove_missing(root, listed)
 
 
@@ -631,12 +645,38 @@ def _counts(report: IngestReport, before: tuple[int, ...], listed: int) -> dict[
     return {"listed": listed} | {n: a - b for n, a, b in zip(names, _tally(report), before, strict=True)}
 
 
+CHURN = "store_churn"  # the manifest's count of chunks replaced or deleted since the last rebuild
+
+
+def rebuild_if_worn(app: App, churn: int) -> str:
+    """Add this run's ``churn`` to the count since the last rebuild, and rebuild the vector index into a
+    fresh collection when it reaches ``[store] rebuild_after_churn`` times the chunks held (at least
+    ``rebuild_min_churn``): deleted and replaced records leave holes in its graph that cost recall.
+    Returns a note for the report when it rebuilt ("" otherwise)."""
+    total = int(app.manifest.get_meta(CHURN) or 0) + churn
+    ratio, least = app.cfg.store.rebuild_after_churn, app.cfg.store.rebuild_min_churn
+    held = app.store.count()
+    note = ""
+    if ratio > 0 and held and total >= max(least, ratio * held):
+        started = time.monotonic()
+        app.store.rebuild()
+        note = (
+            f"rebuilt the vector index ({held:,} chunks, {time.monotonic() - started:.1f} s) after {total:,} chunks "
+            "were replaced or deleted since the last rebuild"
+        )
+        log.info(note)
+        total = 0
+    app.manifest.set_meta(CHURN, str(total))
+    return note
+
+
 _SWEPT = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tmp"})
 _KEPT_FOLDERS = frozenset({"slides"})  # slide pictures made on preview: no chunk points to them
 
 
-def sweep_media(app: App) -> int:
-    """Delete pictures in the media folder that no chunk points to, and return how many.
+def sweep_media(app: App, *, dry_run: bool = False) -> int:
+    """Delete pictures in the media folder that no chunk points to, and return how many (``dry_run``:
+    only count them).
 
     Pictures are written while a file is read, before its chunks are stored: a crash, a file deleted
     mid-read or a file that fails after its frames were saved leaves pictures nothing records.
@@ -653,9 +693,10 @@ def sweep_media(app: App) -> int:
         for name in files:
             path = here / name
             if path.suffix.lower() in _SWEPT and path.relative_to(media).as_posix() not in used:
-                path.unlink(missing_ok=True)
+                if not dry_run:
+                    path.unlink(missing_ok=True)
                 dropped += 1
-    if dropped:
+    if dropped and not dry_run:
         log.info("removed %d pictures no chunk points to from %s", dropped, media)
     return dropped
 

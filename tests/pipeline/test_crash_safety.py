@@ -110,3 +110,47 @@ def test_files_recorded_as_indexed_whose_chunks_are_gone_are_ingested_again(
         "3 files recorded as indexed had chunks missing from the index (an interrupted run?); they are ingested again"
     ]
     assert _state(cfg) == expected
+
+
+SOURCE_CHILD = """
+import sys
+from pathlib import Path
+from mmrag.pipeline import api
+from mmrag.pipeline.config import load_config
+from mmrag.retrieval.embed import HashEmbedder
+cfg = load_config(config_file=Path(sys.argv[2]), index_dir=Path(sys.argv[1]), env={})
+api.ingest(["team"], cfg, embedder=HashEmbedder(64))
+"""
+
+
+def _source_config(tmp_path: Path, drive: Path, index: Path) -> Config:
+    from mmrag.pipeline.config import load_config
+
+    config = tmp_path / "sources.toml"
+    config.write_text(f'[sources.team]\nkind = "local"\nurl = "{drive}"\n')
+    return load_config(config_file=config, index_dir=index, env={})
+
+
+@pytest.mark.parametrize("point", ["sync-after-item", "move-after-delete"])
+def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would_be(tmp_path: Path, point: str) -> None:
+    drive = _drive(tmp_path / "drive")
+    cfg = _source_config(tmp_path, drive, tmp_path / "index")
+    api.ingest(["team"], cfg, embedder=CountingEmbedder(64))
+    api.close(cfg)
+    (drive / "notes" / "plan.md").rename(drive / "notes" / "roadmap.md")  # a move
+    (drive / "budget.txt").write_text("The travel budget for 2026 is 51,000 euros.\n")  # an edit
+    (drive / "prices.csv").unlink()  # a deletion
+    (drive / "new.txt").write_text("The cafeteria opens at 7:45.\n")  # an addition
+
+    done = subprocess.run(
+        [sys.executable, "-c", SOURCE_CHILD, str(cfg.index_dir), str(tmp_path / "sources.toml")],
+        env={**os.environ, "MMRAG_FAULT": point}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 137, f"no crash at {point}: {done.stderr[-2000:]}"
+    api.ingest(["team"], cfg, embedder=CountingEmbedder(64))
+    api.close(cfg)
+
+    clean = _source_config(tmp_path, drive, tmp_path / "clean-index")
+    api.ingest(["team"], clean, embedder=CountingEmbedder(64))
+    api.close(clean)
+    assert _state(cfg) == _state(clean)
