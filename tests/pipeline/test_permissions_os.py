@@ -30,9 +30,9 @@ What it proves:
   frame and file URL it hands out) and the MCP tools exactly what the OS lets them read; and every file they
   may not read, asked for by URLs made up by hand, is a 404 with the body of a file never ingested.
 
-The recording is the repository's ``data/sample-drive/media/rec_005.wav`` ("The child almost hurt the
-small dog."), whose words are found nowhere else on the drive, rather than a random canary spoken by
-espeak-ng: no speech synthesiser is assumed (nor installed where these tests were written).
+The recording is spoken by espeak-ng (``./bootstrap.sh test`` installs it), slowly enough for the tiny
+Whisper model to hear its canary ("orange submarine") and its hidden words ("attention please"), which are
+found nowhere else on the drive.
 """
 
 from __future__ import annotations
@@ -533,7 +533,17 @@ def test_the_owner_reads_a_file_whose_group_class_lacks_read(
 # tools. Nothing the OS refuses may show; everything it allows must be found.
 
 REPO = Path(__file__).resolve().parents[2]
-SPOKEN = REPO / "data" / "sample-drive" / "media" / "rec_005.wav"  # says "The child almost hurt the small dog."
+SPOKEN = "Attention please. The password is orange submarine."  # read aloud by espeak-ng at 130 words a minute
+
+
+def spoken_wav(work: Path) -> bytes:
+    """``SPOKEN`` as a WAV recording made by espeak-ng."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.skip("espeak-ng is not installed (./bootstrap.sh test installs it): the recording cannot be made")
+    out = work / "spoken.wav"
+    subprocess.run([espeak, "-s", "130", "-w", str(out), SPOKEN], check=True, capture_output=True, timeout=60)
+    return out.read_bytes()
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
 OCR_SAFE = "abcdefhkmnprstwxyz345678"  # no 0/o, 1/l/i, 9/g/q, u/v: read back exactly from large print
 NEVER = "never-ingested"  # a folder that was never on the drive: what an unreadable file must look like
@@ -573,7 +583,7 @@ MEDIA = (
     Item("private/deck.pptx", (_canary(), DECK_PICTURE), (_vault(),), frozenset((ALICE,)), DECK_PICTURE),  # user only
     Item("sign.png", (SIGN_WORD,), (), frozenset((BOB, CAROL, DAVE)), SIGN_WORD),  # the group class lacks read
     Item("budget.xlsx", (_canary(),), _salary_forms(TOP_BUDGET), frozenset((DAVE,))),  # an ACL names dave
-    Item("hr/townhall.wav", ("small dog",), ("almost hurt",), frozenset((BOB,))),  # group only (speech)
+    Item("hr/townhall.wav", ("orange submarine",), ("attention please",), frozenset((BOB,))),  # group only (speech)
     Item("eng/screen.mp4", (SCREEN_WORD,), (), frozenset((ALICE,)), SCREEN_WORD),  # a folder only eng may pass
     Item("public.csv", (_canary(),), _salary_forms(TOP_QUANTITY), EVERYONE),
     Item("nox/stock.csv", (_canary(),), _salary_forms(TOP_STOCK), frozenset()),  # a folder nobody may pass
@@ -707,7 +717,7 @@ def build_full_drive(root: Path, queries: Path) -> dict[str, Path]:
     rows = [("Project", "Budget"), (budget.canaries[0], TOP_BUDGET), ("Harbour walk", 41200), ("Tram depot", 38900)]
     _place(root / budget.source, workbook(rows), 0o640)
     grant_read_acl(root / budget.source, DAVE)
-    _place(root / "hr/townhall.wav", SPOKEN.read_bytes(), 0o640, group=HR)
+    _place(root / "hr/townhall.wav", spoken_wav(queries.parent), 0o640, group=HR)
     _place(root / "eng/screen.mp4", screen_mp4(pictures["eng/screen.mp4"]), 0o644)
     _folder(root / "eng", 0o750, ENG)
     _place(root / public.source, _table("Item,Quantity", public.canaries[0], TOP_QUANTITY), 0o644)
@@ -746,8 +756,6 @@ def full(accounts: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[F
 
     if ocr_engine("rapidocr") is None:
         pytest.skip("RapidOCR is not installed: the canaries in pictures and frames cannot be read")
-    if not SPOKEN.is_file():
-        pytest.skip(f"the speech sample {SPOKEN} is missing")
     drive = traversable_folder()
     try:
         work = tmp_path_factory.mktemp("perm-full")
