@@ -375,6 +375,38 @@ def test_ask_cites_and_quotes_only_what_the_user_may_read(role: str, indexed: In
     assert problems == [], f"{user}: " + "\n".join(problems)
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_a_model_asked_sees_only_what_the_user_may_read(
+    role: str, indexed: Indexed, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generative path, with a model that echoes its whole prompt back: the prompt (everything the model
+    is shown) and the answer hold no word of a file the user may not read, and the readable file is in it."""
+    from fakes import message_text, stub_llm
+
+    user = account(role)
+    forbidden = unreadable(indexed, user)
+    problems = []
+    with stub_llm() as model:
+        model.replies = [lambda body: "\n".join(message_text(m["content"]) for m in body["messages"])] * 50
+        monkeypatch.setenv("MMRAG_LLM_BASE_URL", model.url)
+        monkeypatch.setenv("MMRAG_LLM_MODEL", "echo")
+        for doc in DOCS:
+            asked = len(model.requests)
+            result = cli("ask", f"Which file mentions {doc.canary}?", "--as", user)
+            prompts = " ".join(json.dumps(r.body) for r in model.requests[asked:])
+            seen = prompts + shown(result)
+            words = [w for d in forbidden for w in (d.canary, *d.hidden) if w in seen and w != doc.canary]
+            if doc in forbidden and doc.canary in prompts.replace(f"Which file mentions {doc.canary}?", ""):
+                words.append(doc.canary)
+            if words:
+                problems.append(f"ask about {doc.canary} ({doc.source}): the model or the answer saw {words}")
+            shown_to_model = doc.canary in prompts.replace(f"Which file mentions {doc.canary}?", "")
+            answered = shown_to_model if len(model.requests) > asked else doc.source in sources(result)
+            if indexed.truth[(user, doc.source)] and not answered:  # (a computed table answer asks no model)
+                problems.append(f"ask about {doc.canary}: the readable {doc.source} was not in the evidence")
+    assert problems == [], f"{user}: " + "\n".join(problems)
+
+
 def test_a_table_question_computes_only_over_readable_tables(indexed: Indexed, cli: Cli) -> None:
     csv = BY_SOURCE["hr/salaries.csv"]
     assert indexed.truth[(BOB, csv.source)] and not indexed.truth[(DAVE, csv.source)]
