@@ -140,7 +140,27 @@ def _extractive(
     if table is None:
         table = table_evidence(question, hits, tables, None, vectorizer.texts)
     answer = extractive_answer(question, hits, vectorizer, asked=asked)
+    each = _per_year(question, hits, tables, vectorizer, asked) if len(asked.years) >= 2 else []
+    for finding in reversed(each):  # the years in the question's order, each from its own file
+        answer = _with_table(answer, finding, asked, hits)
+    if each:
+        return answer
     return _with_table(answer, table, asked, hits) if table is not None else answer
+
+
+def _per_year(
+    question: str, hits: Sequence[Hit], tables: TableStore, vectorizer: Vectorizer, asked: Question
+) -> list[TableFinding]:
+    """A comparison of years ("between FY2009 and FY2010") asks for each of them: the finding computed over
+    the files of each year, when each year has its own (a workbook per year); none otherwise."""
+    findings: list[TableFinding] = []
+    for year in asked.years:
+        own = [h for h in hits if mentions(f"{h.chunk.source}\n{h.chunk.title}", year)]
+        found = table_evidence(question, own, tables, None, vectorizer.texts) if own else None
+        if found is None or found.empty or any(f.hit.chunk.source == found.hit.chunk.source for f in findings):
+            return []
+        findings.append(found)
+    return findings
 
 
 def _with_table(answer: Answer, table: TableFinding, asked: Question, hits: Sequence[Hit]) -> Answer:

@@ -128,6 +128,8 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         "grants/ga-77-community-grant-form.txt": GRANT_FORM,
         "data/ohio-county-population-2020.csv": COUNTIES,
         "sales/book-orders.csv": ORDERS,
+        "parks/park-visitors-2022.csv": "park,visitors,rangers\nPine Lake,41250,6\nRed Cliff,18900,3\nOld Mill,9100,2\n",
+        "parks/park-visitors-2023.csv": "park,visitors,rangers\nPine Lake,46830,7\nRed Cliff,17250,3\nOld Mill,9800,2\n",
         "people/leadership.txt": "Leadership team\n\nHead of Sales Ana Ruiz\nHead of Finance Ben Cole\n"
         "Head of Operations Chloe Park\n\nThe team meets every Monday.\n",
         "sales/regions.txt": "Sales regions\n\nOur Indiana and Kentucky stores report to the Louisville office; "
@@ -204,6 +206,15 @@ def test_the_head_of_another_department_does_not_answer_who_heads_this_one(app: 
     answer, _ = ask_index(app, "Who is the head of marketing on the leadership team page?")
     assert answer.declined and "head of marketing" in answer.text and "Head of" in answer.text
     assert "Ben Cole" in ask_index(app, "Who is the head of finance on the leadership team page?")[0].text
+
+
+def test_a_comparison_of_two_years_kept_in_two_files_answers_for_each(app: App) -> None:
+    answer, _ = ask_index(app, "How did the number of visitors at Pine Lake change between 2022 and 2023?")
+    computed = [line for line in answer.text.splitlines() if line.removeprefix("- ").startswith("From the table")]
+    assert len(computed) == 2, answer.text  # each year's row, computed from its own file
+    assert "41250" in computed[0] and "46830" in computed[1]
+    cited = {c.hit.chunk.source for c in answer.citations}
+    assert {"parks/park-visitors-2022.csv", "parks/park-visitors-2023.csv"} <= cited
 
 
 def test_a_question_asking_for_two_things_of_one_row_shows_the_row(app: App) -> None:
