@@ -32,7 +32,8 @@ from mmrag.pipeline.config import Config, SourceConfig, load_config
 from mmrag.pipeline.filters import Filters
 from mmrag.pipeline.permissions import principals_for_user
 from mmrag.pipeline.sources import Item, SourceError, open_source
-from mmrag.pipeline.sources.smb import NEED_READ, SmbSource, parse_descriptor, readers_of
+from mmrag.pipeline.sources.smb import SmbSource
+from mmrag.pipeline.sources.smb_acl import NEED_READ, parse_descriptor, readers_of
 
 USER1, USER2 = "mmragsmb1", "mmragsmb2"
 
