@@ -18,10 +18,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmrag.pipeline.app import App, IngestRunning
 from mmrag.pipeline.ingest_run import IngestReport, configured_source, run_ingest
 from mmrag.pipeline.sources import Source, is_remote, open_source
+
+if TYPE_CHECKING:
+    from mmrag.pipeline.worker import IndexWorker
 
 log = logging.getLogger(__name__)
 
@@ -162,3 +166,50 @@ def sync_state(app: App) -> dict[str, object] | None:
     """The last watch round's outcome, if a watch ever ran on this index."""
     raw = app.manifest.get_meta(SYNC_STATE)
     return json.loads(raw) if raw else None
+
+
+class BackgroundSync:
+    """``mmrag serve --watch``: the watch loop in a thread of the server, on an index of its own (the
+    server's models shared); after a round that changed something the server's index is reopened, so
+    searches see it. An ingest started over HTTP meanwhile holds the lock: the round waits for the next."""
+
+    def __init__(self, worker: IndexWorker, targets: Sequence[str], *, full_seconds: float = FULL_SECONDS) -> None:
+        self.worker = worker
+        self.targets = list(targets)
+        self.full_seconds = full_seconds
+        self.stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mmrag-sync", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        from mmrag.pipeline.app import open_app
+        from mmrag.pipeline.ingest_run import lower_priority
+
+        lower_priority(self.worker.cfg.ingest.nice)  # this thread only (Linux): searches keep their priority
+        try:
+            app = open_app(self.worker.cfg, create=True, models=self.worker.models)
+        except Exception:
+            log.exception("the background sync could not open the index")
+            return
+        what: Watched | None = None
+        try:
+            what = watched(self.targets, app)
+            watch(what, app, self.stop, full_seconds=self.full_seconds, on_round=self._changed)
+        except Exception:
+            log.exception("the background sync stopped")
+        finally:
+            for source in what.sources if what is not None else ():
+                source.close()
+            app.close()
+
+    def _changed(self, report: IngestReport) -> None:
+        if report.ingested or report.removed or report.moved or report.permissions_changed:
+            self.worker.reopen()

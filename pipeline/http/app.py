@@ -107,12 +107,14 @@ def create_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     bind_host: str = "127.0.0.1",
     public_hosts: Sequence[str] = (),
+    watch: Sequence[str] = (),
 ) -> FastAPI:
     """The API and web page over the index at ``cfg.index_dir``.
 
     ``embedder`` replaces the configured text model (tests pass the one the index was built with).
     Requests are answered only when their ``Host`` is this machine, ``bind_host``, or one of
-    ``public_hosts`` and ``[server] public_hosts``.
+    ``public_hosts`` and ``[server] public_hosts``. ``watch``: folders and source names kept in step in the
+    background (``pipeline.watch.BackgroundSync``); its last round is in ``/api/status``.
     """
     permissions = cfg.permissions.enabled
     identities = load_identities(cfg) if permissions else Identities()
@@ -134,6 +136,13 @@ def create_app(
     slide_pictures = SlidePictures(
         find_office(cfg.models.slide_renderer), cfg.index_dir / MEDIA_DIR, min(120.0, cfg.limits.file_seconds)
     )
+    if watch:
+        from mmrag.pipeline.watch import BackgroundSync
+
+        syncing = BackgroundSync(worker, watch)
+        app.state.sync = syncing
+        app.router.add_event_handler("startup", syncing.start)
+        app.router.add_event_handler("shutdown", syncing.shutdown)  # before the worker it reopens stops
     app.router.add_event_handler("shutdown", worker.shutdown)
 
     sign = signer(token) if token else (lambda url: url)

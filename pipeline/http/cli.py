@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument(
-        "--token", help=f"API token, {MIN_TOKEN_CHARS}+ characters; required for a non-local --host (default: ${TOKEN_ENV})"
+        "--token",
+        help=f"API token, {MIN_TOKEN_CHARS}+ characters; required for a non-local --host (default: ${TOKEN_ENV})",
     )
     p.add_argument(
         "--public-host",
@@ -53,6 +54,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME",
         help="a host name clients use to reach the server, besides localhost and --host (repeatable; "
         "also [server] public_hosts); requests naming any other host are refused",
+    )
+    p.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="PATH|SOURCE",
+        help="keep this folder or configured source in step in the background, as mmrag watch does (repeatable)",
     )
     return p
 
@@ -79,12 +87,16 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     sys.stdout.write(f"mmrag: serving {cfg.index_dir} on http://{shown}:{args.port}/ (Ctrl-C to stop)\n")
     sys.stdout.flush()
-    serve(cfg, args.host, args.port, token)
+    serve(cfg, args.host, args.port, token, watch=getattr(args, "watch", []))
     return 0
 
 
 def serve(
-    cfg: Config, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None
+    cfg: Config,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    token: str | None = None,
+    watch: list[str] | None = None,
 ) -> None:  # pragma: no cover - exercised through `mmrag serve`
     """Run the server until interrupted (the web stack is imported here, when it starts)."""
     import uvicorn
@@ -92,4 +104,5 @@ def serve(
     from mmrag.pipeline.http.app import create_app
 
     check_bind(host, token)
-    uvicorn.run(create_app(cfg, token=token, bind_host=host), host=host, port=port, log_level="warning")
+    app = create_app(cfg, token=token, bind_host=host, watch=watch or ())
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -262,7 +262,14 @@ async function ask(question) {
 async function refreshStatus() {
   try {
     const s = await (await api("/api/status")).json();
-    setStatus(s.ready ? s.chunks + " chunks indexed" : s.detail, !s.ready);
+    let text = s.ready ? s.chunks + " chunks indexed" : s.detail;
+    if (s.ready && s.sync) {
+      const last = new Date(s.sync.last_sync * 1000).toLocaleTimeString();
+      const failed = s.sync.failures.length ? ` · ${s.sync.failures.length} failed` : "";
+      const pending = s.sync.pending.length ? ` · ${s.sync.pending.length} pending` : "";
+      text += ` · last sync ${last}${pending}${failed}`;
+    }
+    setStatus(text, !s.ready);
   } catch (e) {
     setStatus(e.message, true);
   }

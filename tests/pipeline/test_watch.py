@@ -86,3 +86,31 @@ def test_the_watch_command_starts_syncs_and_stops_on_sigterm(tmp_path: Path) -> 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_server_keeps_a_watched_folder_in_step_and_says_when_it_last_synced(tmp_path: Path, cfg: Config) -> None:
+    from fastapi.testclient import TestClient
+
+    from mmrag.pipeline.http.app import create_app
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "old.txt").write_text("The parking garage closes at midnight.\n")
+    embedder = CountingEmbedder()
+    with TestClient(create_app(cfg, embedder=embedder, watch=[str(drive)]), base_url="http://127.0.0.1") as client:
+
+        def found(query: str) -> set[str]:
+            answer = client.get("/api/search", params={"q": query})  # 409 until the first round made the index
+            return {h["source"] for h in answer.json()["hits"]} if answer.status_code == 200 else set()
+
+        deadline = time.monotonic() + 30
+        while "old.txt" not in found("parking garage"):  # the first round
+            assert time.monotonic() < deadline, "the first sync never showed up in searches"
+            time.sleep(0.2)
+        (drive / "new.txt").write_text("The cafeteria serves pierogi on Thursdays.\n")
+        written = time.monotonic()
+        while "new.txt" not in found("pierogi cafeteria"):
+            assert time.monotonic() - written < PICKUP_SECONDS, "the new file was not searchable in time"
+            time.sleep(0.2)
+        state = client.get("/api/status").json()["sync"]
+        assert state["failures"] == [] and state["last_sync"] >= time.time() - 60

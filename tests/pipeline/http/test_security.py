@@ -133,7 +133,7 @@ def test_serve_takes_public_host_flags(monkeypatch: pytest.MonkeyPatch, capsys: 
     server_cli.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["serve", "--public-host", "Files.Example.org", "--public-host", "10.1.2.3"])
     started: list[Config] = []
-    monkeypatch.setattr(server_cli, "serve", lambda cfg, host, port, token: started.append(cfg))
+    monkeypatch.setattr(server_cli, "serve", lambda cfg, host, port, token, watch=None: started.append(cfg))
     monkeypatch.delenv(server_cli.TOKEN_ENV, raising=False)
     assert server_cli.run(args, load_config(index_dir=Path("unused"), env={})) == 0
     assert started[0].server.public_hosts == ("files.example.org", "10.1.2.3")
