@@ -126,20 +126,50 @@ def level_readers(st: os.stat_result, need: int, acl: Iterable[tuple[int, int, i
     return Readers(frozenset(allow), frozenset(deny - allow))
 
 
+def passes(level: Readers, user: str, groups: frozenset[str]) -> bool:
+    """Whether ``user`` (``user:NAME``), in ``groups`` (``group:NAME``), passes one level, asked in POSIX's
+    order: the user's own entry (owner or named user) first, then their groups (any that grants, grants),
+    then everyone."""
+    if user in level.deny:
+        return False
+    if user in level.allow:
+        return True
+    if groups & level.allow:
+        return True
+    if groups & level.deny:
+        return False
+    return PUBLIC in level.allow
+
+
 def intersect(a: Readers, b: Readers, member_of: Callable[[str], frozenset[str]] = groups_of) -> Readers:
     """Who passes both levels, as far as principals can say it (see the module's note); ``member_of`` gives
-    a user's groups."""
+    a user's groups.
+
+    Every user either level names is decided here, level by level in POSIX's order, and kept as allowed
+    (their own entry then outranks a group's deny when the file is read, as the owner class outranks the
+    group class) or denied; groups and everyone follow the plain rule: one allowed, none denied."""
     deny = a.deny | b.deny
     if PUBLIC in a.allow:
-        return Readers(b.allow, deny)
-    if PUBLIC in b.allow:
-        return Readers(a.allow, deny)
-    both = set(a.allow & b.allow)
-    for mine, other in ((a.allow, b.allow), (b.allow, a.allow)):
-        for p in mine:
-            if p.startswith("user:") and member_of(p[5:]) & other:
-                both.add(p)
-    return Readers(frozenset(both), deny)
+        allow = set(b.allow)
+    elif PUBLIC in b.allow:
+        allow = set(a.allow)
+    else:
+        allow = set(a.allow & b.allow)
+        for mine, other in ((a.allow, b.allow), (b.allow, a.allow)):
+            for p in mine:
+                if p.startswith("user:") and member_of(p[5:]) & other:
+                    allow.add(p)
+    named = {p for p in a.allow | b.allow | a.deny | b.deny if p.startswith("user:")}
+    denied = set(deny)
+    for user in named:
+        groups = member_of(user[5:])
+        if passes(a, user, groups) and passes(b, user, groups):
+            allow.add(user)
+            denied.discard(user)
+        else:
+            allow.discard(user)
+            denied.add(user)
+    return Readers(frozenset(allow), frozenset(denied))
 
 
 class PathReaders:
@@ -173,6 +203,13 @@ class PathReaders:
 
 def visible(readers: Iterable[str], principals: frozenset[str]) -> bool:
     """Whether someone holding ``principals`` may read a file with these stored readers (the same rule
-    the stores' filters apply): one of them is allowed and none is denied."""
+    the stores' filters apply): their own user entry decides when there is one (denied, or allowed
+    whatever their groups' entries say, as POSIX asks the owner and named users first); otherwise one of
+    their principals is allowed and none is denied."""
     stored = set(readers)
+    users = {p for p in principals if p.startswith("user:")}
+    if any(DENY + u in stored for u in users):
+        return False
+    if users & stored:
+        return True
     return bool(stored & principals) and not any(DENY + p in stored for p in principals)

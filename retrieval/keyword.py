@@ -413,11 +413,19 @@ class KeywordIndex:
             # against the whole list (8.5 s instead of 15 ms at 100,000 chunks, 95% visible)
             marks = ",".join("?" * len(flt.principals)) or "NULL"
             who = "SELECT 1 FROM chunk_principal c WHERE c.rowid = chunk_text.rowid AND c.principal IN"
-            sql += f" AND EXISTS ({who} ({marks}))"
-            args.extend(sorted(flt.principals))
+            users = sorted(p for p in flt.principals if p.startswith("user:"))
+            plain = f"EXISTS ({who} ({marks}))"
+            args_plain: list[object] = list(sorted(flt.principals))
             if flt.principals:  # deny entries ("!group:eng") outrank what allows
-                sql += f" AND NOT EXISTS ({who} ({marks}))"
-                args.extend(sorted(DENY + p for p in flt.principals))
+                plain += f" AND NOT EXISTS ({who} ({marks}))"
+                args_plain += sorted(DENY + p for p in flt.principals)
+            if users:  # the asker's own entry decides first: denied, or allowed whatever their groups say
+                own = ",".join("?" * len(users))
+                sql += f" AND NOT EXISTS ({who} ({own})) AND (EXISTS ({who} ({own})) OR ({plain}))"
+                args.extend([*(DENY + u for u in users), *users, *args_plain])
+            else:
+                sql += f" AND {plain}"
+                args.extend(args_plain)
         sql += " ORDER BY rank LIMIT ?"
         args.append(k)
         try:

@@ -48,9 +48,16 @@ def where_clause(flt: SearchFilter) -> dict[str, Any] | None:
     if flt.principals is not None:
         # $contains on a string array; $in/$eq on an array field silently match nothing (Chroma 1.5)
         allowed = [{PRINCIPALS: {"$contains": p}} for p in sorted(flt.principals or {NOBODY})]
-        terms.append(allowed[0] if len(allowed) == 1 else {"$or": allowed})
+        plain: list[dict[str, Any]] = [allowed[0] if len(allowed) == 1 else {"$or": allowed}]
         # deny entries ("!group:eng") outrank what allows: none of the asker's may be denied
-        terms.extend({PRINCIPALS: {"$not_contains": DENY + p}} for p in sorted(flt.principals) if p != PUBLIC)
+        plain += [{PRINCIPALS: {"$not_contains": DENY + p}} for p in sorted(flt.principals) if p != PUBLIC]
+        users = sorted(p for p in flt.principals if p.startswith("user:"))
+        if users:  # the asker's own entry decides first: denied, or allowed whatever their groups say
+            terms += [{PRINCIPALS: {"$not_contains": DENY + u}} for u in users]
+            own = [{PRINCIPALS: {"$contains": u}} for u in users]
+            terms.append({"$or": [*own, plain[0] if len(plain) == 1 else {"$and": plain}]})
+        else:
+            terms += plain
     if not terms:
         return None
     return terms[0] if len(terms) == 1 else {"$and": terms}

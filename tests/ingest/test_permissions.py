@@ -73,8 +73,28 @@ def test_levels_intersect_and_what_cannot_be_said_is_dropped() -> None:
     hr = Readers(frozenset({"group:hr"}), frozenset({"user:bob"}))
     assert intersect(everyone, fin) == fin and intersect(fin, everyone) == fin
     both = intersect(fin, hr)
-    assert both.allow == frozenset() and both.deny == {"user:bob"}  # fin AND hr: no one principal says it
+    assert both.allow == frozenset() and both.deny == {"user:bob", "user:ann"}  # fin AND hr: no one principal says it
     assert intersect(fin, Readers(frozenset({"group:fin"}))).allow == {"group:fin"}
+
+
+def test_a_users_own_entry_is_asked_before_their_groups_as_posix_asks_the_owner_first() -> None:
+    stored = ("PUBLIC", "user:ann", "!group:eng")  # mode 604, owner ann, group eng
+    assert visible(stored, frozenset({"PUBLIC", "user:ann", "group:eng"}))  # the owner class decides for ann
+    assert not visible(stored, frozenset({"PUBLIC", "user:cy", "group:eng"}))  # the group class for cy
+    assert not visible(("PUBLIC", "group:eng", "!user:ann"), frozenset({"PUBLIC", "user:ann", "group:eng"}))
+
+
+def test_each_named_user_is_decided_level_by_level() -> None:
+    groups = {"ann": frozenset({"group:eng"}), "cy": frozenset({"group:eng"})}
+    member_of = lambda name: groups.get(name, frozenset())  # noqa: E731
+    file = Readers(frozenset({PUBLIC, "user:ann"}), frozenset({"group:eng"}))  # 604, owner ann, group eng
+    open_folder = Readers(frozenset({PUBLIC}))
+    closed_to_eng = Readers(frozenset({PUBLIC, "user:root"}), frozenset({"group:eng"}))  # 705, group eng
+    assert intersect(file, open_folder, member_of).allow >= {"user:ann"}  # ann reads her own file
+    below = intersect(file, closed_to_eng, member_of)  # but not through a folder her group may not pass
+    assert "user:ann" in below.deny and "user:ann" not in below.allow
+    assert not visible(below.principals(), frozenset({PUBLIC, "user:ann", "group:eng"}))
+    assert visible(below.principals(), frozenset({PUBLIC, "user:bo"}))
 
 
 def test_visible_needs_one_allowed_and_none_denied() -> None:
