@@ -50,8 +50,10 @@ def where_clause(flt: SearchFilter) -> dict[str, Any] | None:
         allowed = [{PRINCIPALS: {"$contains": p}} for p in sorted(flt.principals or {NOBODY})]
         plain: list[dict[str, Any]] = [allowed[0] if len(allowed) == 1 else {"$or": allowed}]
         # deny entries ("!group:eng") outrank what allows: none of the asker's may be denied
-        plain += [{PRINCIPALS: {"$not_contains": DENY + p}} for p in sorted(flt.principals) if p != PUBLIC]
         users = sorted(p for p in flt.principals if p.startswith("user:"))
+        plain += [
+            {PRINCIPALS: {"$not_contains": DENY + p}} for p in sorted(flt.principals) if p != PUBLIC and p not in users
+        ]
         if users:  # the asker's own entry decides first: denied, or allowed whatever their groups say
             terms += [{PRINCIPALS: {"$not_contains": DENY + u}} for u in users]
             own = [{PRINCIPALS: {"$contains": u}} for u in users]
@@ -223,7 +225,9 @@ class ChromaStore:
         docs = found.get("documents") or []
         metas = found.get("metadatas") or []
         vectors = found.get("embeddings")
-        chunks = [chunk_from_record(doc or "", dict(meta or {}), self._media) for doc, meta in zip(docs, metas, strict=True)]
+        chunks = [
+            chunk_from_record(doc or "", dict(meta or {}), self._media) for doc, meta in zip(docs, metas, strict=True)
+        ]
         matrix = np.asarray(vectors if vectors is not None and len(chunks) else [], dtype=np.float32)
         return chunks, matrix.reshape(len(chunks), -1) if chunks else np.zeros((0, self._layout.dim), np.float32)
 

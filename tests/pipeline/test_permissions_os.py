@@ -462,6 +462,33 @@ def test_a_chmod_takes_effect_after_one_reingest(
         shutil.rmtree(drive, ignore_errors=True)
 
 
+def test_removing_an_acl_entry_takes_effect_after_one_reingest(
+    accounts: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drive = traversable_folder()
+    try:
+        doc = BY_SOURCE["acl.txt"]
+        target = drive / doc.source
+        _place(target, _note(doc), 0o640)
+        grant_read_acl(target, DAVE)
+        config_file = permissions_config(tmp_path)
+        cfg = load(config_file, tmp_path / "index", tmp_path / "cfghome")
+        monkeypatch.setenv("MMRAG_CONFIG", str(config_file))
+
+        def dave_finds_it() -> bool:
+            argv = ["search", doc.canary, "--as", DAVE, "--k", "50", "--index", str(cfg.index_dir), "--json"]
+            return doc.source in sources(run_json(capsys, argv))
+
+        ingest_now(drive, cfg)
+        assert os_can_read(DAVE, target) and dave_finds_it()
+        os.removexattr(target, "system.posix_acl_access")  # setfacl -b
+        ingest_now(drive, cfg)
+        assert not os_can_read(DAVE, target)
+        assert not dave_finds_it(), "after the ACL entry was removed and a re-ingest dave still finds the file"
+    finally:
+        shutil.rmtree(drive, ignore_errors=True)
+
+
 def test_leaving_a_group_takes_effect_without_reingest(indexed: Indexed, cli: Cli) -> None:
     from mmrag.pipeline.permissions import principals_for_user
 

@@ -10,12 +10,15 @@ from mmrag.retrieval.stores.chroma import where_clause
 
 def test_principals_are_matched_with_contains_never_in() -> None:
     """``$in``/``$eq`` on an array field silently match nothing in Chroma 1.5; an empty set must match nothing."""
+    anyone = {"$or": [{"principals": {"$contains": "PUBLIC"}}, {"principals": {"$contains": "user:alice"}}]}
     assert where_clause(SearchFilter(principals=frozenset({"user:alice", "PUBLIC"}))) == {
         "$and": [
-            {"$or": [{"principals": {"$contains": "PUBLIC"}}, {"principals": {"$contains": "user:alice"}}]},
-            {"principals": {"$not_contains": "!user:alice"}},  # a deny entry outranks; PUBLIC is never denied
+            {"principals": {"$not_contains": "!user:alice"}},  # her own deny entry outranks all; PUBLIC is never denied
+            {"$or": [{"principals": {"$contains": "user:alice"}}, anyone]},  # her own entry, or the plain rule
         ]
     }
+    in_eng = where_clause(SearchFilter(principals=frozenset({"user:bo", "group:eng"})))
+    assert in_eng is not None and {"principals": {"$not_contains": "!group:eng"}} in in_eng["$and"][1]["$or"][1]["$and"]
     assert where_clause(SearchFilter(principals=frozenset())) == {"principals": {"$contains": "NOBODY"}}
     assert where_clause(SearchFilter()) is None
 
