@@ -152,6 +152,7 @@ class SourceConfig:
     ``MMRAG_SOURCE_<NAME>_USERNAME`` and ``..._PASSWORD``; they are never logged or stored in the index.
     ``readers``: with document permissions on, who may read items the source gives no permissions for
     (none: nobody, failing closed). ``poll_seconds``: how often ``mmrag watch`` lists a remote source.
+    ``grants`` (s3): read each object's ACL as its readers.
     """
 
     name: str
@@ -163,6 +164,7 @@ class SourceConfig:
     region: str = ""
     readers: tuple[str, ...] = ()
     poll_seconds: float = 300.0
+    grants: bool = False  # s3: each object's ACL grants are its readers (one more request per object and sync)
 
 
 SOURCE_KINDS = ("local", "s3", "webdav", "smb")
@@ -204,7 +206,14 @@ def _sources_section(data: object, where: str, env: Mapping[str, str]) -> tuple[
         if not isinstance(poll, (int, float)) or poll <= 0:
             raise ConfigError(f"{here}: poll_seconds must be a number of seconds above 0")
         readers = tuple(_strings(body, "readers", here))
-        out.append(SourceConfig(name, kind, url.strip(), readers=readers, poll_seconds=float(poll), **values))
+        grants = body.get("grants", False)
+        if not isinstance(grants, bool):
+            raise ConfigError(f"{here}: grants must be true or false")
+        out.append(
+            SourceConfig(
+                name, kind, url.strip(), readers=readers, poll_seconds=float(poll), grants=grants, **values
+            )
+        )
     return tuple(out)
 
 

@@ -9,8 +9,9 @@ or in any folder above it, are left out as a folder walk leaves them out.
 
 boto3 is imported when the first bucket is listed, not with this package. botocore sends only the
 requests themselves (no usage reports); the timeouts and the two attempts below make a dead server
-fail the run in seconds. ``principals`` stay ``None``: reading S3 grants and bucket policies is a
-later step, so with document permissions on the source's ``readers`` apply to every item.
+fail the run in seconds. With ``grants = true`` each object's ACL grants are its readers (one more
+request per object and sync); bucket policies are not read, so with document permissions on, a bucket
+shared by policy needs the source's ``readers`` (or a rules file) instead.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mmrag.ingest.detect import is_hidden_or_system
+from mmrag.ingest.permissions import PUBLIC
 from mmrag.pipeline.config import SourceConfig
 from mmrag.pipeline.sources import Item, SourceError
 
@@ -112,9 +114,38 @@ class S3Source:
                     if _skipped(key, path):
                         continue
                     etag = str(entry.get("ETag", "")).strip('"')
-                    yield Item(path, int(entry["Size"]), etag, entry["LastModified"].timestamp())
+                    readers = self._grants(key) if self._config.grants else None
+                    yield Item(path, int(entry["Size"]), etag, entry["LastModified"].timestamp(), readers)
         except self._failures as e:
             raise self._error(e, f"cannot list {self.location}") from e
+
+    def _grants(self, key: str) -> tuple[str, ...] | None:
+        """Who the object's ACL lets read it: ``PUBLIC`` for the AllUsers and AuthenticatedUsers groups,
+        ``user:DISPLAYNAME`` for an account with a display name, ``s3:ID`` (nobody here) for one without;
+        None when the ACL cannot be read (the source's ``readers`` then apply, or nobody)."""
+        try:
+            acl = self._s3().get_object_acl(Bucket=self.bucket, Key=key)
+        except self._failures as e:
+            log.warning("source %r: cannot read the grants of %s: %s", self.name, key, self._error(e, "grants"))
+            return None
+        readers: set[str] = set()
+        for grant in acl.get("Grants", ()):
+            if grant.get("Permission") not in ("READ", "FULL_CONTROL"):
+                continue
+            grantee = grant.get("Grantee", {})
+            kind = grantee.get("Type")
+            if kind == "Group" and str(grantee.get("URI", "")).endswith(
+                ("/global/AllUsers", "/global/AuthenticatedUsers")
+            ):
+                readers.add(PUBLIC)
+            elif kind == "CanonicalUser":
+                owner = acl.get("Owner", {})  # a grant may name the owner by id only
+                same = grantee.get("ID") and grantee.get("ID") == owner.get("ID")
+                name = grantee.get("DisplayName") or (owner.get("DisplayName") if same else None)
+                readers.add(f"user:{name}" if name else f"s3:{grantee.get('ID', '')}")
+            elif kind == "AmazonCustomerByEmail":
+                readers.add(f"s3:{grantee.get('EmailAddress', '')}")
+        return tuple(sorted(readers))
 
     def fetch(self, item: Item, dest: Path) -> None:
         client = self._s3()

@@ -391,3 +391,45 @@ def test_a_source_that_cannot_be_listed_is_counted_as_failed_in_its_own_report(t
         "skipped": 0,
         "unsupported": 0,
     }
+
+
+# --- grants ------------------------------------------------------------------------------------------
+
+
+def test_object_grants_are_the_items_readers_when_asked_for(s3_bucket: Bucket, tmp_path: Path) -> None:
+    endpoint, bucket, s3 = s3_bucket
+    s3.put_object(Bucket=bucket, Key="private.txt", Body=b"The vault word is heliotrope.\n")
+    s3.put_object(Bucket=bucket, Key="open.txt", Body=b"The lobby opens at eight.\n", ACL="public-read")
+    s3.put_object(
+        Bucket=bucket, Key="staff.txt", Body=b"Staff parking is on level two.\n",
+        GrantRead='uri="http://acs.amazonaws.com/groups/global/AuthenticatedUsers"',
+    )  # fmt: skip
+    owner = s3.get_object_acl(Bucket=bucket, Key="private.txt")["Owner"]
+    mine = f"user:{owner['DisplayName']}" if owner.get("DisplayName") else f"s3:{owner['ID']}"
+
+    plain = source_for(endpoint, bucket)
+    assert all(i.principals is None for i in plain.items())  # not asked for: one request per object saved
+    plain.close()
+    config = SourceConfig("bucket", "s3", f"s3://{bucket}", ACCESS_KEY, SECRET_KEY, endpoint=endpoint, grants=True)
+    granted = {i.path: i.principals for i in S3Source(config).items()}
+    assert granted["private.txt"] == (mine,)
+    assert granted["open.txt"] is not None and "PUBLIC" in granted["open.txt"]
+    assert granted["staff.txt"] is not None and "PUBLIC" in granted["staff.txt"]
+
+    toml = tmp_path / "mmrag.toml"
+    toml.write_text(
+        f'[permissions]\nenabled = true\n[sources.vault]\nkind = "s3"\nurl = "s3://{bucket}"\nendpoint = "{endpoint}"\n'
+        f'username = "{ACCESS_KEY}"\npassword = "{SECRET_KEY}"\ngrants = true\n'
+    )
+    cfg = load_config(config_file=toml, index_dir=tmp_path / "index", env={})
+    embedder = CountingEmbedder()
+    ingest(["vault"], cfg, embedder=embedder)
+    from mmrag.pipeline.api import Filters
+
+    def seen(query: str, *principals: str) -> set[str]:
+        hits = search(query, cfg, k=5, filters=Filters(principals=frozenset(principals)), embedder=embedder)
+        return {h.chunk.source for h in hits}
+
+    assert "vault:/private.txt" not in seen("vault word heliotrope", "PUBLIC", "user:someone")
+    assert "vault:/private.txt" in seen("vault word heliotrope", "PUBLIC", mine)
+    assert "vault:/open.txt" in seen("lobby opens", "PUBLIC", "user:someone")
