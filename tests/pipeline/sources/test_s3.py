@@ -433,3 +433,107 @@ def test_object_grants_are_the_items_readers_when_asked_for(s3_bucket: Bucket, t
     assert "vault:/private.txt" not in seen("vault word heliotrope", "PUBLIC", "user:someone")
     assert "vault:/private.txt" in seen("vault word heliotrope", "PUBLIC", mine)
     assert "vault:/open.txt" in seen("lobby opens", "PUBLIC", "user:someone")
+
+
+# --- a server that goes away, a sync that is killed ------------------------------------------------
+
+
+class StopsAfter(S3Source):
+    """The real source, whose server is stopped right after the first item it hands over."""
+
+    def __init__(self, config: SourceConfig, server: MotoServer) -> None:
+        super().__init__(config)
+        self.server = server
+
+    def fetch(self, item: Item, dest: Path) -> None:
+        super().fetch(item, dest)
+        self.server.stop()
+
+
+def test_a_server_that_goes_away_mid_sync_leaves_the_index_as_it_was_plus_what_completed(tmp_path: Path) -> None:
+    server = MotoServer()
+    try:
+        endpoint = server.start()
+        s3 = client(endpoint)
+        s3.create_bucket(Bucket="vanishing")
+        put(s3, "vanishing", drive(tmp_path))
+        cfg = config_for(tmp_path, endpoint, "vanishing", name="vanishing")
+        embedder = CountingEmbedder()
+        ingest(["vanishing"], cfg, embedder=embedder)
+        put(
+            s3,
+            "vanishing",
+            {f"docs/new/n{i}.txt": f"New note {i} names the word larkspur{i}.\n".encode() for i in range(3)},
+        )
+        configured = cfg.source("vanishing")
+        assert configured is not None
+        source = StopsAfter(configured, server)
+        try:
+            report = ingest([source], cfg, embedder=embedder)
+        finally:
+            source.close()
+        assert report.ingested == ["vanishing:/new/n0.txt"]  # what completed before the server went
+        assert len(report.failed) == 2 and report.removed == []  # the others are kept for the next run
+        assert sources_of("larkspur0", cfg, embedder, k=1) == ["vanishing:/new/n0.txt"]
+        assert sources_of("quillfeather board", cfg, embedder, k=1) == ["vanishing:/finance/budget.txt"]
+    finally:
+        server.cleanup()
+
+
+KILLED_SYNC = """
+import sys
+from pathlib import Path
+from mmrag.pipeline import api
+from mmrag.pipeline.config import load_config
+from mmrag.retrieval.embed import HashEmbedder
+cfg = load_config(config_file=Path(sys.argv[1]) / "mmrag.toml", index_dir=Path(sys.argv[2]), env={})
+api.ingest(["s3docs"], cfg, embedder=HashEmbedder(64))
+"""
+
+
+def _state(cfg: Config) -> tuple[object, ...]:
+    from mmrag.pipeline.app import open_app
+
+    app = open_app(cfg, create=False, embedder=CountingEmbedder(64))
+    try:
+        rows = sorted((r.source, r.sha256, r.status, r.chunks, r.version) for r in app.manifest.files())
+        return app.store.ids(), app.keyword.record_ids(), rows
+    finally:
+        app.close()
+
+
+def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would_be(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from mmrag.pipeline import api
+
+    endpoint, bucket, s3 = s3_bucket
+    put(s3, bucket, drive(tmp_path))
+    cfg = config_for(tmp_path, endpoint, bucket)
+    api.ingest(["s3docs"], cfg, embedder=CountingEmbedder(64))
+    api.close(cfg)
+    put(
+        s3,
+        bucket,
+        {"docs/notes/new.txt": b"The cafeteria opens at 7:45.\n", "docs/finance/budget.txt": b"Now 51,000.\n"},
+    )
+    s3.copy_object(
+        Bucket=bucket, Key="docs/notes/roadmap.md", CopySource={"Bucket": bucket, "Key": "docs/notes/plan.md"}
+    )
+    s3.delete_object(Bucket=bucket, Key="docs/notes/plan.md")
+    s3.delete_object(Bucket=bucket, Key="docs/old/obsolete.txt")
+
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_SYNC, str(tmp_path), str(cfg.index_dir)],
+        env={**os.environ, "MMRAG_FAULT": "sync-after-item"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 137, done.stderr[-2000:]
+    api.ingest(["s3docs"], cfg, embedder=CountingEmbedder(64))
+    api.close(cfg)
+
+    clean = replace(cfg, index_dir=tmp_path / "clean-index")
+    api.ingest(["s3docs"], clean, embedder=CountingEmbedder(64))
+    api.close(clean)
+    assert _state(cfg) == _state(clean)
