@@ -288,6 +288,13 @@ class _Run:
         if old and old.version and old.version == item.version and old.size == item.size:
             self._unchanged(name, old, principals)  # on the version token alone: not a byte read
             return True
+        if old is None and item.content:  # renamed or moved: its digest says so, no need to download it
+            same = next(
+                (r for r in self.gone.get(root, {}).values() if (r.version, r.size) == (item.version, item.size)), None
+            )
+            mtime_ns = int(item.modified * 1e9)
+            if same and self._moved(root, same.sha256, name, name, item.size, mtime_ns, principals, item.version):
+                return True
         downloads = self.app.path / "downloads"
         downloads.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=downloads) as folder:
@@ -464,7 +471,9 @@ def configured_source(app: App, name: Path | str) -> SourceConfig | None:
         return None
     configured = app.cfg.source(text)
     if configured is not None and Path(text).exists():
-        log.warning("%s is both a configured source and a path here: ingesting the source (./%s is the path)", text, text)
+        log.warning(
+            "%s is both a configured source and a path here: ingesting the source (./%s is the path)", text, text
+        )
     return configured
 
 

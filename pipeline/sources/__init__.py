@@ -45,6 +45,7 @@ class Item:
     version: str  # changes whenever the content may have changed: an ETag, or "mtime_ns:size"
     modified: float  # POSIX seconds
     principals: tuple[str, ...] | None = None  # who may read it, when the source says (SMB DACLs, S3 grants)
+    content: bool = False  # the version is a digest of the bytes (an S3 ETag): same version and size, same file
 
 
 class Source(Protocol):

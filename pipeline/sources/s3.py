@@ -115,7 +115,9 @@ class S3Source:
                         continue
                     etag = str(entry.get("ETag", "")).strip('"')
                     readers = self._grants(key) if self._config.grants else None
-                    yield Item(path, int(entry["Size"]), etag, entry["LastModified"].timestamp(), readers)
+                    modified = entry["LastModified"].timestamp()
+                    # a single-part upload's ETag is the MD5 of its bytes ("-" marks a multipart one)
+                    yield Item(path, int(entry["Size"]), etag, modified, readers, content="-" not in etag)
         except self._failures as e:
             raise self._error(e, f"cannot list {self.location}") from e
 

@@ -537,3 +537,24 @@ def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would
     api.ingest(["s3docs"], clean, embedder=CountingEmbedder(64))
     api.close(clean)
     assert _state(cfg) == _state(clean)
+
+
+def test_a_renamed_object_is_matched_on_its_etag_without_downloading_it(s3_bucket: Bucket, tmp_path: Path) -> None:
+    endpoint, bucket, s3 = s3_bucket
+    put(s3, bucket, {"docs/a.txt": b"The vault word is heliotrope.\n", "docs/b.txt": b"The lobby opens at eight.\n"})
+    cfg = config_for(tmp_path, endpoint, bucket)
+    embedder = CountingEmbedder()
+    ingest(["s3docs"], cfg, embedder=embedder)
+    s3.copy_object(Bucket=bucket, Key="docs/archive/a.txt", CopySource={"Bucket": bucket, "Key": "docs/a.txt"})
+    s3.delete_object(Bucket=bucket, Key="docs/a.txt")
+    configured = cfg.source("s3docs")
+    assert configured is not None
+    counting = CountingS3(configured)
+    embedder.texts = 0
+    try:
+        report = ingest([counting], cfg, embedder=embedder)
+    finally:
+        counting.close()
+    assert report.moved == ["s3docs:/a.txt -> s3docs:/archive/a.txt"]
+    assert counting.fetched == [] and embedder.texts == 0  # neither downloaded nor embedded
+    assert sources_of("vault word heliotrope", cfg, embedder, k=1) == ["s3docs:/archive/a.txt"]
