@@ -250,11 +250,14 @@ class ChromaStore:
         return [self._hit(*r) for r in self._rows(vector, k, flt)]
 
     def _rows(self, vector: Vectors, k: int, flt: SearchFilter) -> list[tuple[str, dict[str, Any], float]]:
-        result = self._collection.query(
-            query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
-            n_results=k,
-            where=where_clause(flt),
-            include=["documents", "metadatas", "distances"],
+        result = self._live(
+            lambda c: c.query(
+                query_embeddings=np.asarray(vector, dtype=np.float32).reshape(1, -1),
+                n_results=k,
+                where=where_clause(flt),
+                include=["documents", "metadatas", "distances"],
+            ),
+            {},
         )
         docs = (result.get("documents") or [[]])[0]
         metas = (result.get("metadatas") or [[]])[0]
@@ -266,7 +269,21 @@ class ChromaStore:
         return Hit(chunk, 1.0 - dist, str(record.get("root", "")), kind=str(record.get("kind", "")))
 
     def count(self) -> int:
-        return int(self._collection.count())
+        return int(self._live(lambda c: c.count(), 0))
+
+    def _live(self, call: Any, missing: Any) -> Any:
+        """``call(collection)``; when another process re-indexed or rebuilt the index meanwhile (the collection
+        this store holds was deleted), the collection of the same name is taken up again and asked once
+        more, or ``missing`` is the answer while there is none yet (a re-index between emptying and refilling)."""
+        try:
+            return call(self._collection)
+        except Exception as e:
+            if type(e).__name__ != "NotFoundError" and "does not exist" not in str(e):
+                raise
+        if self._name not in _collection_names(self._client):
+            return missing
+        self._collection = self._client.get_collection(self._name, embedding_function=None)
+        return call(self._collection)
 
     def rebuild(self) -> int:
         """Copy every record into a fresh collection (its vector graph built anew) and swap it in under the
@@ -315,7 +332,9 @@ class ChromaStore:
         found: set[str] = set()
         offset = 0
         while True:  # in pages: one get of a million ids would hold them all in the bindings at once
-            page = self._collection.get(where=where, include=[], limit=ID_PAGE, offset=offset)
+            page = self._live(
+                lambda c, at=offset: c.get(where=where, include=[], limit=ID_PAGE, offset=at), {"ids": []}
+            )
             found.update(page["ids"])
             if len(page["ids"]) < ID_PAGE:
                 return found
