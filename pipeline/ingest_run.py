@@ -625,6 +625,7 @@ def _sync_source(run: _Run, source: Source, items: Sequence[Item]) -> None:
     configured = app.cfg.source(source.name)
     readers = configured.readers if configured is not None else ()
     failures = 0
+    unread = 0
     for position, item in enumerate(items):
         if failures >= GIVE_UP_AFTER:
             rest = len(items) - position
@@ -632,8 +633,17 @@ def _sync_source(run: _Run, source: Source, items: Sequence[Item]) -> None:
                 source.name, f"stopped after {failures} items in a row could not be read; {rest} items not tried"
             )
             return  # nothing is removed either: the next run lists it again
-        failures = 0 if run.item(source, item, readers) else failures + 1
+        read = run.item(source, item, readers)
+        failures = 0 if read else failures + 1
+        unread += 0 if read else 1
         fault_point("sync-after-item")
+    if unread:  # an item not read may be a file renamed: its old name stays until a run reads it
+        gone = len(run.gone.get(root, {}))
+        if gone:
+            run.report.notes.append(
+                Skipped(source.name, f"{gone} items no longer listed stay in the index until a run reads every item")
+            )
+        return
     run.remove_missing(root, listed)
 
 

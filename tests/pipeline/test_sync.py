@@ -180,3 +180,26 @@ def test_a_source_that_stops_answering_is_given_up_without_removing_anything(tmp
     assert len(report.failed) == 6 and "not tried" in report.failed[-1].reason  # 5 tries, then the rest at once
     assert report.removed == [] and report.ingested == []
     assert "team:/note-7.txt" in _sources(search("zebra7", cfg, k=3, embedder=embedder))
+
+
+def test_a_renamed_item_that_cannot_be_read_keeps_its_old_name_until_it_is(tmp_path: Path) -> None:
+    drive = _drive(tmp_path / "drive")
+    cfg = _named(tmp_path, drive)
+    source_config = cfg.source("team")
+    assert source_config is not None
+    source = _Counting(source_config)
+    embedder = CountingEmbedder()
+    ingest([source], cfg, embedder=embedder)
+    (drive / "notes" / "plan.md").rename(drive / "notes" / "roadmap.md")
+    (drive / "finance" / "budget.txt").unlink()
+    source.broken = {"notes/roadmap.md"}  # its bytes cannot be read now: it may be plan.md renamed
+
+    report = ingest([source], cfg, embedder=embedder)
+
+    assert [f.file for f in report.failed] == ["team:/notes/roadmap.md"] and report.removed == []
+    assert "team:/notes/plan.md" in _sources(search("quantum widget", cfg, k=3, embedder=embedder))
+    source.broken = set()
+    embedder.texts = 0
+    later = ingest([source], cfg, embedder=embedder)
+    assert later.moved == ["team:/notes/plan.md -> team:/notes/roadmap.md"] and embedder.texts == 0
+    assert later.removed == ["team:/finance/budget.txt"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -357,3 +359,115 @@ def test_a_server_that_went_down_leaves_the_index_as_it_was(tmp_path: Path) -> N
     assert report.removed == [] and report.ingested == [] and report.by_source["team"]["listed"] == 0
     assert sources_of("zanzibarquartz", cfg, embedder)[0] == "team:/notes/budget.txt"
     assert "team:/hr/leave.docx" in sources_of("fennimore annual leave", cfg, embedder)
+
+
+# --- a server that goes away, a sync that is killed ---------------------------------------------------
+
+
+class StopsAfter(WebDavSource):
+    """The real source, whose server is stopped right after the first item it hands over."""
+
+    def __init__(self, config: SourceConfig, server: WebDav) -> None:
+        super().__init__(config)
+        self.server = server
+        self.fetched: list[str] = []
+
+    def fetch(self, item: Item, dest: Path) -> None:
+        self.fetched.append(item.path)
+        super().fetch(item, dest)
+        self.server.stop()
+
+
+def test_a_server_that_goes_away_mid_sync_leaves_the_index_as_it_was_plus_what_completed(tmp_path: Path) -> None:
+    with running_webdav() as server:  # its own server: stopping it must not take the session's down
+        dav = server.folder("drive")
+        make_drive(dav.root)
+        cfg = make_config(tmp_path, dav)
+        embedder = CountingEmbedder()
+        assert len(ingest(["team"], cfg, embedder=embedder).ingested) == 5
+        for i in range(3):
+            write(dav.root, f"new/n{i}.txt", f"New note {i} names the word larkspur{i}.\n")
+        write(dav.root, "notes/budget.txt", "The travel budget for 2026 is 51,000 euros, codeword marmotfjord now.\n")
+
+        source = StopsAfter(cfg.source("team") or pytest.fail("no [sources.team]"), server)
+        try:
+            started = time.monotonic()
+            report = ingest([source], cfg, embedder=embedder)
+            assert time.monotonic() - started < 15
+        finally:
+            source.close()
+        assert server.process.poll() is not None  # it did go away mid-sync
+    assert source.fetched == ["new/n0.txt", "new/n1.txt", "new/n2.txt", "notes/budget.txt"]
+    assert report.ingested == ["team:/new/n0.txt"]  # what completed before the server went
+    assert [f.file for f in report.failed] == ["team:/new/n1.txt", "team:/new/n2.txt", "team:/notes/budget.txt"]
+    assert all("cannot connect" in f.reason and dav.password not in f.reason for f in report.failed)
+    assert report.removed == [] and report.moved == [] and report.unchanged == 4  # the rest kept for the next run
+    assert sources_of("larkspur0", cfg, embedder)[0] == "team:/new/n0.txt"
+    assert not {"team:/new/n1.txt", "team:/new/n2.txt"} & set(sources_of("larkspur1 larkspur2", cfg, embedder))
+    assert sources_of("zanzibarquartz", cfg, embedder)[0] == "team:/notes/budget.txt"  # the old text stays
+    assert not any("marmotfjord" in h.chunk.text for h in search("marmotfjord", cfg, k=10, embedder=embedder))
+    assert "team:/hr/leave.docx" in sources_of("fennimore annual leave", cfg, embedder)
+    assert "team:/notes/plan.md" in sources_of("periwinklebolt widget", cfg, embedder)
+    assert "team:/data/prices.csv" in sources_of("glimmerkettle price", cfg, embedder)
+
+
+KILLED_SYNC = """
+import sys
+from pathlib import Path
+from mmrag.pipeline import api
+from mmrag.pipeline.config import load_config
+from mmrag.retrieval.embed import HashEmbedder
+cfg = load_config(config_file=Path(sys.argv[1]) / "mmrag.toml", index_dir=Path(sys.argv[2]), env={})
+api.ingest(["team"], cfg, embedder=HashEmbedder(64))
+"""
+
+
+def _state(cfg: Config) -> tuple[object, ...]:
+    from mmrag.pipeline.app import open_app
+
+    app = open_app(cfg, create=False, embedder=CountingEmbedder(64))
+    try:
+        rows = sorted((r.source, r.sha256, r.status, r.chunks, r.version) for r in app.manifest.files())
+        return app.store.ids(), app.keyword.record_ids(), rows
+    finally:
+        app.close()
+
+
+def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would_be(
+    webdav_folder: WebDav, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from mmrag.pipeline import api
+
+    root = webdav_folder.root
+    make_drive(root)
+    cfg = make_config(tmp_path, webdav_folder)
+    api.ingest(["team"], cfg, embedder=CountingEmbedder(64))
+    api.close(cfg)
+    # data/prices.csv is listed first: the killed run writes its new text, then dies before the rest.
+    write(root, "data/prices.csv", "item,price\nglimmerkettle,14\nteapot,33\nsugar bowl,9\n")  # another size
+    write(root, "notes/new.txt", "A new memo about the quokkaline project.\n")
+    client = Client(webdav_folder.url, auth=(webdav_folder.username, webdav_folder.password))
+    try:
+        client.move("notes/plan.md", "notes/roadmap.md")  # same bytes, a new name
+        client.remove("notes/keep.txt")
+    finally:
+        client.http.close()
+
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_SYNC, str(tmp_path), str(cfg.index_dir)],
+        env={**os.environ, "MMRAG_FAULT": "sync-after-item"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 137, done.stderr[-2000:]
+    killed = _state(cfg)
+    finished = api.ingest(["team"], cfg, embedder=CountingEmbedder(64))
+    api.close(cfg)
+    assert finished.failed == [] and finished.removed == ["team:/notes/keep.txt"]
+    assert finished.moved == ["team:/notes/plan.md -> team:/notes/roadmap.md"]
+
+    clean = replace(cfg, index_dir=tmp_path / "clean-index")
+    api.ingest(["team"], clean, embedder=CountingEmbedder(64))
+    api.close(clean)
+    assert _state(cfg) == _state(clean)
+    assert killed != _state(clean)  # the kill left work undone that the next sync did
