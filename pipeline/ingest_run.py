@@ -641,7 +641,11 @@ def _sync_source(run: _Run, source: Source, items: Sequence[Item]) -> None:
         gone = len(run.gone.get(root, {}))
         if gone:
             run.report.notes.append(
-                Skipped(source.name, f"{gone} items no longer listed stay in the index until a run reads every item")
+                Skipped(
+                    source.name,
+                    f"{gone} {'item' if gone == 1 else 'items'} no longer listed "
+                    f"{'stays' if gone == 1 else 'stay'} in the index until a run reads every item",
+                )
             )
         return
     run.remove_missing(root, listed)

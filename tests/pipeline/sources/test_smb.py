@@ -15,16 +15,21 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import smbclient
 from fakes import CountingEmbedder
-from smb_server import SmbServer, smb_server  # noqa: F401
+from smb_server import SMBD, SmbServer, _add_account, _config, _free_port, _wait_for, smb_server  # noqa: F401
+from smb_server import _stop as _stop_daemon
 
 from mmrag.ingest.permissions import PUBLIC, visible
 from mmrag.pipeline.api import ingest, search
@@ -446,3 +451,234 @@ class CountingFetches(SmbSource):
     def fetch(self, item: Item, dest: Path) -> None:
         self.fetched.append(item.path)
         super().fetch(item, dest)
+
+
+# --- a server that goes away, a sync that is killed ------------------------------------------------
+
+
+class OwnSmbd:
+    """An smbd of the test's own (its own smb.conf, passdb and share, on its own port; the session server's
+    crawler account and password), so that it can be stopped mid-sync and started again on the same port."""
+
+    def __init__(self, session: SmbServer) -> None:
+        top = Path(tempfile.mkdtemp(prefix="mmrag-smb-own-", dir="/tmp"))
+        top.chmod(0o755)
+        (top / "share").mkdir(mode=0o755)
+        port = _free_port()
+        conf = top / "smb.conf"
+        conf.write_text(_config(top, port))
+        password = session.passwords[session.crawler]
+        _add_account(session.crawler, conf, password)  # the Unix account exists: the session server made it
+        self.top = top
+        self.server = SmbServer(
+            "127.0.0.1", port, top / "share", {session.crawler: password}, session.crawler, conf, top / "smbd.log"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SmbServer:
+        with self.server.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [SMBD, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(self.server.conf)],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        _wait_for(self.server.port, self.proc, self.server.log)
+        return self.server
+
+    def stop(self) -> None:
+        """Stop smbd and the children serving its clients; returns once the port is closed."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.server.port), timeout=1).close()
+            except OSError:
+                return
+            time.sleep(0.05)  # a child still holding the listening socket
+        raise RuntimeError(f"something still listens on port {self.server.port} after smbd stopped")
+
+    def cleanup(self) -> None:
+        try:
+            self.stop()
+        finally:
+            _stop_daemon(self.top / "pid" / "samba-dcerpcd.pid")
+            shutil.rmtree(self.top, ignore_errors=True)
+
+
+def smb_drive() -> dict[str, bytes]:
+    return {
+        "finance/budget.txt": b"The travel budget for 2025 is 48,000 euros, signed off by the quillfeather board.\n",
+        "finance/rates.csv": b"city,rate\nLisbon,142\nMarrakesh,97\nTrondheim,188\n",
+        "hr/leave.txt": b"Employees receive 27 days of annual leave, booked through the zephyrine portal.\n",
+        "notes/plan.md": b"# Roadmap\n\nShip the obsidianwick widget by December.\n",
+        "old/obsolete.txt": b"The fax machine protocol uses the brambleton codebook.\n",
+    }
+
+
+def change_the_drive(root: Path, renamed: str = "notes/roadmap.md") -> None:
+    """Between two syncs: add a file, edit one, rename one (same bytes, same times), delete one."""
+    write(root, "notes/new.txt", "The cafeteria now serves tamarillo soup on Fridays.\n")
+    write(root, "finance/budget.txt", "The travel budget for 2026 is 51,000 euros, per the quillfeather board.\n")
+    (root / renamed).parent.mkdir(mode=0o755, exist_ok=True)
+    (root / "notes/plan.md").rename(root / renamed)
+    (root / "old/obsolete.txt").unlink()
+
+
+def sources_of(query: str, cfg: Config, embedder: CountingEmbedder, k: int = 1) -> list[str]:
+    return [h.chunk.source for h in search(query, cfg, k=k, embedder=embedder)]
+
+
+class StopsAfter(SmbSource):
+    """The real source, whose server is stopped right after the first item it hands over."""
+
+    def __init__(self, config: SourceConfig, server: OwnSmbd) -> None:
+        super().__init__(config)
+        self.server = server
+        self.fetched: list[str] = []
+
+    def fetch(self, item: Item, dest: Path) -> None:
+        self.fetched.append(item.path)
+        super().fetch(item, dest)
+        if len(self.fetched) == 1:
+            self.server.stop()
+
+
+def test_a_server_that_goes_away_mid_sync_leaves_the_index_as_it_was_plus_what_completed(
+    smb_server: SmbServer, tmp_path: Path
+) -> None:
+    own = OwnSmbd(smb_server)  # its own server: stopping it must not take the session's down
+    try:
+        server = own.start()
+        root = folder(server, "vanishing")
+        for path, data in smb_drive().items():
+            write(root, path, data)
+        cfg = make_config(tmp_path, server, "vanishing")
+        embedder = CountingEmbedder()
+        first = ingest(["files"], cfg, embedder=embedder)
+        assert len(first.ingested) == 5 and first.failed == []
+        # The renamed file is listed first (items come in path order): its move completes, then the server goes.
+        change_the_drive(root, renamed="archive/plan.md")
+        for i in range(2):
+            write(root, f"new/n{i}.txt", f"New note {i} names the word larkspur{i}.\n")
+
+        source = StopsAfter(cfg.source("files") or pytest.fail("no [sources.files]"), own)
+        embedder.seen.clear()
+        started = time.monotonic()
+        try:
+            report = ingest([source], cfg, embedder=embedder)
+        finally:
+            source.close()
+        assert time.monotonic() - started < 15
+        assert own.proc is None  # the server did go away mid-sync
+        assert source.fetched == [
+            "archive/plan.md",
+            "finance/budget.txt",
+            "new/n0.txt",
+            "new/n1.txt",
+            "notes/new.txt",
+        ]  # unchanged items are settled on their version: never fetched
+        assert report.moved == ["files:/notes/plan.md -> files:/archive/plan.md"]  # what completed before it went
+        assert report.ingested == [] and embedder.seen == []  # the move embedded nothing
+        assert [f.file for f in report.failed] == [
+            "files:/finance/budget.txt",
+            "files:/new/n0.txt",
+            "files:/new/n1.txt",
+            "files:/notes/new.txt",
+        ]  # kept as they were, for the next run
+        assert all(
+            "cannot connect" in f.reason and server.passwords[server.crawler] not in f.reason for f in report.failed
+        )
+        assert report.unchanged == 2 and report.removed == []  # nothing removed while items are left unread
+        (kept,) = [n.reason for n in report.notes if n.file == "files"]
+        assert "1 item no longer listed stays in the index" in kept  # old/obsolete.txt, until a run reads every item
+
+        assert sources_of("obsidianwick widget", cfg, embedder) == ["files:/archive/plan.md"]
+        assert sources_of("48,000 euros 2025", cfg, embedder) == ["files:/finance/budget.txt"]  # the old text stays
+        everything = search("budget board codebook fax widget leave soup larkspur0", cfg, k=50, embedder=embedder)
+        assert not any(w in h.chunk.text for h in everything for w in ("51,000", "tamarillo", "larkspur"))
+        assert sources_of("zephyrine portal", cfg, embedder) == ["files:/hr/leave.txt"]
+        assert sources_of("Trondheim rate", cfg, embedder) == ["files:/finance/rates.csv"]
+        assert sources_of("brambleton codebook", cfg, embedder) == ["files:/old/obsolete.txt"]  # deleted, kept
+
+        # Back on the same port, the next sync finishes what the failed one left.
+        own.start()
+        embedder.seen.clear()
+        after = ingest(["files"], cfg, embedder=embedder)
+        assert sorted(after.ingested) == [
+            "files:/finance/budget.txt",
+            "files:/new/n0.txt",
+            "files:/new/n1.txt",
+            "files:/notes/new.txt",
+        ]
+        assert after.removed == ["files:/old/obsolete.txt"]  # now that every item was read
+        assert after.moved == [] and after.failed == [] and after.unchanged == 3
+        assert "obsidianwick" not in " ".join(embedder.seen) and "51,000" in " ".join(embedder.seen)
+        assert sources_of("larkspur0", cfg, embedder) == ["files:/new/n0.txt"]
+        assert sources_of("51,000 euros 2026", cfg, embedder) == ["files:/finance/budget.txt"]
+        everything = search("budget board codebook fax widget leave soup", cfg, k=50, embedder=embedder)
+        assert not any("48,000" in h.chunk.text or "brambleton" in h.chunk.text for h in everything)
+    finally:
+        own.cleanup()
+
+
+KILLED_SYNC = """
+import sys
+from pathlib import Path
+from mmrag.pipeline import api
+from mmrag.pipeline.config import load_config
+from mmrag.retrieval.embed import HashEmbedder
+cfg = load_config(config_file=Path(sys.argv[1]) / "mmrag.toml", index_dir=Path(sys.argv[2]), env={})
+api.ingest(["files"], cfg, embedder=HashEmbedder(64))
+"""
+
+
+def _state(cfg: Config) -> tuple[object, ...]:
+    from mmrag.pipeline.app import open_app
+
+    app = open_app(cfg, create=False, embedder=CountingEmbedder(64))
+    try:
+        rows = sorted(
+            (r.root, r.source, r.size, r.sha256, r.status, r.chunks, r.version, r.principals)
+            for r in app.manifest.files()
+        )
+        return app.store.ids(), app.keyword.record_ids(), rows
+    finally:
+        app.close()
+
+
+def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would_be(
+    smb_server: SmbServer, tmp_path: Path
+) -> None:
+    from mmrag.pipeline import api
+
+    root = folder(smb_server, "killed")
+    for path, data in smb_drive().items():
+        write(root, path, data)
+    cfg = make_config(tmp_path, smb_server, "killed")
+    api.ingest(["files"], cfg, embedder=CountingEmbedder(64))
+    api.close(cfg)
+    change_the_drive(root)
+
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_SYNC, str(tmp_path), str(cfg.index_dir)],
+        env={**os.environ, "MMRAG_FAULT": "sync-after-item"}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 137, done.stderr[-2000:]  # killed after the first item, not a run to the end
+    killed = _state(cfg)
+    finished = api.ingest(["files"], cfg, embedder=CountingEmbedder(64))
+    api.close(cfg)
+    assert finished.failed == [] and finished.removed == ["files:/old/obsolete.txt"]
+    assert finished.moved == ["files:/notes/plan.md -> files:/notes/roadmap.md"]
+
+    clean = replace(cfg, index_dir=tmp_path / "clean-index")
+    api.ingest(["files"], clean, embedder=CountingEmbedder(64))
+    api.close(clean)
+    assert _state(cfg) == _state(clean)
+    assert killed != _state(clean)  # the killed run had not got there by itself
