@@ -82,8 +82,8 @@ demo_packages() {
 test_packages() {
   # Debian packages some tests drive: Chromium for the web page (through Playwright, whose pip package
   # carries the driver, not a browser), LibreOffice Impress for rendered slide pictures, WordNet for
-  # plain-word photo descriptions, Samba (smbd) for the SMB source's tests and espeak-ng for the spoken
-  # canary of the permission leak test. Installed when missing, where apt-get and root (or sudo) are
+  # plain-word photo descriptions, Samba (smbd) for the SMB source's tests, espeak-ng for the spoken
+  # canary of the permission leak test and nginx as the token proxy in front of a Chroma server. Installed when missing, where apt-get and root (or sudo) are
   # available; otherwise those tests say what is missing.
   local want=()
   [ -x /usr/bin/chromium ] || want+=(chromium fonts-dejavu-core)
@@ -91,8 +91,9 @@ test_packages() {
   wordnet_missing && want+=(wordnet-base)
   command -v smbd >/dev/null || [ -x /usr/sbin/smbd ] || want+=(samba)
   command -v espeak-ng >/dev/null || want+=(espeak-ng)
+  [ -x /usr/sbin/nginx ] || want+=(nginx)
   [ ${#want[@]} -eq 0 ] && return 0
-  apt_install "for the browser, slide-rendering, photo-description, SMB-share and speech tests" "the tests that need them will say so" \
+  apt_install "for the browser, slide-rendering, photo-description, SMB-share, speech and proxy tests" "the tests that need them will say so" \
     "${want[@]}"
 }
 

@@ -72,6 +72,10 @@ class IndexMismatch(MmragError):
     """The index was built with other models than the ones configured now."""
 
 
+class StoreUnreachable(MmragError):
+    """A store server that cannot be used now (down, or a proxy in front refused the credentials)."""
+
+
 @dataclass(frozen=True, slots=True)
 class FileInfo:
     """Per-file facts stored with each of its chunks, so filters need no join."""

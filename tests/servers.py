@@ -56,3 +56,67 @@ def chroma_server() -> Iterator[str]:
             proc.kill()
         log.close()
         shutil.rmtree(data, ignore_errors=True)
+
+
+PROXY_TOKEN = "proxy-token-5f1c9e2a7b"
+
+
+@pytest.fixture(scope="session")
+def chroma_behind_proxy(chroma_server: str) -> Iterator[str]:
+    """The supported deployment of a Chroma server (Chroma 1.x checks no credentials): the server on a
+    private address, a reverse proxy in front that lets through only requests carrying the token. Debian's
+    nginx (installed by ``./bootstrap.sh test``) on a free port, forwarding to ``chroma_server``."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx is not installed (./bootstrap.sh test installs it): the token proxy cannot be started")
+    work = Path(tempfile.mkdtemp(prefix="mmrag-nginx-"))
+    port = _free_port()
+    upstream = chroma_server.removeprefix("http://")
+    temps = "\n".join(
+        f"  {kind}_temp_path {work}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (work / "nginx.conf").write_text(
+        f"""daemon off;
+master_process off;
+pid {work}/nginx.pid;
+error_log {work}/error.log;
+events {{}}
+http {{
+  access_log off;
+{temps}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      if ($http_authorization != "Bearer {PROXY_TOKEN}") {{ return 401; }}
+      proxy_pass http://{upstream};
+      proxy_http_version 1.1;
+      proxy_set_header Host $host;
+      client_max_body_size 0;
+    }}
+  }}
+}}
+"""
+    )
+    proc = subprocess.Popen([nginx, "-p", str(work), "-c", str(work / "nginx.conf")], stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            request = urllib.request.Request(
+                f"{url}/api/v2/heartbeat", headers={"Authorization": f"Bearer {PROXY_TOKEN}"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=2):
+                    break
+            except OSError as e:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nginx did not start: {(work / 'error.log').read_text()[-2000:]}") from e
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(work, ignore_errors=True)

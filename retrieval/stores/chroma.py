@@ -17,7 +17,7 @@ import numpy as np
 from mmrag.ingest.chunk import Chunk
 from mmrag.ingest.permissions import DENY, PUBLIC, visible
 from mmrag.retrieval.records import NOBODY, PRINCIPALS, MetaValue, chunk_from_record, chunk_metadata, record_id
-from mmrag.retrieval.store import EmbeddingLayout, FileInfo, Hit, IndexMismatch, SearchFilter, Vectors
+from mmrag.retrieval.store import EmbeddingLayout, FileInfo, Hit, IndexMismatch, SearchFilter, StoreUnreachable, Vectors
 
 COLLECTION = "mmrag_chunks"
 LAYOUT_KEY = "mmrag_layout"
@@ -131,15 +131,25 @@ class ChromaStore:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"[store] url must look like http://HOST:PORT, got {url!r}")
-        return chromadb.HttpClient(
-            host=parts.hostname,
-            port=parts.port or (443 if parts.scheme == "https" else 8000),
-            ssl=parts.scheme == "https",
-            headers=headers,
-            tenant=tenant,
-            database=database,
-            settings=_settings(),
-        )
+        try:
+            return chromadb.HttpClient(
+                host=parts.hostname,
+                port=parts.port or (443 if parts.scheme == "https" else 8000),
+                ssl=parts.scheme == "https",
+                headers=headers,
+                tenant=tenant,
+                database=database,
+                settings=_settings(),
+            )
+        except Exception as e:  # the client checks the server at once: down, or a proxy refusing us
+            text = str(e)
+            if any(code in text for code in ("401", "403", "Unauthorized", "Forbidden")):
+                raise StoreUnreachable(
+                    f"the Chroma server at {url} refused the request (the proxy in front wants other "
+                    "credentials): check [store] auth_header or MMRAG_STORE_AUTH"
+                ) from e
+            first = " ".join(text.split())[:200]
+            raise StoreUnreachable(f"cannot use the Chroma server at {url}: {type(e).__name__}: {first}") from e
 
     @staticmethod
     def drop_collection(client: Any, collection: str = COLLECTION) -> None:

@@ -98,3 +98,37 @@ def test_a_superlative_over_a_table_puts_the_row_with_the_maximum_first(tmp_path
     assert "Texas" in hits[0].chunk.text
     assert not any(is_computed(h) for h in search("beneficiaries memo", cfg, 5, embedder=embedder))
     assert "Texas" in ask("Which state had the most beneficiaries?", cfg, embedder=embedder).text
+
+
+def test_a_chroma_server_behind_a_token_proxy_is_used_with_the_token_and_refused_without(
+    tmp_path: Path, cfg: Config, chroma_behind_proxy: str, loopback_only: None
+) -> None:
+    """The documented deployment: Chroma on a private address, nginx in front checking a token that
+    ``[store] auth_header`` sends with every request."""
+    import uuid
+
+    import pytest
+    from servers import PROXY_TOKEN
+
+    from mmrag.pipeline.api import close, ingest, search
+    from mmrag.retrieval.embed import HashEmbedder
+
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "plan.txt").write_text("The office move happens on the ninth of March.\n")
+    collection = f"proxied{uuid.uuid4().hex[:10]}"
+    store = replace(
+        cfg.store, kind="chroma-http", url=chroma_behind_proxy, collection=collection,
+        auth_header=f"Authorization: Bearer {PROXY_TOKEN}",
+    )  # fmt: skip
+    proxied = replace(cfg, store=store)
+    embedder = HashEmbedder(64)
+    assert ingest([drive], proxied, embedder=embedder).ingested == ["plan.txt"]
+    assert [h.chunk.source for h in search("office move", proxied, 3, embedder=embedder)] == ["plan.txt"]
+    close(proxied)
+
+    refused = replace(cfg, store=replace(store, auth_header="Authorization: Bearer wrong-token"))
+    from mmrag.retrieval.store import StoreUnreachable
+
+    with pytest.raises(StoreUnreachable, match=r"refused the request .* check \[store\] auth_header"):
+        search("office move", refused, 3, embedder=embedder)
