@@ -220,16 +220,17 @@ def cmd_watch(args: argparse.Namespace, cfg: Config) -> int:
         if args.json:
             sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")  # one line per round
             sys.stdout.flush()
-        elif report.ingested or report.removed or report.moved or report.failed or report.skipped:
+        elif report.changed or report.failed or report.skipped:
             render.ingest_report(report, cfg.index_dir)
 
+    what = None
     try:
         what = watched(args.paths, app)
         render.notice(f"watching {len(what.folders)} folders and {len(what.sources)} sources; Ctrl+C stops")
         watch(what, app, stop, full_seconds=args.full_seconds, on_round=shown)
-        for source in what.sources:
-            source.close()
     finally:
+        for source in what.sources if what is not None else ():
+            source.close()
         app.close()
     return EXIT_OK
 

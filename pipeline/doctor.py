@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mmrag.pipeline.app import REINDEX_MARKER, App, ingest_lock, open_app
 from mmrag.pipeline.config import Config, load_config
-from mmrag.pipeline.ingest_run import CHURN, reconcile, sweep_media
+from mmrag.pipeline.ingest_run import CHURN, incomplete, reconcile, sweep_media
 from mmrag.retrieval.manifest import OK
 
 PROBE_SECONDS = 300
@@ -88,10 +88,7 @@ def consistency(app: App) -> list[Check]:
     recorded = {(r.root, r.source): r for r in app.manifest.files() if r.status == OK}
     stored = app.store.ids()
     by_file = app.keyword.record_ids()
-    missing = [
-        source for (root, source), record in recorded.items()
-        if len(ids := by_file.get((root, source), set())) != record.chunks or not ids <= stored
-    ]  # fmt: skip
+    missing = [source for _, source in incomplete(recorded, stored, by_file)]
     unrecorded = sorted(source for _, source in by_file.keys() - recorded.keys())
     keyword_ids = set().union(*by_file.values()) if by_file else set()
     stray = len(stored - keyword_ids)

@@ -11,7 +11,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -61,6 +61,11 @@ class IngestReport:
     failed: list[Skipped] = field(default_factory=list)  # could not be read now: kept as they were, retried next run
     by_source: dict[str, dict[str, int]] = field(default_factory=dict)  # per folder or source: what happened
     seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        """Whether the run changed what searches find (files in, out, moved, or readable by others)."""
+        return bool(self.ingested or self.removed or self.moved or self.permissions_changed)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -190,16 +195,11 @@ class _Run:
                 "(raise [limits] max_file_mb to include it)",
             )
             return
-        principals = None
-        ruled = self.rules.readers_for(found.source) if self.rules is not None else None
-        if ruled is not None:
-            principals = ruled or (NOBODY,)
-        elif self.readers is not None:
-            try:
-                principals = self.readers.of(found.path).principals() or (NOBODY,)
-            except OSError as e:
-                self._skip(label, f"cannot read the file's permissions ({e.strerror or e})")
-                return
+        try:
+            principals = self._principals(found.source, lambda: self._on_disk(found.path))
+        except OSError as e:
+            self._skip(label, f"cannot read the file's permissions ({e.strerror or e})")
+            return
         old = self.manifest.get(root, found.source)
         if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
             self._unchanged(label, old, principals)
@@ -278,12 +278,8 @@ class _Run:
                 "(raise [limits] max_file_mb to include it)",
             )
             return True
-        principals = None
-        ruled = self.rules.readers_for(name) if self.rules is not None else None
-        if ruled is not None:
-            principals = ruled or (NOBODY,)
-        elif self.readers is not None:
-            principals = (item.principals if item.principals is not None else readers) or (NOBODY,)
+        principals = self._principals(name, lambda: item.principals if item.principals is not None else readers)
+        mtime_ns = int(item.modified * 1e9)
         old = self.manifest.get(root, name)
         if old and old.version and old.version == item.version and old.size == item.size:
             self._unchanged(name, old, principals)  # on the version token alone: not a byte read
@@ -292,7 +288,6 @@ class _Run:
             same = next(
                 (r for r in self.gone.get(root, {}).values() if (r.version, r.size) == (item.version, item.size)), None
             )
-            mtime_ns = int(item.modified * 1e9)
             if same and self._moved(root, same.sha256, name, name, item.size, mtime_ns, principals, item.version):
                 return True
         downloads = self.app.path / "downloads"
@@ -317,7 +312,6 @@ class _Run:
             except IngestError as e:
                 self._skip(name, e.reason)
                 return True
-            mtime_ns = int(item.modified * 1e9)
             if old and old.sha256 == digest:
                 self.manifest.touch(root, name, item.size, mtime_ns, item.version)
                 self._unchanged(name, old, principals)
@@ -337,6 +331,19 @@ class _Run:
             )
             self._ingest(Found(local, name), name, record, item.modified, budget)  # read now: the copy may go
         return True
+
+    def _principals(self, name: str, found: Callable[[], tuple[str, ...]]) -> tuple[str, ...] | None:
+        """Who may read ``name``: a matching rule of the rules file, else what the file system or source
+        says (``found``, asked only then); ``NOBODY`` when no one may; None with permissions off."""
+        ruled = self.rules.readers_for(name) if self.rules is not None else None
+        if ruled is not None:
+            return ruled or (NOBODY,)
+        return (found() or (NOBODY,)) if self.readers is not None else None
+
+    def _on_disk(self, path: Path) -> tuple[str, ...]:
+        """Who the file system lets read ``path`` (asked only with permissions on)."""
+        assert self.readers is not None
+        return self.readers.of(path).principals()
 
     def failed(self, label: str, reason: str) -> None:
         log.warning("could not read %s: %s (kept as it was; retried next run)", label, reason)
@@ -517,6 +524,18 @@ def lower_priority(nice: int) -> None:
         log.debug("could not lower the ingest's CPU priority: %s", e)
 
 
+def incomplete(
+    recorded: dict[tuple[str, str], FileRecord], stored: set[str], by_file: dict[tuple[str, str], set[str]]
+) -> list[tuple[str, str]]:
+    """The (root, source) of files recorded as ingested whose chunks are not all in the vector store
+    (``stored`` ids) and the keyword index (``by_file``)."""
+    return [
+        key
+        for key, record in recorded.items()
+        if len(ids := by_file.get(key, set())) != record.chunks or not ids <= stored
+    ]
+
+
 def reconcile(app: App) -> list[str]:
     """Make the manifest agree with the stores after a crash, and return the files it forgot.
 
@@ -533,12 +552,10 @@ def reconcile(app: App) -> list[str]:
     stored = app.store.ids()
     by_file = app.keyword.record_ids()
     forgotten = []
-    for (root, source), record in recorded.items():
-        ids = by_file.get((root, source), set())
-        if len(ids) != record.chunks or not ids <= stored:
-            app.index.replace_file(root, source, [], None)
-            app.manifest.remove(root, source)
-            forgotten.append(source)
+    for root, source in incomplete(recorded, stored, by_file):
+        app.index.replace_file(root, source, [], None)
+        app.manifest.remove(root, source)
+        forgotten.append(source)
     for root, source in by_file.keys() - recorded.keys():
         app.index.replace_file(root, source, [], None)
     if forgotten:

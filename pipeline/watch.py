@@ -133,7 +133,7 @@ def _sync(
         return
     due.pending.difference_update(names)
     record_state(app, started, due, report=report)
-    if report.ingested or report.removed or report.moved or report.failed:
+    if report.changed or report.failed:
         log.info(
             "synced %s: %d ingested, %d moved, %d removed, %d failed",
             ", ".join(names),
@@ -211,5 +211,5 @@ class BackgroundSync:
             app.close()
 
     def _changed(self, report: IngestReport) -> None:
-        if report.ingested or report.removed or report.moved or report.permissions_changed:
+        if report.changed:
             self.worker.reopen()

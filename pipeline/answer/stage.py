@@ -137,14 +137,14 @@ def _extractive(
     asked: Question,
     table: TableFinding | None,
 ) -> Answer:
-    if table is None:
-        table = table_evidence(question, hits, tables, None, vectorizer.texts)
     answer = extractive_answer(question, hits, vectorizer, asked=asked)
     each = _per_year(question, hits, tables, vectorizer, asked) if len(asked.years) >= 2 else []
     for finding in reversed(each):  # the years in the question's order, each from its own file
         answer = _with_table(answer, finding, asked, hits)
     if each:
         return answer
+    if table is None:
+        table = table_evidence(question, hits, tables, None, vectorizer.texts)
     return _with_table(answer, table, asked, hits) if table is not None else answer
 
 
