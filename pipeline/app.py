@@ -218,7 +218,7 @@ def _ingest_settings(cfg: Config, clip: Resolution, photo_words: Resolution) -> 
     return IngestSettings(
         chunking=cfg.chunking,
         media=MediaConfig(
-            media_dir=cfg.index_dir / MEDIA_DIR,
+            media_dir=media_root(cfg),
             ocr_engine=ocr_engine,
             ocr_cache=cfg.index_dir / OCR_CACHE_FILE,
             speech_backend=cfg.models.speech_backend,
@@ -240,13 +240,22 @@ def root_media_dir(media_dir: Path, root: str) -> Path:
     return media_dir / "roots" / hashlib.sha256(root.encode("utf-8")).hexdigest()[:16]
 
 
-def store_location(cfg: Config) -> StoreLocation:
+def media_root(cfg: Config) -> Path:
+    """Where the index's pictures live: ``media/`` in the index folder, or in the shared folder when the
+    index is published to one (``[store] shared``), so every replica serves the same files."""
+    shared = cfg.store.shared
+    if shared and "://" not in shared:
+        return Path(shared).expanduser() / MEDIA_DIR
+    return cfg.index_dir / MEDIA_DIR
+
+
+def store_location(cfg: Config, media_dir: Path | None = None) -> StoreLocation:
     path = Path(cfg.store.path).expanduser() if cfg.store.path else cfg.index_dir / CHROMA_DIR
     name, _, value = cfg.store.auth_header.partition(":")
     headers = ((name.strip(), value.strip()),) if name.strip() and value.strip() else ()
     return StoreLocation(
         path=path,
-        media_dir=cfg.index_dir / MEDIA_DIR,
+        media_dir=media_dir or media_root(cfg),
         url=cfg.store.url,
         headers=headers,
         tenant=cfg.store.tenant,
@@ -276,7 +285,7 @@ class App:
 
     @property
     def media_dir(self) -> Path:
-        return self.cfg.index_dir / MEDIA_DIR
+        return self.index.media_dir
 
     def searcher(self, lists: frozenset[str] | None = None) -> Searcher:
         """The hybrid searcher; ``lists`` limits which candidate lists run (for comparisons)."""
@@ -316,7 +325,7 @@ def _wipe(cfg: Config) -> None:
             fault_point("reindex-after-manifest")
     backend(cfg.store.kind).drop(store_location(cfg))
     fault_point("reindex-after-drop")
-    shutil.rmtree(path / MEDIA_DIR, ignore_errors=True)
+    shutil.rmtree(media_root(cfg), ignore_errors=True)
     fault_point("reindex-after-media")
     marker.unlink()
 
@@ -329,12 +338,14 @@ def open_app(
     embedder: TextEmbedder | None = None,
     visual: ImageTextEncoder | None = None,
     reindex: bool = False,
+    media_dir: Path | None = None,
 ) -> App:
     """Open (or, with ``create``, make) the index at ``cfg.index_dir`` with its models.
 
     Raises ``IndexMismatch`` when the index was built with other models (or does not exist and
     ``create`` is off), ``ModelMissing`` when the configured text model cannot be found. ``reindex``
-    empties the index first. ``models`` shares already-resolved models with another ``App``.
+    empties the index first. ``models`` shares already-resolved models with another ``App``. ``media_dir``
+    replaces where pictures are found (a replica's copy of published ones; default ``media_root``).
     """
     apply_offline_env(cfg.models.allow_downloads)
     path = cfg.index_dir
@@ -345,8 +356,8 @@ def open_app(
             _wipe(cfg)
     models = models or Models(cfg, embedder=embedder, visual=visual)
     vectorizer = Vectorizer(models.text(), models.visual())
-    media = path / MEDIA_DIR
-    store = backend(cfg.store.kind).open(store_location(cfg), vectorizer.layout, create)
+    media = media_dir or media_root(cfg)
+    store = backend(cfg.store.kind).open(store_location(cfg, media), vectorizer.layout, create)
     keyword = KeywordIndex(path / KEYWORD_FILE, media_dir=media)
     tables = TableStore(path / TABLES_FILE)
     manifest = Manifest(path / MANIFEST_FILE)

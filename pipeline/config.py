@@ -107,6 +107,18 @@ class StoreConfig:
     # rebuild reach this share of the chunks it holds (and at least rebuild_min_churn); 0 = never.
     rebuild_after_churn: float = 1.0
     rebuild_min_churn: int = 1000
+    # Several machines (``pipeline.snapshots``): where the ingest node publishes snapshots of the keyword index,
+    # table store and manifest, and the pictures: a folder every machine mounts, or s3://bucket/prefix
+    # (MMRAG_SHARED). "" = one machine, nothing published.
+    shared: str = ""
+    shared_endpoint: str = ""  # s3: an S3-compatible server (MinIO, Ceph); "" = AWS
+    shared_region: str = ""  # s3: "" = us-east-1; credentials from boto3's chain (AWS_ACCESS_KEY_ID, ~/.aws)
+    # "writer": this machine ingests and publishes; "replica": mmrag serve reads the published snapshots
+    # (with --index naming its own cache folder) and refuses ingest jobs
+    role: str = "writer"
+    publish_seconds: float = 60.0  # during a long ingest, publish at most this often (and at its end)
+    poll_seconds: float = 3.0  # how often a replica looks for a newer snapshot
+    keep_seconds: float = 600.0  # a replaced snapshot stays this long for replicas still copying it
 
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -210,9 +222,7 @@ def _sources_section(data: object, where: str, env: Mapping[str, str]) -> tuple[
         if not isinstance(grants, bool):
             raise ConfigError(f"{here}: grants must be true or false")
         out.append(
-            SourceConfig(
-                name, kind, url.strip(), readers=readers, poll_seconds=float(poll), grants=grants, **values
-            )
+            SourceConfig(name, kind, url.strip(), readers=readers, poll_seconds=float(poll), grants=grants, **values)
         )
     return tuple(out)
 
@@ -380,6 +390,10 @@ def load_config(
         store = replace(store, url=env["MMRAG_STORE_URL"])
     if env.get("MMRAG_STORE_AUTH"):
         store = replace(store, auth_header=env["MMRAG_STORE_AUTH"])
+    if env.get("MMRAG_SHARED"):
+        store = replace(store, shared=env["MMRAG_SHARED"])
+    if env.get("MMRAG_ROLE"):
+        store = replace(store, role=env["MMRAG_ROLE"])
     if env.get("MMRAG_PERMISSIONS"):
         permissions = replace(permissions, enabled=env["MMRAG_PERMISSIONS"].lower() in ("1", "true", "yes"))
     _check_choices(models, store, where)
@@ -403,6 +417,28 @@ def load_config(
 SLIDE_PICTURE_MODES = ("auto", "ingest", "preview")
 SPEECH_BACKENDS = ("faster-whisper", "openai-whisper")
 OCR_ENGINES = ("rapidocr", "tesseract", "none")
+STORE_ROLES = ("writer", "replica")
+
+
+def _check_shared(store: StoreConfig, where: str) -> None:
+    """A replica needs a published location and a vector store every machine reaches (a server)."""
+    for name in ("publish_seconds", "poll_seconds", "keep_seconds"):
+        if getattr(store, name) <= 0:
+            raise ConfigError(f"{where}: [store] {name} must be more than 0 seconds, got {getattr(store, name)!r}")
+    if store.shared.startswith("s3://") and not store.shared[5:].strip("/"):
+        raise ConfigError(f"{where}: [store] shared must name a bucket: s3://bucket/prefix")
+    if store.role != "replica":
+        return
+    if not store.shared:
+        raise ConfigError(
+            f'{where}: [store] role = "replica" needs [store] shared (or MMRAG_SHARED): the folder or s3://bucket/prefix '
+            "the ingest node publishes to"
+        )
+    if store.kind == "chroma":
+        raise ConfigError(
+            f'{where}: [store] role = "replica" needs a vector store every machine reaches: set [store] kind = '
+            '"chroma-http" and url (the embedded store lives in one machine\'s index folder)'
+        )
 
 
 def _check_choices(models: ModelsConfig, store: StoreConfig, where: str) -> None:
@@ -418,6 +454,7 @@ def _check_choices(models: ModelsConfig, store: StoreConfig, where: str) -> None
         ("[models] ocr_engine", models.ocr_engine, OCR_ENGINES),
         ("[models] llm_backend (or MMRAG_LLM_BACKEND)", models.llm_backend.strip().lower(), ("", *BACKENDS)),
         ("[store] kind (or MMRAG_STORE)", store.kind, tuple(STORES)),
+        ("[store] role (or MMRAG_ROLE)", store.role, STORE_ROLES),
     )
     for setting, value, known in choices:
         if value not in known:
@@ -425,5 +462,6 @@ def _check_choices(models: ModelsConfig, store: StoreConfig, where: str) -> None
             raise ConfigError(f"{where}: {setting} must be one of {options}, got {value!r}")
     if models.llm_max_tokens < 16 or models.llm_sql_max_tokens < 16:
         raise ConfigError(f"{where}: [models] llm_max_tokens and llm_sql_max_tokens must be at least 16")
+    _check_shared(store, where)
     if models.llm_timeout_s <= 0:
         raise ConfigError(f"{where}: [models] llm_timeout_s must be more than 0 seconds, got {models.llm_timeout_s!r}")

@@ -504,7 +504,13 @@ def run_ingest(paths: Sequence[Ingestable], app: App, progress: ProgressSink | N
         resolved.append(item)
     try:
         with ingest_lock(app.path):
-            return _run_ingest(resolved, app, progress)
+            from mmrag.pipeline.snapshots import publisher_for  # [store] shared: publish for API replicas
+
+            publisher = publisher_for(app)
+            report = _run_ingest(resolved, app, publisher.watching(progress) if publisher else progress)
+            if publisher is not None:
+                publisher.finish(report.changed or bool(report.skipped))
+            return report
     finally:
         for source in opened:
             source.close()

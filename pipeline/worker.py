@@ -37,12 +37,19 @@ class IndexWorker:
     """Runs functions of the open index on its single thread; the index is opened on first use."""
 
     def __init__(
-        self, cfg: Config, embedder: TextEmbedder | None = None, visual: ImageTextEncoder | None = None
+        self,
+        cfg: Config,
+        embedder: TextEmbedder | None = None,
+        visual: ImageTextEncoder | None = None,
+        *,
+        opener: Callable[[Models], App] | None = None,
     ) -> None:
+        """``opener`` opens the index instead of ``open_app`` (an API replica opens its newest snapshot)."""
         self.cfg = cfg
         self.models = Models(cfg, embedder=embedder, visual=visual)  # shared with ingest jobs: load once
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmrag-server-index")
         self._index: App | None = None
+        self._opener = opener
 
     def submit(self, fn: Callable[[App], T]) -> Future[T]:
         return self._pool.submit(self._run, fn)
@@ -53,12 +60,26 @@ class IndexWorker:
 
     def _run(self, fn: Callable[[App], T]) -> T:
         if self._index is None:
-            self._index = open_app(self.cfg, create=False, models=self.models)
+            self._index = self._open()
         return fn(self._index)
+
+    def _open(self) -> App:
+        if self._opener is not None:
+            return self._opener(self.models)
+        return open_app(self.cfg, create=False, models=self.models)
 
     def reopen(self) -> None:
         """Close the index; the next call opens it again (after an ingest changed it)."""
         self._pool.submit(self._close).result()
+
+    def swap(self) -> None:
+        """Close the index and open it again at once, between two requests (a replica's newer snapshot)."""
+
+        def again() -> None:
+            self._close()
+            self._index = self._open()
+
+        self._pool.submit(again).result()
 
     def _close(self) -> None:
         if self._index is not None:

@@ -183,6 +183,11 @@ class ChunkStore(Protocol):
         """The stored record ids, all or one root's or one file's (for checks and reconciliation)."""
         ...
 
+    def present(self, ids: set[str], flt: SearchFilter) -> set[str]:
+        """Those of ``ids`` the store holds and ``flt`` lets through (an API replica checks a keyword
+        snapshot's hits against the live store with it)."""
+        ...
+
     def files_of(self, ids: set[str]) -> set[tuple[str, str]]:
         """The (root, source) of the files these record ids belong to (for repairs)."""
         ...

@@ -31,7 +31,7 @@ from mmrag.ingest.errors import MmragError
 from mmrag.ingest.filetypes import Preview
 from mmrag.ingest.permissions import PUBLIC
 from mmrag.pipeline.api import ask_index, index_status, search_index
-from mmrag.pipeline.app import MEDIA_DIR, App
+from mmrag.pipeline.app import App, media_root
 from mmrag.pipeline.config import LOCAL_HOSTS, Config
 from mmrag.pipeline.filters import FilterError, Filters, parse_filters
 from mmrag.pipeline.http.files import (
@@ -54,6 +54,8 @@ from mmrag.pipeline.http.links import Signer, signed_ok, signer
 from mmrag.pipeline.http.payloads import citation_json, hit_json, sse_event, upload_name
 from mmrag.pipeline.http.policy import API_HEADERS, COMMON_HEADERS, PAGE_HEADERS, file_headers, ingest_allowed
 from mmrag.pipeline.permissions import IdentityError, principals_for_user
+from mmrag.pipeline.replica import Replica
+from mmrag.pipeline.snapshots import ReplicaRefused, replica_refusal
 from mmrag.pipeline.worker import IndexWorker, IngestJobs, JobBusy
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import IndexMismatch
@@ -99,6 +101,15 @@ class PermissionsUnsupported(MmragError):
     """The web server was asked to serve an index with document permissions on."""
 
 
+def _replica(cfg: Config, watch: Sequence[str]) -> Replica | None:
+    """The snapshot follower of an API replica (``[store] role = "replica"``), else None."""
+    if cfg.store.role != "replica":
+        return None
+    if watch:
+        raise ReplicaRefused(replica_refusal(cfg).replace("ingest runs", "--watch runs"))
+    return Replica(cfg)
+
+
 def create_app(
     cfg: Config,
     *,
@@ -124,7 +135,8 @@ def create_app(
             "the media links it hands each person. People sign in with their own tokens ([permissions] "
             "tokens_file) or through a proxy that sets [permissions] trusted_header."
         )
-    worker = IndexWorker(cfg, embedder)
+    replica = _replica(cfg, watch)
+    worker = IndexWorker(cfg, embedder, opener=replica.open if replica is not None else None)
     jobs = IngestJobs(worker)
     app = FastAPI(
         title="mmrag",
@@ -134,8 +146,11 @@ def create_app(
     app.state.worker = worker
     app.state.jobs = jobs
     slide_pictures = SlidePictures(
-        find_office(cfg.models.slide_renderer), cfg.index_dir / MEDIA_DIR, min(120.0, cfg.limits.file_seconds)
+        find_office(cfg.models.slide_renderer), media_root(cfg), min(120.0, cfg.limits.file_seconds)
     )
+    if replica is not None:
+        app.router.add_event_handler("startup", lambda: replica.start(worker.swap))
+        app.router.add_event_handler("shutdown", replica.stop)
     if watch:
         from mmrag.pipeline.watch import BackgroundSync
 
@@ -227,7 +242,8 @@ def create_app(
     def status(request: Request) -> dict[str, object]:
         """What the index holds: chunks, files by status, ingested roots and the embedding layout."""
         try:
-            return worker.call(lambda index: {"ready": True, **index_status(index, principals_of(request))})
+            found = worker.call(lambda index: {"ready": True, **index_status(index, principals_of(request))})
+            return {**found, "snapshot": replica.snapshot} if replica is not None else found
         except IndexMismatch as e:
             return {"ready": False, "index": str(cfg.index_dir), "detail": str(e), "chunks": 0, "roots": []}
 
@@ -331,6 +347,8 @@ def create_app(
     @app.post("/api/ingest", status_code=202)
     def start_ingest(body: IngestRequest, request: Request) -> dict[str, str]:
         """Start indexing files and folders in the background (one job at a time; 409 while one runs)."""
+        if replica is not None:
+            raise HTTPException(409, replica_refusal(cfg))
         if permissions and not getattr(request.state, "admin", False):
             raise HTTPException(403, "with document permissions on, only the server's own token may start an ingest")
         if not body.paths:

@@ -78,6 +78,19 @@ class S3Source:
             self._client = self._connect()
         return self._client
 
+    def client(self) -> Any:
+        """The boto3 client (connected on first use); also used by the shared location (``pipeline.shared``)."""
+        return self._s3()
+
+    def failures(self) -> tuple[type[Exception], ...]:
+        """The exceptions a request may raise (botocore's, urllib3's, socket errors), once connected."""
+        self._s3()
+        return self._failures
+
+    def error(self, e: Exception, doing: str) -> SourceError:
+        """``e`` in words, naming what failed (no credential in it)."""
+        return self._error(e, doing)
+
     def _connect(self) -> Any:
         try:
             import boto3

@@ -350,6 +350,17 @@ class ChromaStore:
                 return found
             offset += ID_PAGE
 
+    def present(self, ids: set[str], flt: SearchFilter) -> set[str]:
+        wanted = sorted(ids)
+        found: set[str] = set()
+        for start in range(0, len(wanted), ID_PAGE):
+            page = self._live(
+                lambda c, at=start: c.get(ids=wanted[at : at + ID_PAGE], where=where_clause(flt), include=[]),
+                {"ids": []},
+            )
+            found.update(page["ids"])
+        return found
+
     def files_of(self, ids: set[str]) -> set[tuple[str, str]]:
         found: set[tuple[str, str]] = set()
         wanted = sorted(ids)

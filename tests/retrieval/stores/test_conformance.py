@@ -173,6 +173,18 @@ def test_the_nearest_readable_chunks_come_whether_few_or_most_are_readable(open_
     assert [h.chunk.source for h in most] == [h.chunk.source for h in everyone]  # the nearest readable, in order
 
 
+def test_present_keeps_the_ids_stored_and_readable_under_the_filter(open_store: Opener) -> None:
+    store = open_store(fill=True)
+    finance, slides = record_id("/drive", FILES[0][0][0]), record_id("/drive", FILES[1][0][0])
+    asked = {finance, slides, "/drive::never-stored"}
+    assert store.present(asked, SearchFilter()) == {finance, slides}
+    assert store.present(asked, SearchFilter(principals=frozenset({"PUBLIC"}))) == {slides}
+    assert store.present(asked, SearchFilter(principals=frozenset({"group:finance", "PUBLIC"}))) == {finance, slides}
+    store.delete_source("/drive", "all-hands.pptx")
+    assert store.present(asked, SearchFilter()) == {finance}
+    assert store.present(set(), SearchFilter()) == set()
+
+
 def test_new_principals_replace_the_old_and_nothing_else(open_store: Opener) -> None:
     store = open_store(fill=True)
     ids = store.ids("/drive", "sales.xlsx")
