@@ -25,6 +25,16 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"takes a whole number of at least 1, got {text!r}")
+    return value
+
+
 def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
     parser.add_argument("--index", type=Path, help="index folder (default: $MMRAG_INDEX or ~/.local/share/mmrag/index)")
     parser.add_argument(
@@ -66,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="index files, folders and configured sources (re-runs are incremental)")
     p.add_argument("paths", nargs="+", metavar="PATH|SOURCE", help="files, folders, or names of [sources.NAME]")
     p.add_argument("--reindex", action="store_true", help="rebuild this index from scratch (after changing models)")
+    p.add_argument(
+        "--workers", type=_at_least_one, metavar="N",
+        help="read files in N worker processes while this one embeds and writes (default: [ingest] workers, 1)",
+    )  # fmt: skip
     _common(p)
 
     p = sub.add_parser("search", help="ranked evidence for a query (or for an example image)")
@@ -180,6 +194,8 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline.app import open_app
     from mmrag.pipeline.ingest_run import lower_priority, run_ingest
 
+    if args.workers is not None:
+        cfg = replace(cfg, ingest=replace(cfg.ingest, workers=args.workers))
     lower_priority(cfg.ingest.nice)  # before any thread starts: all of them inherit it
     app = open_app(cfg, create=True, reindex=args.reindex)
     try:

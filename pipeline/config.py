@@ -81,10 +81,13 @@ class IngestConfig:
     ``follow_links_outside`` follows symbolic links whose target is outside every folder being
     ingested (off: such links are reported, so a link to ``/etc`` indexes nothing). ``nice`` lowers
     the CPU priority of the ingest process (``os.nice``) so that searches served meanwhile stay fast.
+    ``workers`` above 1 reads files (parsing, OCR, speech) in that many worker processes while the ingest
+    process embeds and writes (``pipeline.ingest_pool``); 1 reads them in the ingest process itself.
     """
 
     follow_links_outside: bool = False
     nice: int = 10
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +374,8 @@ def load_config(
     store = _section(StoreConfig, data.pop("store", {}), f"{where} [store]")
     server = _server_section(data.pop("server", {}), f"{where} [server]")
     ingest = _section(IngestConfig, data.pop("ingest", {}), f"{where} [ingest]")
+    if ingest.workers < 1:
+        raise ConfigError(f"{where}: [ingest] workers must be at least 1, got {ingest.workers!r}")
     permissions = _section(PermissionsConfig, data.pop("permissions", {}), f"{where} [permissions]")
     sources = _sources_section(data.pop("sources", {}), where, env)
     top_index = data.pop("index_dir", None)

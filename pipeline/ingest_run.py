@@ -6,26 +6,27 @@ A file's manifest row is written only after its chunks are stored (see ``retriev
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from mmrag.ingest.base import IngestSettings, Note
+from mmrag.ingest.base import IngestSettings
 from mmrag.ingest.chunk import Chunk, Table
-from mmrag.ingest.detect import FileKind, detect
+from mmrag.ingest.detect import FileKind
 from mmrag.ingest.errors import IngestError
-from mmrag.ingest.filetypes import ingestor_for
 from mmrag.ingest.permissions import PathReaders
 from mmrag.ingest.reader_rules import ReaderRules
 from mmrag.ingest.ziplimits import ZipLimits
 from mmrag.pipeline.app import App, ingest_lock, root_media_dir
 from mmrag.pipeline.config import SourceConfig, fault_point
+from mmrag.pipeline.ingest_parse import Budget, Outcome, Parsed, ParseJob, sha256_file
+from mmrag.pipeline.ingest_pool import InlineParser, Parser, parser_for
 from mmrag.pipeline.sources import Item, Source, SourceError, chunk_source, open_source
 from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
@@ -35,7 +36,6 @@ from mmrag.retrieval.store import FileInfo
 log = logging.getLogger(__name__)
 
 UNSUPPORTED = "unsupported"
-HASH_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,50 +102,14 @@ class _NoProgress:
         pass
 
 
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """The per-file time budget (``[limits] file_seconds``): reading, hashing and parsing share it."""
-
-    seconds: float
-    deadline: float
-
-    @classmethod
-    def start(cls, seconds: float) -> Budget:
-        return cls(seconds, time.monotonic() + seconds)
-
-    def check(self, path: Path) -> None:
-        if time.monotonic() > self.deadline:
-            raise IngestError(
-                path, f"took longer than the {self.seconds:.0f} s per-file budget (raise [limits] file_seconds)"
-            )
-
-
-def sha256_file(path: Path, budget: Budget | None = None) -> str:
-    """The file's SHA-256; ``IngestError`` when it is no regular file or reading overruns ``budget``.
-
-    The file is opened without blocking and checked before a byte is read, so a file swapped for a
-    named pipe after the walk cannot hang the run.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as handle:
-        problem = not_regular(os.fstat(fd).st_mode)
-        if problem:
-            raise IngestError(path, problem)
-        digest = hashlib.sha256()
-        while block := handle.read(HASH_BLOCK):
-            digest.update(block)
-            if budget is not None:
-                budget.check(path)
-    return digest.hexdigest()
-
-
 def _label(target: Target, found: Found) -> str:
     return found.source if target.is_folder else str(found.path)
 
 
 class _Run:
-    def __init__(self, app: App, progress: ProgressSink) -> None:
+    def __init__(self, app: App, progress: ProgressSink, parser: Parser | None = None) -> None:
         self.app = app
+        self.parser = parser or InlineParser()
         self.manifest = app.manifest
         self.index = app.index
         self.cfg = app.cfg
@@ -160,6 +124,7 @@ class _Run:
         self.rules = ReaderRules.load(Path(rules).expanduser()) if self.readers is not None and rules else None
         self.churn = 0  # chunks replaced or deleted in the vector store this run (see ``rebuild_if_worn``)
         self.gone: dict[str, dict[str, FileRecord]] = {}  # per root: ingested files no longer listed, by content hash
+        self._downloads: Path | None = None  # this run's folder of copies of remote items (see ``item``)
 
     def settings_for(self, root: str) -> IngestSettings:
         """The ingest settings with pictures going to this root's own media folder."""
@@ -177,7 +142,7 @@ class _Run:
         if found.problem:
             self._skip(label, found.problem)
             return
-        budget = Budget.start(self.cfg.limits.file_seconds)  # reading and hashing count too
+        started = time.monotonic()  # reading and hashing count towards the file's budget too
         try:
             st = found.path.stat()
         except OSError as e:
@@ -204,31 +169,55 @@ class _Run:
         if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
             self._unchanged(label, old, principals)
             return
-        try:
-            digest = sha256_file(found.path, budget)
-        except OSError as e:
-            self._skip(label, f"cannot read the file ({e.strerror or e})")
-            return
-        except IngestError as e:
-            self._skip(label, e.reason)
-            return
-        if old and old.sha256 == digest:
-            self.manifest.touch(root, found.source, st.st_size, st.st_mtime_ns)
-            self._unchanged(label, old, principals)
-            return
-        if old is None and self._moved(root, digest, found.source, label, st.st_size, st.st_mtime_ns, principals):
-            return
-        record = FileRecord(
-            root,
+        job = ParseJob(
+            found.path,
             found.source,
-            st.st_size,
-            st.st_mtime_ns,
-            digest,
-            str(FileKind.UNKNOWN),
-            SKIPPED,
-            principals=principals,
+            self.settings_for(root),
+            self.zip_limits,
+            self.cfg.limits.file_seconds,
+            # a file seen before needs no reading if its content did not change; a new one none if it is a
+            # file gone from the listing, renamed (decided here once it is hashed)
+            known=frozenset({old.sha256}) if old else (None if self.gone.get(root) else frozenset()),
+            spent=time.monotonic() - started,
         )
-        self._ingest(found, label, record, st.st_mtime, budget)
+
+        def done(parsed: Parsed) -> ParseJob | None:
+            return self._file_read(root, job, parsed, label, old, st, principals)
+
+        self.parser.submit(job, done)
+
+    def _file_read(
+        self,
+        root: str,
+        job: ParseJob,
+        parsed: Parsed,
+        label: str,
+        old: FileRecord | None,
+        st: os.stat_result,
+        principals: tuple[str, ...] | None,
+    ) -> ParseJob | None:
+        """Apply what reading a file found; a job to read it after all when only its hash was wanted."""
+        source = job.source
+        if parsed.outcome is Outcome.HASH_FAILED:
+            self._skip(label, f"cannot read the file ({parsed.reason})")
+            return None
+        if parsed.outcome in (Outcome.NOT_READ, Outcome.DIED):
+            self._skip(label, parsed.reason)
+            return None
+        digest = parsed.digest
+        if old and old.sha256 == digest:
+            self.manifest.touch(root, source, st.st_size, st.st_mtime_ns)
+            self._unchanged(label, old, principals)
+            return None
+        if old is None and self._moved(root, digest, source, label, st.st_size, st.st_mtime_ns, principals):
+            return None
+        if parsed.outcome is Outcome.HASHED:
+            return replace(job, digest=digest, known=frozenset())
+        record = FileRecord(
+            root, source, st.st_size, st.st_mtime_ns, digest, str(FileKind.UNKNOWN), SKIPPED, principals=principals
+        )
+        self._parsed(label, record, st.st_mtime, parsed)
+        return None
 
     def expect_gone(self, root: str, listed: set[str]) -> None:
         """Remember the ingested files of ``root`` the listing no longer has: a new file with the same
@@ -290,47 +279,96 @@ class _Run:
             )
             if same and self._moved(root, same.sha256, name, name, item.size, mtime_ns, principals, item.version):
                 return True
-        downloads = self.app.path / "downloads"
-        downloads.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=downloads) as folder:
-            local = Path(folder) / (PurePosixPath(item.path).name or "item")
+        folder = Path(tempfile.mkdtemp(dir=self._downloads_folder()))  # kept until the copy is read
+        local = folder / (PurePosixPath(item.path).name or "item")
+        try:
+            queued = self._fetched(source, item, name, old, local, principals, mtime_ns)
+        finally:
+            if queued is not True:
+                shutil.rmtree(folder, ignore_errors=True)
+        return queued is not False
+
+    def _fetched(
+        self,
+        source: Source,
+        item: Item,
+        name: str,
+        old: FileRecord | None,
+        local: Path,
+        principals: tuple[str, ...] | None,
+        mtime_ns: int,
+    ) -> bool | None:
+        """Fetch an item into ``local``, hash it and queue its reading (True: ``local`` is removed once read);
+        None when nothing more is to be done with it, False when it could not be fetched or read."""
+        root = source.location
+        try:
+            source.fetch(item, local)  # bounded by the source's own timeouts, not the file budget
+        except (SourceError, OSError) as e:
+            self.failed(name, str(e))
+            return False
+        except Exception as e:  # a bug in a source or its library: this item fails, the run goes on
+            log.exception("internal error while fetching %s", name)
+            self.failed(name, f"internal error: {type(e).__name__}: {e}")
+            return False
+        started = time.monotonic()  # reading the copy, hashing and parsing share the budget
+        try:
+            digest = sha256_file(local, Budget.start(self.cfg.limits.file_seconds))
+        except OSError as e:
+            self.failed(name, f"cannot read the downloaded copy ({e.strerror or e})")
+            return False
+        except IngestError as e:
+            self._skip(name, e.reason)
+            return None
+        if old and old.sha256 == digest:
+            self.manifest.touch(root, name, item.size, mtime_ns, item.version)
+            self._unchanged(name, old, principals)
+            return None
+        if old is None and self._moved(root, digest, name, name, item.size, mtime_ns, principals, item.version):
+            return None
+        record = FileRecord(
+            root,
+            name,
+            item.size,
+            mtime_ns,
+            digest,
+            str(FileKind.UNKNOWN),
+            SKIPPED,
+            principals=principals,
+            version=item.version,
+        )
+        job = ParseJob(
+            local,
+            name,
+            self.settings_for(root),
+            self.zip_limits,
+            self.cfg.limits.file_seconds,
+            digest=digest,
+            spent=time.monotonic() - started,
+        )
+
+        def done(parsed: Parsed) -> None:
             try:
-                source.fetch(item, local)  # bounded by the source's own timeouts, not the file budget
-            except (SourceError, OSError) as e:
-                self.failed(name, str(e))
-                return False
-            except Exception as e:  # a bug in a source or its library: this item fails, the run goes on
-                log.exception("internal error while fetching %s", name)
-                self.failed(name, f"internal error: {type(e).__name__}: {e}")
-                return False
-            budget = Budget.start(self.cfg.limits.file_seconds)  # reading the copy, hashing and parsing
-            try:
-                digest = sha256_file(local, budget)
-            except OSError as e:
-                self.failed(name, f"cannot read the downloaded copy ({e.strerror or e})")
-                return False
-            except IngestError as e:
-                self._skip(name, e.reason)
-                return True
-            if old and old.sha256 == digest:
-                self.manifest.touch(root, name, item.size, mtime_ns, item.version)
-                self._unchanged(name, old, principals)
-                return True
-            if old is None and self._moved(root, digest, name, name, item.size, mtime_ns, principals, item.version):
-                return True
-            record = FileRecord(
-                root,
-                name,
-                item.size,
-                mtime_ns,
-                digest,
-                str(FileKind.UNKNOWN),
-                SKIPPED,
-                principals=principals,
-                version=item.version,
-            )
-            self._ingest(Found(local, name), name, record, item.modified, budget)  # read now: the copy may go
+                self._parsed(name, record, item.modified, parsed)
+            finally:
+                shutil.rmtree(local.parent, ignore_errors=True)
+
+        self.parser.submit(job, done)
         return True
+
+    def _downloads_folder(self) -> Path:
+        """This run's folder for copies of remote items, inside the index (removed by ``close``)."""
+        if self._downloads is None:
+            downloads = self.app.path / "downloads"
+            downloads.mkdir(parents=True, exist_ok=True)
+            self._downloads = Path(tempfile.mkdtemp(dir=downloads))
+        return self._downloads
+
+    def close(self) -> None:
+        """Stop reading (files still being read are abandoned) and remove this run's downloaded copies."""
+        self.parser.close()
+        if self._downloads is not None:
+            shutil.rmtree(self._downloads, ignore_errors=True)
+            self._downloads = None
 
     def _principals(self, name: str, found: Callable[[], tuple[str, ...]]) -> tuple[str, ...] | None:
         """Who may read ``name``: a matching rule of the rules file, else what the file system or source
@@ -350,43 +388,34 @@ class _Run:
         self.report.failed.append(Skipped(label, reason))
         self.progress.file_done(label, "failed", 0)
 
-    def _ingest(self, found: Found, label: str, record: FileRecord, mtime: float, budget: Budget) -> None:
-        root = record.root
-        try:
-            detection = detect(found.path, self.zip_limits)
-        except OSError as e:
-            self._skip(label, f"cannot read the file ({e.strerror or e})")
+    def _parsed(self, label: str, record: FileRecord, mtime: float, parsed: Parsed) -> None:
+        """Store what reading a file found (its chunks, or why it has none) and record it in the manifest."""
+        root, source = record.root, record.source
+        if parsed.outcome is Outcome.HASH_FAILED:
+            self._skip(label, f"cannot read the file ({parsed.reason})")
             return
-        kind = str(detection.kind)
+        if parsed.outcome in (Outcome.NOT_READ, Outcome.DIED):
+            self._skip(label, parsed.reason)
+            return
+        kind = parsed.kind
         record = replace(record, kind=kind)
-        if detection.problem:
-            self._replace(root, found.source, [], record, label, detection.problem)
-            return
-        ingestor = ingestor_for(kind, self.settings_for(root))
-        if ingestor is None:
-            self._forget(root, found.source)
+        if parsed.outcome is Outcome.UNSUPPORTED:
+            self._forget(root, source)
             self.manifest.put(replace(record, status=UNSUPPORTED, reason=kind))
             self.report.unsupported.append(Skipped(label, f"{kind} files are not indexed yet"))
             self.progress.file_done(label, UNSUPPORTED, 0)
             return
-        try:
-            items = list(_within_budget(ingestor.ingest(found.path, found.source), budget, found))
-        except IngestError as e:
-            self._replace(root, found.source, [], record, label, e.reason)
+        if parsed.outcome is not Outcome.PARSED:
+            self._replace(root, source, [], record, label, parsed.reason)
             return
-        except Exception as e:  # a bug in an ingestor or a library: record it and go on with the drive
-            log.exception("internal error while ingesting %s", found.path)
-            self._replace(root, found.source, [], record, label, f"internal error: {type(e).__name__}: {e}")
-            return
-        chunks = [item for item in items if isinstance(item, Chunk)]
-        tables = [item for item in items if isinstance(item, Table)]
+        chunks, tables = parsed.chunks, parsed.tables
         self.report.notes.extend(Skipped(label, note) for table in tables for note in table.notes)
         if not chunks:
-            self._replace(root, found.source, [], record, label, "no content found in the file")
+            self._replace(root, source, [], record, label, "no content found in the file")
             return
         info = FileInfo(root=root, kind=kind, modified=mtime, principals=record.principals or ())
-        self._replace(root, found.source, chunks, record, label, "", info, tables)
-        for note in (item for item in items if isinstance(item, Note)):
+        self._replace(root, source, chunks, record, label, "", info, tables)
+        for note in parsed.notes:
             log.warning("%s: %s", label, note.reason)
             self.report.notes.append(Skipped(label, note.reason))
 
@@ -457,14 +486,6 @@ class _Run:
                 self.manifest.remove(root, record.source)
                 if record.status == OK:
                     self.report.removed.append(record.source)
-
-
-def _within_budget(
-    items: Iterator[Chunk | Table | Note], budget: Budget, found: Found
-) -> Iterator[Chunk | Table | Note]:
-    for item in items:
-        budget.check(found.path)
-        yield item
 
 
 Ingestable = Path | str | Source  # a file or folder, a configured source's name, or a source
@@ -572,8 +593,15 @@ def reconcile(app: App) -> list[str]:
 
 
 def _run_ingest(paths: Sequence[Path | Source], app: App, progress: ProgressSink | None) -> IngestReport:
-    sink = progress or _NoProgress()
-    run = _Run(app, sink)
+    run = _Run(app, progress or _NoProgress(), parser_for(app.cfg.ingest.workers))
+    try:
+        return _run_all(run, paths, app)
+    finally:
+        run.close()
+
+
+def _run_all(run: _Run, paths: Sequence[Path | Source], app: App) -> IngestReport:
+    sink = run.progress
     started = time.monotonic()
     repaired = reconcile(app)
     if repaired:
@@ -604,6 +632,7 @@ def _run_ingest(paths: Sequence[Path | Source], app: App, progress: ProgressSink
             run.expect_gone(root, listed)
         for found in files:
             run.file(target, found)
+        run.parser.drain()  # every file of the folder stored before those gone from it are removed
         if target.is_folder:
             run.remove_missing(root, listed)
         run.report.by_source[root if target.is_folder else str(target.only)] = _counts(run.report, before, len(files))
@@ -615,6 +644,7 @@ def _run_ingest(paths: Sequence[Path | Source], app: App, progress: ProgressSink
         else:
             _sync_source(run, source, items)
         run.report.by_source[source.name] = _counts(run.report, before, len(items))
+    run.parser.drain()
     app.index.flush()
     rebuilt = rebuild_if_worn(app, run.churn)
     if rebuilt:
@@ -655,11 +685,13 @@ def _sync_source(run: _Run, source: Source, items: Sequence[Item]) -> None:
             run.failed(
                 source.name, f"stopped after {failures} items in a row could not be read; {rest} items not tried"
             )
+            run.parser.drain()
             return  # nothing is removed either: the next run lists it again
         read = run.item(source, item, readers)
         failures = 0 if read else failures + 1
         unread += 0 if read else 1
         fault_point("sync-after-item")
+    run.parser.drain()
     if unread:  # an item not read may be a file renamed: its old name stays until a run reads it
         gone = len(run.gone.get(root, {}))
         if gone:
