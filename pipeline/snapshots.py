@@ -26,6 +26,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -101,23 +102,37 @@ def copy_databases(index_dir: Path, out: Path) -> None:
 def publish(app: App, location: SharedLocation) -> Published:
     """Flush the index and publish its SQLite state (and, to S3, new pictures) as the new current snapshot."""
     app.index.flush()
+    upload = None if _is_folder(location) else lambda: _upload_media(app, location)
+    return publish_files(app.path, location, app.cfg.store.keep_seconds, upload)
+
+
+def publish_files(
+    index_dir: Path,
+    location: SharedLocation,
+    keep_seconds: float,
+    upload_media: Callable[[], dict[str, str]] | None = None,
+) -> Published:
+    """Copy the SQLite files of ``index_dir`` into a new snapshot, then make it current and prune old ones.
+
+    ``upload_media`` (S3) uploads the pictures and returns them by name and version for the snapshot's list.
+    """
     started = time.monotonic()
     snapshot = new_id()
-    with tempfile.TemporaryDirectory(prefix="mmrag-publish-", dir=app.path) as tmp:
+    with tempfile.TemporaryDirectory(prefix="mmrag-publish-", dir=index_dir) as tmp:
         folder = Path(tmp)
-        copy_databases(app.path, folder)
+        copy_databases(index_dir, folder)
         copied = time.monotonic()
         size = 0
         for name in FILES:
             location.put(folder / name, f"{SNAPSHOTS}{snapshot}/{name}")
             size += (folder / name).stat().st_size
-    media = _upload_media(app, location) if not _is_folder(location) else {}
+    media = upload_media() if upload_media is not None else {}
     fault_point("publish-before-current")
     info = {"id": snapshot, "created": time.time(), "files": list(FILES), "media": media}
     location.write(f"{SNAPSHOTS}{snapshot}/{INFO}", json.dumps(info).encode())
     location.write(CURRENT, snapshot.encode())
     done = time.monotonic()
-    prune(location, app.cfg.store.keep_seconds)
+    prune(location, keep_seconds)
     log.info("published snapshot %s to %s (%.1f MB)", snapshot, location.where, size / 1e6)
     return Published(snapshot, size, copied - started, done - copied)
 
