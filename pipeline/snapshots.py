@@ -126,7 +126,7 @@ def publish_files(
         for name in FILES:
             location.put(folder / name, f"{SNAPSHOTS}{snapshot}/{name}")
             size += (folder / name).stat().st_size
-    media = upload_media() if upload_media is not None else {}
+    media = upload_media() if upload_media is not None else None  # None: pictures are in the shared folder
     fault_point("publish-before-current")
     info = {"id": snapshot, "created": time.time(), "files": list(FILES), "media": media}
     location.write(f"{SNAPSHOTS}{snapshot}/{INFO}", json.dumps(info).encode())
@@ -197,6 +197,7 @@ class Publisher:
         self.every = app.cfg.store.publish_seconds
         self._last = time.monotonic()
         self._thread = threading.get_ident()
+        self._changed = False  # since the last publish
         marker = app.path / PENDING
         self._pending = marker.exists()
         marker.write_text("changes of an ingest run not yet published; the next run publishes them\n")
@@ -206,13 +207,16 @@ class Publisher:
         ``publish_seconds`` old (only on the thread that writes the index)."""
         return _Publishing(self, progress)
 
-    def file_done(self) -> None:
-        if threading.get_ident() == self._thread and time.monotonic() - self._last >= self.every:
+    def file_done(self, outcome: str) -> None:
+        self._changed = self._changed or outcome not in ("unchanged", "failed")
+        due = time.monotonic() - self._last >= self.every
+        if self._changed and due and threading.get_ident() == self._thread:
             self._publish()
 
     def _publish(self) -> None:
         publish(self.app, self.location)
         self._last = time.monotonic()
+        self._changed = False
 
     def finish(self, changed: bool) -> None:
         """At the end of a run: publish when it changed something, an earlier run's changes wait, or
@@ -234,7 +238,7 @@ class _Publishing:
     def file_done(self, source: str, outcome: str, chunks: int) -> None:
         if self._progress is not None:
             self._progress.file_done(source, outcome, chunks)
-        self._publisher.file_done()
+        self._publisher.file_done(outcome)
 
 
 def publisher_for(app: App) -> Publisher | None:
@@ -290,9 +294,8 @@ def fetch(location: SharedLocation, cache: Path, *, want: str | None = None) -> 
             want = None  # pruned meanwhile (or not complete): take the current one
             continue
         info = json.loads(info_raw)
-        media = info.get("media") or {}
-        if media:
-            _fetch_media(location, cache, media)
+        if info.get("media") is not None:
+            _fetch_media(location, cache, info["media"])
         (partial / INFO).write_bytes(info_raw)
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)

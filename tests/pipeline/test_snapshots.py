@@ -1,0 +1,182 @@
+"""Snapshots in one process: what a publish holds, when old ones go, S3 as the shared location, and what a
+replica's configuration must name. The processes-on-127.0.0.1 test is ``test_replicas.py``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes import CountingEmbedder
+from PIL import Image
+from s3_server import ACCESS_KEY, SECRET_KEY, s3_bucket, s3_server  # noqa: F401
+
+from mmrag.pipeline import api
+from mmrag.pipeline.app import CHROMA_DIR, Models
+from mmrag.pipeline.config import Config, ConfigError, load_config
+from mmrag.pipeline.replica import Replica
+from mmrag.pipeline.shared import FolderLocation, open_shared
+from mmrag.pipeline.snapshots import CURRENT, INFO, SNAPSHOTS, NothingPublished, fetch, prune
+from mmrag.pipeline.worker import IndexWorker
+
+
+def _drive(root: Path, files: int = 6) -> Path:
+    root.mkdir()
+    for n in range(files):
+        (root / f"note{n}.txt").write_text(f"Note {n}: the quarterly review of project number {n} is on Monday.\n")
+    return root
+
+
+def _shared(cfg: Config, shared: str, **store: Any) -> Config:
+    return replace(cfg, store=replace(cfg.store, shared=shared, **store))
+
+
+def _ingest(cfg: Config, drive: Path) -> api.IngestReport:
+    try:
+        return api.ingest([drive], cfg, embedder=CountingEmbedder(64))
+    finally:
+        api.close(cfg)
+
+
+def _snapshot_files(folder: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """Chunks per file in the keyword index, and as the manifest records them (files ingested)."""
+    keyword = sqlite3.connect(folder / "keyword.sqlite")
+    manifest = sqlite3.connect(folder / "manifest.sqlite")
+    try:
+        indexed = dict(keyword.execute("SELECT source, count(*) FROM chunk_file GROUP BY source").fetchall())
+        recorded = dict(manifest.execute("SELECT source, chunks FROM files WHERE status = 'ok'").fetchall())
+    finally:
+        keyword.close()
+        manifest.close()
+    return indexed, recorded
+
+
+def test_a_long_ingest_publishes_along_the_way_each_snapshot_matching_its_manifest(tmp_path: Path, cfg: Config) -> None:
+    shared = tmp_path / "shared"
+    cfg = _shared(cfg, str(shared), publish_seconds=0.001, keep_seconds=3600.0)
+    report = _ingest(cfg, _drive(tmp_path / "drive"))
+    assert len(report.ingested) == 6
+    ids = sorted(p.name for p in (shared / "snapshots").iterdir())
+    assert len(ids) >= 3, "a publish during the run, not only at its end"
+    assert (shared / CURRENT).read_text() == ids[-1]
+    grew = []
+    for snapshot in ids:
+        indexed, recorded = _snapshot_files(shared / "snapshots" / snapshot)
+        assert indexed == recorded, f"snapshot {snapshot}: the keyword index and the manifest disagree"
+        grew.append(len(recorded))
+    assert grew == sorted(grew) and grew[-1] == 6 and grew[0] < 6
+
+    again = _ingest(cfg, tmp_path / "drive")  # nothing changed: nothing published
+    assert again.unchanged == 6 and sorted(p.name for p in (shared / "snapshots").iterdir()) == ids
+
+
+def _fake_snapshot(location: FolderLocation, created: float) -> str:
+    snapshot = f"{int(created * 1000):015d}-abcdef"
+    location.write(f"{SNAPSHOTS}{snapshot}/keyword.sqlite", b"x")
+    location.write(f"{SNAPSHOTS}{snapshot}/{INFO}", b"{}")
+    return snapshot
+
+
+def test_a_replaced_snapshot_stays_for_the_grace_period_and_the_current_one_always(tmp_path: Path) -> None:
+    location = FolderLocation(tmp_path / "shared")
+    now = time.time()
+    old, replaced_long_ago, replaced_just_now, newest = (
+        _fake_snapshot(location, t) for t in (now - 4000, now - 3000, now - 30, now - 10)
+    )
+    location.write(CURRENT, newest.encode())
+    assert prune(location, keep_seconds=600) == [old]  # replaced 3000 s ago
+    left = {p.name for p in (tmp_path / "shared" / "snapshots").iterdir()}
+    assert left == {replaced_long_ago, replaced_just_now, newest}  # replaced 30 s and 10 s ago; the current one
+    location.write(CURRENT, replaced_long_ago.encode())  # CURRENT is never pruned, whatever its age
+    assert replaced_long_ago not in prune(location, keep_seconds=1)
+
+
+def test_fetching_from_an_empty_shared_location_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(NothingPublished, match="run `mmrag ingest` on the ingest node"):
+        fetch(FolderLocation(tmp_path / "shared"), tmp_path / "cache")
+
+
+def test_a_replica_refuses_to_ingest_and_its_config_must_name_a_shared_location_and_a_server(tmp_path: Path) -> None:
+    config = tmp_path / "mmrag.toml"
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "MMRAG_ROLE": "replica"}
+    config.write_text('[store]\nkind = "chroma-http"\nurl = "http://127.0.0.1:9"\n')
+    with pytest.raises(ConfigError, match=r"needs \[store\] shared"):
+        load_config(config, tmp_path / "cache", env)
+    config.write_text(f'[store]\nshared = "{tmp_path / "shared"}"\n')
+    with pytest.raises(ConfigError, match='kind = "chroma-http"'):
+        load_config(config, tmp_path / "cache", env)
+    config.write_text(f'[store]\nshared = "{tmp_path / "shared"}"\nrole = "reader"\n')
+    with pytest.raises(ConfigError, match="role"):
+        load_config(config, tmp_path / "cache", {"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+
+
+def test_s3_holds_the_snapshots_and_pictures_and_a_replica_follows_it(
+    tmp_path: Path, cfg: Config, s3_bucket: tuple[str, str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, bucket, s3 = s3_bucket
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    drive = _drive(tmp_path / "drive", files=2)
+    Image.new("RGB", (320, 200), (200, 40, 40)).save(drive / "red-poster.png")
+    writer = _shared(cfg, f"s3://{bucket}/mmrag", shared_endpoint=endpoint)
+    _ingest(writer, drive)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    current = s3.get_object(Bucket=bucket, Key="mmrag/CURRENT")["Body"].read().decode()
+    assert {f"mmrag/snapshots/{current}/{n}" for n in ("keyword.sqlite", "manifest.sqlite", INFO)} <= keys
+    pictures = [k for k in keys if k.startswith("mmrag/media/")]
+    assert len(pictures) == 1 and pictures[0].endswith(".jpg")
+
+    cache = tmp_path / "replica-cache"
+    reader = replace(
+        writer,
+        index_dir=cache,
+        store=replace(writer.store, role="replica", path=str(cfg.index_dir / CHROMA_DIR), poll_seconds=0.2),
+    )
+    replica = Replica(reader)
+    worker = IndexWorker(reader, CountingEmbedder(64), opener=replica.open)
+    try:
+        hits = worker.call(lambda app: api.search_index(app, "red poster", 3))
+        poster = next(h for h in hits if h.chunk.source == "red-poster.png")
+        assert poster.chunk.image is not None and poster.chunk.image.is_file()
+        assert poster.chunk.image.is_relative_to(cache / "media")  # the replica's copy of the picture
+
+        (drive / "red-poster.png").unlink()
+        _ingest(writer, drive)
+        assert not [o for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if o["Key"].startswith("mmrag/media/")]
+        replica.start(worker.swap)
+        deadline = time.monotonic() + 10
+        while replica.snapshot == current:
+            assert time.monotonic() < deadline, "the replica did not take up the new snapshot"
+            time.sleep(0.1)
+        hits = worker.call(lambda app: api.search_index(app, "red poster", 3))
+        assert "red-poster.png" not in {h.chunk.source for h in hits}
+        assert not poster.chunk.image.exists()
+        assert [p.name for p in (cache / "snapshots").iterdir()] == [replica.snapshot]
+    finally:
+        replica.stop()
+        worker.shutdown()
+        location = open_shared(writer)
+        if location is not None and hasattr(location, "close"):
+            location.close()
+
+
+def test_models_are_shared_between_snapshots(tmp_path: Path, cfg: Config) -> None:
+    """A swap opens the new snapshot with the models already loaded (nothing loads twice)."""
+    shared = tmp_path / "shared"
+    writer = _shared(cfg, str(shared))
+    _ingest(writer, _drive(tmp_path / "drive", files=1))
+    reader = replace(
+        writer,
+        index_dir=tmp_path / "cache",
+        store=replace(writer.store, role="replica", path=str(cfg.index_dir / CHROMA_DIR)),
+    )
+    models = Models(reader, embedder=CountingEmbedder(64))
+    replica = Replica(reader)
+    first = replica.open(models)
+    info = json.loads((first.path / INFO).read_text())
+    assert info["id"] == (shared / CURRENT).read_text() and first.media_dir == shared / "media"
+    first.close()
