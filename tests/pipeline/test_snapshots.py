@@ -1,6 +1,8 @@
 """Snapshots in one process: what a publish holds, when old ones go, S3 as the shared location, and what a
 replica's configuration must name. The processes-on-127.0.0.1 test is ``test_replicas.py``."""
 
+# ruff: noqa: F811  (the fixtures imported from s3_server come back as the tests' parameters)
+
 from __future__ import annotations
 
 import json
