@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.ingest import IngestFigures
     from mmrag.pipeline.bench.search import EmbedderSpec
 
-SECTIONS = ("ingest", "baseline", "reingest", "small-files", "search", "busy-search", "cold", "sync")
+SECTIONS = ("workers", "ingest", "baseline", "reingest", "small-files", "search", "busy-search", "cold", "sync")
 DEFAULT_SIZES = "10000,100000"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,6 +63,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--long-video", type=float, nargs="?", const=600.0, default=0.0, metavar="SECONDS",
         help="also ingest a long video looped from the corpus's longest (default length 600 s)",
     )  # fmt: skip
+    p.add_argument(
+        "--ingest-workers", type=int, default=2, metavar="N",
+        help="the parallel ingest figure: the corpus with 1 worker and with N (default 2)",
+    )  # fmt: skip
     p.add_argument("--cache-dir", type=Path, help="where synthetic indexes are kept (default ~/.cache/mmrag-bench)")
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached synthetic indexes")
     p.add_argument("--work-dir", type=Path, help="keep the bench's working files here (default: a temporary folder)")
@@ -92,6 +96,7 @@ class Options:
     work: Path | None
     hash_embedder: bool
     config_file: Path | None
+    ingest_workers: int = 2
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
@@ -107,11 +112,13 @@ class Options:
             )
         if any(s < 1 for s in sizes) or args.queries < 1 or args.rounds < 1:
             raise BenchUsageError("--sizes, --queries and --rounds must be positive")
+        if args.ingest_workers < 2:
+            raise BenchUsageError(f"--ingest-workers takes 2 or more, got {args.ingest_workers}")
         cache = args.cache_dir or Path.home() / ".cache" / "mmrag-bench"
         return cls(
             args.corpus, sizes, skip, args.queries, args.rounds, args.small_files, args.sync_items, args.sync_s3_items,
             args.long_video, cache,
-            args.rebuild, args.work_dir, args.embedder == "hash", args.config,
+            args.rebuild, args.work_dir, args.embedder == "hash", args.config, args.ingest_workers,
         )  # fmt: skip
 
     @staticmethod
@@ -149,6 +156,14 @@ def measure(cfg: Config, opts: Options) -> Results:
     work = opts.work or Path(tempfile.mkdtemp(prefix="mmrag-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if "workers" not in opts.skip:  # first: the reading models are not loaded in this process yet
+            from mmrag.pipeline.bench.workers import measure_workers
+            from mmrag.retrieval.embed import HashEmbedder
+
+            results.workers = measure_workers(
+                opts.corpus_folder(), cfg, work / "workers", workers=opts.ingest_workers,
+                embedder=HashEmbedder(384) if opts.hash_embedder else None, note=_note,
+            )  # fmt: skip
         if "ingest" not in opts.skip:
             results.ingest = _ingest(cfg, opts, work)
         if "small-files" not in opts.skip and opts.small_files > 0:
@@ -240,7 +255,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
 
     try:
         opts = Options.from_args(args)
-        if "ingest" not in opts.skip or "busy-search" not in opts.skip:
+        if {"workers", "ingest", "busy-search"} - opts.skip:
             opts.corpus_folder()
     except BenchUsageError as e:
         sys.stderr.write(f"mmrag bench: {e}\n")

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.results import Results, Target
     from mmrag.pipeline.bench.search import TierResult
     from mmrag.pipeline.bench.stages import ModalityRun
+    from mmrag.pipeline.bench.workers import WorkersFigures
 
 STAGE_COLUMNS = ("parse", "ocr", "transcription", "labels", "embedding", "writing")
 
@@ -104,6 +105,30 @@ def _ingest(fig: IngestFigures) -> list[str]:
     return lines
 
 
+def _workers(w: WorkersFigures, ingest: IngestFigures | None) -> list[str]:
+    one, many = w.one, w.many
+    lines = [
+        f"Parallel ingest (--workers), the whole corpus ({one.files} files, fresh indexes, each worker loading "
+        "its own models): "
+        f"1 worker {one.seconds:.1f} s, {many.workers} workers {many.seconds:.1f} s: "
+        f"speedup {_num(w.speedup, 2, 'x')}"
+        + ("" if one.chunks == many.chunks else f" (chunks {one.chunks} vs {many.chunks}!)")
+    ]
+    text = w.text_many
+    if text is not None:
+        mmrag_s, baseline_s = ingest.text_corpus() if ingest is not None else (None, None)
+        line = f"  text corpus with {text.workers} workers: {text.seconds:.1f} s"
+        if baseline_s:
+            same = ingest.text_corpus_same_work() if ingest is not None else {}
+            line += (
+                f", speedup over the baseline {_num(baseline_s / text.seconds, 2, 'x')} "
+                f"(1 worker: {_num(baseline_s / mmrag_s if mmrag_s else None, 2, 'x')}, "
+                f"same work {_num(same.get('speedup_same_work'), 2, 'x')})"
+            )
+        lines.append(line)
+    return lines
+
+
 def _tier_row(t: TierResult) -> list[str]:
     ratio = t.search.p50 / t.baseline.p50 if t.baseline.p50 else None
     return [
@@ -179,6 +204,8 @@ def render(r: Results, goals: Sequence[Target]) -> list[str]:
     ]
     if r.ingest is not None:
         lines += [*_ingest(r.ingest), ""]
+    if r.workers is not None:
+        lines += [*_workers(r.workers, r.ingest), ""]
     if r.small is not None:
         lines += [
             f"{r.small.files:,} small files: first ingest {r.small.first_s:.1f} s, "
@@ -188,7 +215,10 @@ def render(r: Results, goals: Sequence[Target]) -> list[str]:
     if r.sync is not None:
         y = r.sync
         ratio = f" ({y.sync_s / y.walk_s:.1f}x a bare walk and stat, {y.walk_s:.2f} s)" if y.walk_s else ""
-        lines += [f"sync of {y.items:,} unchanged files: {y.sync_s:.2f} s{ratio}; {y.unchanged:,} reported unchanged", ""]
+        lines += [
+            f"sync of {y.items:,} unchanged files: {y.sync_s:.2f} s{ratio}; {y.unchanged:,} reported unchanged",
+            "",
+        ]
     if r.sync_s3 is not None:
         y = r.sync_s3
         ratio = f" ({y.sync_s / y.walk_s:.1f}x a bare paged listing, {y.walk_s:.2f} s)" if y.walk_s else ""

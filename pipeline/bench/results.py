@@ -11,12 +11,14 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.ingest import IngestFigures, SmallFiles
     from mmrag.pipeline.bench.search import TierResult
     from mmrag.pipeline.bench.sync import SyncFigures
+    from mmrag.pipeline.bench.workers import WorkersFigures
 
 
 @dataclass
 class Results:
     machine: dict[str, float | int | str | bool | None] = field(default_factory=dict)
     ingest: IngestFigures | None = None
+    workers: WorkersFigures | None = None
     small: SmallFiles | None = None
     tiers: list[TierResult] = field(default_factory=list)
     cold: ColdStart | None = None
@@ -100,6 +102,8 @@ def to_json(r: Results) -> dict[str, object]:
             out["reingest_unchanged_s"] = round(fig.reingest.unchanged_s, 3)
             out["reingest_one_changed_s"] = round(fig.reingest.one_changed_s, 3)
             out["reingest_changed_file"] = fig.reingest.changed_file
+    if r.workers is not None:
+        out["ingest_workers"] = r.workers.to_json(r.ingest.text_corpus()[1] if r.ingest is not None else None)
     if r.sync is not None:
         out["sync"] = r.sync.to_json()
     if r.sync_s3 is not None:

@@ -65,6 +65,10 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
     assert corpus["speedup_same_work"] == corpus["speedup"]
     assert corpus["embedding_s"] >= 0 and corpus["baseline_embedding_s"] >= 0  # the hash embedder takes ~0 s
     assert "embedding_speedup" in corpus
+    workers = data["ingest_workers"]  # the corpus with 1 worker and with 2, the text corpus with 2
+    assert (workers["one_worker"]["workers"], workers["workers"]["workers"]) == (1, 2)
+    assert workers["one_worker"]["ingested"] == workers["workers"]["ingested"] == 3 and workers["same_chunks"]
+    assert _positive(workers["speedup"]) and _positive(workers["text_corpus_speedup_over_baseline"])
     assert data["reingest_unchanged_s"] >= 0 and _positive(data["reingest_one_changed_s"])
     assert data["small_files"]["files"] == 20 and data["small_files"]["reingest_unchanged_s"] >= 0
     assert data["cold_start_s"] is None  # skipped
@@ -87,6 +91,7 @@ def test_the_table_names_each_part(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "Search while an ingest runs" not in out
     assert "Ingest per modality" in out and "re-ingest, corpus unchanged" in out and "Targets" in out
+    assert "Parallel ingest (--workers), the whole corpus (3 files" in out
 
 
 def test_unknown_part_to_skip_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

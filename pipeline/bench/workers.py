@@ -1,0 +1,101 @@
+"""Parallel ingest: the corpus ingested with one worker and with N (``[ingest] workers``), each into a fresh
+index, and the text corpus with N workers, set next to the baseline's seconds by the report.
+
+Both whole-corpus runs start with the models of reading unloaded (OCR, speech, labels), as a first
+``mmrag ingest`` does: the one-worker run loads them in the ingest process, each of the N workers
+loads its own. The text embedder is loaded once, before either run, and shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from mmrag.pipeline.bench.stages import TEXT_MODALITIES, classify, copy_files
+from mmrag.pipeline.config import Config
+from mmrag.retrieval.embed import TextEmbedder
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRun:
+    workers: int
+    files: int
+    ingested: int
+    chunks: int
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "workers": self.workers,
+            "files": self.files,
+            "ingested": self.ingested,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WorkersFigures:
+    """The whole corpus with one worker and with ``many.workers``; the text corpus with as many."""
+
+    one: WorkerRun
+    many: WorkerRun
+    text_many: WorkerRun | None
+
+    @property
+    def speedup(self) -> float | None:
+        return self.one.seconds / self.many.seconds if self.many.seconds > 0 else None
+
+    def to_json(self, baseline_s: float | None = None) -> dict[str, object]:
+        text = self.text_many
+        return {
+            "one_worker": self.one.to_json(),
+            "workers": self.many.to_json(),
+            "speedup": None if self.speedup is None else round(self.speedup, 2),
+            "same_chunks": self.one.chunks == self.many.chunks,
+            "text_corpus": None if text is None else text.to_json(),
+            "text_corpus_speedup_over_baseline": round(baseline_s / text.seconds, 2)
+            if text is not None and baseline_s and text.seconds > 0
+            else None,
+        }
+
+
+def measure_workers(
+    corpus: Path, cfg: Config, work: Path, *, workers: int, embedder: TextEmbedder | None, note: Note
+) -> WorkersFigures:
+    """Ingest ``corpus`` with 1 and with ``workers`` workers, then its text modalities with ``workers``."""
+    from mmrag.pipeline.app import Models
+
+    models = Models(cfg, embedder=embedder)
+    text, visual = models.text(), models.visual()  # loaded once, outside the timed runs
+
+    def run(folder: Path, count: int, name: str) -> WorkerRun:
+        from mmrag.pipeline.app import open_app
+        from mmrag.pipeline.ingest_run import run_ingest
+
+        ran = replace(cfg, index_dir=work / f"index-{name}", ingest=replace(cfg.ingest, workers=count))
+        app = open_app(ran, create=True, embedder=text, visual=visual, reindex=True)
+        try:
+            report = run_ingest([folder], app)
+        finally:
+            app.close()
+        files = sum(1 for p in folder.rglob("*") if p.is_file())
+        return WorkerRun(count, files, len(report.ingested), report.chunks, report.seconds)
+
+    by_modality = classify(corpus)
+    everything = work / "corpus"
+    copy_files([f for files in by_modality.values() for f in files], everything)
+    note(f"ingesting the corpus with 1 worker, then with {workers}")
+    one = run(everything, 1, "one")
+    many = run(everything, workers, "many")
+    text_files = [f for name in TEXT_MODALITIES for f in by_modality.get(name, [])]
+    text_many = None
+    if text_files:
+        folder = work / "text"
+        copy_files(text_files, folder)
+        note(f"ingesting the text corpus with {workers} workers")
+        text_many = run(folder, workers, "text")
+    return WorkersFigures(one, many, text_many)
