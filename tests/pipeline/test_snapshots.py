@@ -182,3 +182,47 @@ def test_models_are_shared_between_snapshots(tmp_path: Path, cfg: Config) -> Non
     info = json.loads((first.path / INFO).read_text())
     assert info["id"] == (shared / CURRENT).read_text() and first.media_dir == shared / "media"
     first.close()
+
+
+def test_a_reader_removed_on_the_ingest_node_loses_keyword_hits_at_once_on_a_replica_not_yet_refreshed(
+    tmp_path: Path, cfg: Config
+) -> None:
+    """The snapshot lags Chroma; the keyword hits it still gives are checked against Chroma's live readers."""
+    from mmrag.pipeline.filters import Filters
+    from mmrag.retrieval.keyword import KeywordIndex
+    from mmrag.retrieval.store import SearchFilter
+
+    rules = tmp_path / "readers.toml"
+    rules.write_text('[[rule]]\nmatch = "**"\nreaders = ["group:finance"]\n')
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "salaries.txt").write_text("The walrus bonus pool for engineers is 80,000 euros.\n")
+    writer = _shared(cfg, str(tmp_path / "shared"))
+    writer = replace(writer, permissions=replace(writer.permissions, enabled=True, rules_file=str(rules)))
+    _ingest(writer, drive)
+    reader = replace(
+        writer,
+        index_dir=tmp_path / "cache",
+        store=replace(writer.store, role="replica", path=str(cfg.index_dir / CHROMA_DIR)),
+    )
+    replica = Replica(reader)
+    app = replica.open(Models(reader, embedder=CountingEmbedder(64)))
+    finance = Filters(principals=frozenset({"group:finance"}))
+    try:
+        assert [h.chunk.source for h in api.search_index(app, "walrus bonus pool", 3, finance)] == ["salaries.txt"]
+
+        # the ingest node records the new readers in Chroma; its snapshot has not reached the replica
+        rules.write_text('[[rule]]\nmatch = "**"\nreaders = ["group:hr"]\n')
+        unpublished = _shared(writer, str(tmp_path / "elsewhere"))
+        assert _ingest(unpublished, drive).permissions_changed == ["salaries.txt"]
+
+        stale = KeywordIndex(app.path / "keyword.sqlite")
+        as_finance = SearchFilter(principals=frozenset({"group:finance"}))
+        assert [h.chunk.source for h in stale.search("walrus bonus", 5, as_finance)] == ["salaries.txt"]
+        stale.close()
+        assert app.keyword.search("walrus bonus", 5, as_finance) == []
+        assert api.search_index(app, "walrus bonus pool", 3, finance) == []
+        hr = Filters(principals=frozenset({"group:hr"}))
+        assert [h.chunk.source for h in api.search_index(app, "walrus bonus pool", 3, hr)] == ["salaries.txt"]
+    finally:
+        app.close()
