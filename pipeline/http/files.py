@@ -24,7 +24,7 @@ from mmrag.ingest.errors import MmragError
 from mmrag.ingest.permissions import visible
 from mmrag.pipeline.app import App
 from mmrag.retrieval.manifest import OK, FileRecord
-from mmrag.retrieval.store import Hit
+from mmrag.retrieval.store import Hit, SearchFilter
 
 READ_BLOCK = 256 * 1024
 PREVIEW_SCALE = 1.5  # 108 dpi: a PDF page readable on a laptop screen
@@ -81,6 +81,12 @@ def served_path(index: App, root: str, source: str, principals: frozenset[str] |
         raise Refused(404, NOT_INGESTED)
     if principals is not None and (record.principals is None or not visible(record.principals, principals)):
         raise Refused(404, NOT_INGESTED)
+    if (
+        principals is not None
+        and index.cfg.store.role == "replica"
+        and not _live_readable(index, root, source, principals)
+    ):
+        raise Refused(404, NOT_INGESTED)  # a reader removed since the replica's snapshot: the live store knows
     real_root = Path(root).resolve()
     try:
         real = (real_root / relative).resolve(strict=True)
@@ -92,6 +98,12 @@ def served_path(index: App, root: str, source: str, principals: frozenset[str] |
         raise Refused(404, "not a regular file")
     _check_identity(real, record)
     return real
+
+
+def _live_readable(index: App, root: str, source: str, principals: frozenset[str]) -> bool:
+    """Whether the vector store, live, lets one of ``principals`` read a chunk of the file (an API replica's
+    manifest is a snapshot that may still name a reader removed since)."""
+    return bool(index.store.present(index.store.ids(root, source), SearchFilter(principals=principals)))
 
 
 @functools.lru_cache(maxsize=256)

@@ -189,6 +189,7 @@ def test_a_reader_removed_on_the_ingest_node_loses_keyword_hits_at_once_on_a_rep
 ) -> None:
     """The snapshot lags Chroma; the keyword hits it still gives are checked against Chroma's live readers."""
     from mmrag.pipeline.filters import Filters
+    from mmrag.pipeline.http.files import Refused, served_path
     from mmrag.retrieval.keyword import KeywordIndex
     from mmrag.retrieval.store import SearchFilter
 
@@ -224,5 +225,11 @@ def test_a_reader_removed_on_the_ingest_node_loses_keyword_hits_at_once_on_a_rep
         assert api.search_index(app, "walrus bonus pool", 3, finance) == []
         hr = Filters(principals=frozenset({"group:hr"}))
         assert [h.chunk.source for h in api.search_index(app, "walrus bonus pool", 3, hr)] == ["salaries.txt"]
+
+        # the snapshot's manifest still names finance; downloads and previews ask the live store too
+        assert app.manifest.get(str(drive), "salaries.txt").principals == ("group:finance",)  # type: ignore[union-attr]
+        with pytest.raises(Refused) as refused:
+            served_path(app, str(drive), "salaries.txt", frozenset({"group:finance"}))
+        assert refused.value.status == 404
     finally:
         app.close()
