@@ -175,6 +175,54 @@ def test_a_second_ingest_is_refused_while_one_with_workers_runs_and_a_killed_one
     assert len(_ingest(two, drive).ingested) == 15
 
 
+def test_workers_must_be_at_least_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mmrag.pipeline.cli import main
+    from mmrag.pipeline.config import ConfigError, load_config
+
+    with pytest.raises(SystemExit) as info:
+        main(["ingest", str(tmp_path), "--workers", "0", "--index", str(tmp_path / "index")])
+    assert info.value.code == 2 and "--workers: takes a whole number of at least 1, got '0'" in capsys.readouterr().err
+    conf = tmp_path / "mmrag.toml"
+    conf.write_text("[ingest]\nworkers = 0\n")
+    with pytest.raises(ConfigError, match=r"mmrag\.toml: \[ingest\] workers must be at least 1, got 0"):
+        load_config(config_file=conf, env={})
+    conf.write_text("[ingest]\nworkers = 3\n")
+    assert load_config(config_file=conf, env={}).ingest.workers == 3
+
+
+REMEMBER = """
+import sys
+from pathlib import Path
+from mmrag.ingest.engines.ocr_cache import OcrCache
+me = int(sys.argv[2])
+cache = OcrCache(Path(sys.argv[1]))
+for i in range(100):
+    cache.put(f"{me}-{i}", f"text {me} {i}")
+    cache.get(f"{(me + 1) % 4}-{i}")
+cache.close()
+"""
+
+
+def test_the_ocr_cache_is_shared_by_worker_processes_that_open_it_at_once(tmp_path: Path) -> None:
+    """Workers of one run open the index's OCR cache (SQLite, WAL, 30 s busy timeout) together, even
+    before it exists, and write to it at the same time: no write is lost and none fails."""
+    from mmrag.ingest.engines.ocr_cache import OcrCache
+
+    path = tmp_path / "ocr-cache.sqlite"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", REMEMBER, str(path), str(me)], stderr=subprocess.PIPE, text=True)
+        for me in range(4)
+    ]
+    for writer in writers:
+        _out, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+    cache = OcrCache(path)
+    try:
+        assert len(cache) == 400 and cache.get("3-99") == "text 3 99"
+    finally:
+        cache.close()
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
