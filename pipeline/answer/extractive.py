@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from mmrag.ingest.chunk import PICTURED, Modality
 from mmrag.pipeline.answer.types import DECLINE_TEXT, EXTRACTIVE_NOTE, MAX_QUOTE_CHARS, Answer, Citation, link_for
 from mmrag.pipeline.answer.units import Scored, score_units
+from mmrag.retrieval.keyword import STOPWORDS
 from mmrag.retrieval.query import Question, Wants, analyse, mentions
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.terms import stem, terms
@@ -45,8 +46,16 @@ def content_words(text: str) -> set[str]:
 
 def _covered(asked: set[str], text: str) -> float:
     found = terms(text)
-    hits = sum(1 for t in asked if t in found or any(len(t) >= 4 and f.startswith(t) for f in found))
+    # a word of the evidence may be the start of the asked one, or the asked one the start of it
+    # ("slide" of "slideshow", "scan" of "scanned"): four letters and half the word at least
+    hits = sum(1 for t in asked if t in found or any(_starts(t, f) for f in found))
     return hits / max(1, len(asked))
+
+
+def _starts(asked: str, found: str) -> bool:
+    if len(asked) >= 4 and found.startswith(asked):
+        return True
+    return len(found) >= 5 and asked.startswith(found) and 2 * len(found) >= len(asked)
 
 
 def _said(hit: Hit) -> str:
@@ -124,6 +133,17 @@ def unheld_terms(asked: Question, hit: Hit) -> list[str]:
     return unheld
 
 
+def _naming(asked: Question, hits: Sequence[Hit]) -> set[int]:
+    """The hits of the files that some passage found mentions every name of the question in (its text,
+    title or file name); none when no file does, or when every file does."""
+    names = [n for n in asked.names if len(n) > 2]
+    if not names:
+        return set()
+    files = {(h.root, h.chunk.source) for h in hits[:KEY_TERM_HITS] if all(mentions(_said(h), n) for n in names)}
+    held = {i for i, h in enumerate(hits) if (h.root, h.chunk.source) in files}
+    return held if held and len(held) < len(hits) else set()
+
+
 def declined_for(missing: Sequence[str], hits: Sequence[Hit]) -> Answer:
     """A decline that says which of the question's terms nothing mentions, and what was found instead."""
     terms_text = " or ".join(f"“{t}”" for t in missing)
@@ -140,7 +160,9 @@ def _medium_hits(asked: Question, hits: Sequence[Hit]) -> list[Hit]:
     return [
         h
         for h in hits
-        if h.kind in asked.kinds or h.chunk.modality in asked.modalities or (not asked.modalities and h.chunk.modality in PICTURED)
+        if h.kind in asked.kinds
+        or h.chunk.modality in asked.modalities
+        or (not asked.modalities and h.chunk.modality in PICTURED)
     ]
 
 
@@ -153,7 +175,11 @@ def find_answer(question: str, asked: Question, hits: Sequence[Hit]) -> Answer:
     for rank, hit in enumerate(_medium_hits(asked, hits)):
         said = _said(hit)
         near = {stem(w) for w in words if mentions(said, w)}
-        covered = _covered(wanted - near, said) * len(wanted - near) / len(wanted) + len(wanted & near) / len(wanted) if wanted else 1.0
+        covered = (
+            _covered(wanted - near, said) * len(wanted - near) / len(wanted) + len(wanted & near) / len(wanted)
+            if wanted
+            else 1.0
+        )
         scored.append((covered, -rank, hit))
     scored.sort(key=lambda s: (-s[0], -s[1]))
     found = [hit for covered, _, hit in scored if covered >= 0.5]
@@ -161,7 +187,10 @@ def find_answer(question: str, asked: Question, hits: Sequence[Hit]) -> Answer:
         what = "item" if not asked.kinds else sorted(asked.kinds)[0]
         text = f"{DECLINE_TEXT} No {what} in the index is described that way."
         return Answer(text, (), declined=True)
-    many = asked.text.lower().startswith(("find every", "find all", "list all", "show all")) or " every " in asked.text.lower()
+    many = (
+        asked.text.lower().startswith(("find every", "find all", "list all", "show all"))
+        or " every " in asked.text.lower()
+    )
     chosen = found[: (5 if many else 1)] + ([] if many else found[1:2])
     lines = [EXTRACTIVE_NOTE]
     citations = []
@@ -198,6 +227,11 @@ def extractive_answer(
         return find_answer(question, asked, hits)
     if not relevant(question, hits, min_similarity):
         return Answer(DECLINE_TEXT, (), declined=True)
+    attribute = unmentioned_attribute(question, hits)
+    if attribute is not None:
+        closest = hits[0].chunk
+        text = f"{DECLINE_TEXT} The closest match, {closest.source} ({closest.locator.cite()}), says nothing of \u201c{attribute}\u201d."
+        return Answer(text, (), declined=True)
     ranked = score_units(question, hits, vectorizer, asked)
     if asked.years or asked.codes:  # the answer comes from a file that mentions them (a report's year
         # is on its cover, not on every page), not from one about another year or item
@@ -209,14 +243,22 @@ def extractive_answer(
             text = f"{DECLINE_TEXT} The closest match, {best.chunk.source} ({best.chunk.locator.cite()}), does not mention {lacking}."
             return Answer(text, (), declined=True)
         ranked = [u for u in ranked if u.hit_index in set(holds)]
+    named = _naming(asked, hits)
+    if named and any(u.hit_index in named for u in ranked):
+        # the files the question names ("my Harbor Hotel folio"): another file's line does not answer
+        ranked = [u for u in ranked if u.hit_index in named]
     chosen = _choose(ranked, max_quotes, many=asked.wants is Wants.LIST)
     if not chosen:
         return Answer(DECLINE_TEXT, (), declined=True)
     conflicts = [(c, o) for c in chosen if (o := other_qualifier(question, c.text, hits)) is not None]
+    if not conflicts and (compound := other_compound(question, chosen[0].text, hits)) is not None:
+        conflicts = [(chosen[0], compound)]
     if conflicts:
         unit, (found, wanted) = conflicts[0]
         near = hits[unit.hit_index].chunk
-        text = f"{DECLINE_TEXT} The closest match, {near.source} ({near.locator.cite()}), has “{found}”, not “{wanted}”."
+        text = (
+            f"{DECLINE_TEXT} The closest match, {near.source} ({near.locator.cite()}), has “{found}”, not “{wanted}”."
+        )
         return Answer(text, (), declined=True)
     numbers: dict[tuple[str, str, str], int] = {}
     citations: list[Citation] = []
@@ -229,7 +271,9 @@ def extractive_answer(
             citations.append(Citation(numbers[place], hit, link_for(hit), cand.text[:MAX_QUOTE_CHARS]))
         quote = _trim(cand.text)
         # the answer first, on its own line; what supports it after
-        lines.append(f"\u201c{quote}\u201d [{numbers[place]}]" if position == 0 else f"- \u201c{quote}\u201d [{numbers[place]}]")
+        lines.append(
+            f"\u201c{quote}\u201d [{numbers[place]}]" if position == 0 else f"- \u201c{quote}\u201d [{numbers[place]}]"
+        )
     return Answer("\n".join(lines), tuple(citations), declined=False)
 
 
@@ -268,6 +312,62 @@ def other_qualifier(question: str, answer: str, hits: Sequence[Hit]) -> tuple[st
             if not any(h == head and o & of for h, o, _ in evidence):
                 return found, asked
     return None
+
+
+# "Who was Amy Raymond's previous employer?": what is asked is the thing after a name's possessive
+_POSSESSED = re.compile(
+    r"^\s*(?:[Ww]ho|[Ww]hat|[Ww]hich)\s+(?:is|was|are|were)\s+((?:[A-Z][\w.&-]*\s+){0,4}[A-Z][\w.&-]*)['’]s\s+"
+    r"((?:[a-z][\w-]*\s+){0,3}[a-z][\w-]*)(?=\s+(?:on|in|at|for|of|from|to|by|with|during|as|according)\b|\s*[?,.]|\s*$)"
+)
+_GENERIC_HEADS = terms("price prices ratio cost costs figure figures amount date day year name")
+
+
+def unmentioned_attribute(question: str, hits: Sequence[Hit]) -> str | None:
+    """The thing a question asks a name's possessive for ("previous employer" of "Who was Amy Raymond's
+    previous employer?") when no passage that names the owner mentions its head word: a document about
+    the person that never speaks of an employer does not say who it was. None for measures ("share price",
+    "crime rate"), which a table's column seldom spells out."""
+    found = _POSSESSED.match(question)
+    if found is None:
+        return None
+    owner, attribute = found.group(1), found.group(2)
+    head = attribute.split()[-1]
+    if stem(head) in _MEASURES or stem(head) in _GENERIC_HEADS or len(head) < 4:
+        return None
+    about = [_said(h) for h in hits[:KEY_TERM_HITS] if mentions(_said(h), owner)]
+    if not about or any(mentions(said, head) for said in about):
+        return None
+    return attribute
+
+
+def other_compound(question: str, answer: str, hits: Sequence[Hit]) -> tuple[str, str] | None:
+    """The answer line's "Room Charge" and the question's "room service" when the line is a bill's or form's
+    item with its amount, named by the asked pair's first word with another second one, and no passage of
+    the evidence names the asked pair: a room charge is not room service. None when the evidence has it."""
+    item = _LINE_ITEM.match(answer)
+    if item is None:
+        return None
+    label = item.group(1).lower()
+    said = " ".join(_said(h) for h in hits[:KEY_TERM_HITS])
+    for pair in _PAIR.finditer(question):
+        first, second = pair.group(1), pair.group(2)
+        if first in STOPWORDS or second in STOPWORDS or {stem(first), stem(second)} & (_MEASURES | _FIND_WORDS):
+            continue
+        found = re.search(rf"\b{re.escape(first)}\s+([a-z]{{3,}})\b", label)
+        if found is None or stem(found.group(1)) == stem(second) or stem(second) in terms(label):
+            continue
+        if re.search(rf"\b{re.escape(first)}\W+{re.escape(stem(second))}", said, re.IGNORECASE):
+            continue
+        return f"{first} {found.group(1)}", f"{first} {second}"
+    return None
+
+
+# a bill's or form's item: its name, then its amount ("27Mar21 Room Charge 88.00", "Delivery fee $1.50")
+_LINE_ITEM = re.compile(
+    r"^(?:\S*\d\S*\s+)?([A-Za-z][A-Za-z'&-]*(?:\s+[A-Za-z][A-Za-z'&-]*){1,3})\s*:?\s+[$€£]?\s?-?\d[\d,]*\.\d\d\s*$"
+)
+# two lower-case words in a row, not part of a hyphenated word ("room service", not "food-delivery order")
+_PAIR = re.compile(r"(?<![\w-])(?=([a-z]{3,})\s+([a-z]{3,})(?![\w-]))")
 
 
 def _choose(ranked: Sequence[Scored], max_quotes: int, *, many: bool) -> list[Scored]:

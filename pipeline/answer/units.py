@@ -34,12 +34,12 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[•“])")
 _LIST_ITEM = re.compile(r"\n(?=\s*(?:[•\-*–]|\d+[.)])\s)")
 _DIGIT = re.compile(r"\d")
 _MONTHS = r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t|tember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
-_DATE = re.compile(
+_CALENDAR = (  # a day, a year or a time of day
     rf"\b(?:{_MONTHS})\.?\s+\d{{1,2}}\b|\b\d{{1,2}}\s+(?:{_MONTHS})\b|\b\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}\b|"
-    rf"\b(?:1[5-9]|20)\d\d\b|\b\d{{1,2}}:\d\d\b|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|"
-    rf"\b\d+\s+(?:days?|weeks?|months?|years?|hours?|minutes?)\b",
-    re.IGNORECASE,
+    rf"\b(?:1[5-9]|20)\d\d\b|\b\d{{1,2}}:\d\d(?:\s*[ap]m\b)?|\b(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"
 )
+_DATE = re.compile(rf"{_CALENDAR}|\b\d+\s+(?:days?|weeks?|months?|years?|hours?|minutes?)\b", re.IGNORECASE)
+_ON_CALENDAR = re.compile(_CALENDAR, re.IGNORECASE)
 _NUMBER_WORDS = (
     r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
     r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|"
@@ -51,6 +51,14 @@ _SPAN_IN_WORDS = re.compile(
     re.IGNORECASE,
 )
 _YEAR = re.compile(r"(?<!\d)(?:1[5-9]|20)\d\d(?!\d)")
+# A whole date ("March 12, 2024", "10 June 2019", "6/10/2019"): in a question that does not ask for a date
+# it says which document (the receipt of that day), like a name, not what the answer line holds
+_FULL_DATE = re.compile(
+    rf"\b(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+(?:1[5-9]|20)\d\d)?\b|"
+    rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\.?(?:,?\s+(?:1[5-9]|20)\d\d)?\b|"
+    rf"\b\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}\b",
+    re.IGNORECASE,
+)
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+\b")
 _OCR_PREFIX = "Text in image:"
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -63,6 +71,15 @@ _HEADER = re.compile(
 )
 # "Label: value" inside a line (forms, invoices, draft announcements): a colon with a value after it
 _LABEL_COLON = re.compile(r"\s*:\s+(?=[^\s_]*[A-Za-z0-9])")  # a value follows, not a blank to fill in
+_LABEL_AMOUNT = re.compile(
+    r"^([A-Za-z][A-Za-z'/&-]*(?:\s+[A-Za-z][A-Za-z'/&-]*){0,3})\s*:?\s+[$€£]?\s?-?\d[\d,]*(?:\.\d+)?%?\s*(?:[A-Z]{3})?$"
+)
+_MONEY = re.compile(r"(?<![\d.])-?\d{1,3}(?:,\d{3})*\.\d\d(?![\d.])|(?<![\d.,])-?\d+\.\d\d(?![\d.])")
+_TOTAL_ASKED = re.compile(
+    r"\b(?:total|totals|altogether|in all|sum|come to|came to|comes to|add up|added up)\b", re.IGNORECASE
+)
+MAX_SUMMED_LINES = 30
+_RECORD_END = re.compile(r"(?<=\d)[ \t]*\n(?=[ \t]*[A-Z0-9$€£])")
 _PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*")  # a word a label may continue with (not a value such as "00.txt")
 _DESCRIPTOR = re.compile(r"^(?:Looks like|Main colours?|[A-Z]{3,4} image, \d+)", re.IGNORECASE)
 MIN_UNIT_CHARS = 8
@@ -85,6 +102,7 @@ LINKS = 0.2  # penalty: a unit that is mostly web addresses
 LONG, LONG_UNIT = 0.15, 250  # penalty, growing past LONG_UNIT characters
 HEADER = 0.3  # penalty: a message's header lines say who wrote when, about what; not what it says
 LABELLED = 0.2  # a form's "Label: value" whose label is what the question asks for ("OMB Number: 4040-0004")
+SUMMED = 0.2  # an amount that is the sum of the amounts listed above it, when a total is asked for
 ECHO = 0.3  # penalty, on top of RESTATES: a unit with no word the question does not have answers nothing
 DOCUMENT_WORD = 0.25  # weight of a question word that names the document rather than what is asked
 
@@ -172,8 +190,12 @@ def units(chunk: Chunk, index: int) -> list[Unit]:
         if any(line.startswith(_OCR_PREFIX) for line in lines):
             out.extend(_line_units([line.removeprefix(_OCR_PREFIX).strip() for line in lines], index))
             continue
-        sentences = _sentence_units(block, index)
-        if len(lines) >= 2 and statistics.median(len(line) for line in lines) < SHORT_LINES:
+        short = len(lines) >= 2 and statistics.median(len(line) for line in lines) < SHORT_LINES
+        # a bill's or a list's line that ends with its amount or number is a record of its own: a sentence
+        # does not run on into the next line ("Soup $6.50" / "Salad $9.25"), as wrapped prose does
+        records = _RECORD_END.split(block) if short else [block]
+        sentences = [u for record in records for u in _sentence_units(record, index)]
+        if short:
             seen = {u.text for u in sentences}
             sentences += [u for u in _line_units(lines, index) if u.text not in seen]
         out.extend(sentences)
@@ -184,8 +206,11 @@ def fits(text: str, wants: frozenset[Wants], question: str) -> bool:
     """Whether ``text`` holds the kind of answer asked for: a date, a number, a name not in the question."""
     if wants & {Wants.DATE} and (_DATE.search(text) or _SPAN_IN_WORDS.search(text)):
         return True
-    if wants & {Wants.COUNT, Wants.VALUE} and (_DIGIT.search(text) or _NUMBER_WORD.search(text)):
-        return True
+    if wants & {Wants.COUNT, Wants.VALUE}:
+        # an amount or a count, not the day or time a line is dated with ("March 12, 2024 at 5:55 PM")
+        counted = text if Wants.DATE in wants else _ON_CALENDAR.sub(" ", text)
+        if _DIGIT.search(counted) or _NUMBER_WORD.search(counted):
+            return True
     if wants & {Wants.PERSON, Wants.PLACE}:
         asked = question.lower()
         return any(name.lower() not in asked for name in _CAPITALISED.findall(text))
@@ -195,7 +220,9 @@ def fits(text: str, wants: frozenset[Wants], question: str) -> bool:
     return False
 
 
-def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer, asked: Question | None = None) -> list[Scored]:
+def score_units(
+    question: str, hits: Sequence[Hit], vectorizer: Vectorizer, asked: Question | None = None
+) -> list[Scored]:
     """Every answer unit of the hits, best first.
 
     Only the ``EMBED_LIMIT`` units that lead by the question's words (and the first unit of each hit) are
@@ -214,13 +241,17 @@ def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer, aske
     # Words that pick the document (its names, years and codes; words of its title or file name) say
     # little about which of its lines answers: the header line that repeats them is not the answer.
     keyed = set().union(*(terms(k) for k in asked.key_terms)) if asked.key_terms else set()
+    keyed |= terms(" ".join(_dates(question, asked)))
     document = [keyed | terms(f"{h.chunk.title} {h.chunk.source}") for h in hits]
     overlaps = [
         math.fsum(idf[t] * (DOCUMENT_WORD if t in document[u.hit_index] else 1.0) for t in words & found) / total
         for u, found in zip(candidates, unit_terms, strict=True)
     ]
+    summed = [totals(h.chunk.text) if _TOTAL_ASKED.search(question) else set() for h in hits]
     adjust = [
-        _adjust(u, found, words, asked, hits) + _labelled(u.text, words, document[u.hit_index])
+        _adjust(u, found, words, asked, hits)
+        + _labelled(u.text, words, document[u.hit_index])
+        + (SUMMED if summed[u.hit_index] & set(_MONEY.findall(u.text)) else 0.0)
         for u, found in zip(candidates, unit_terms, strict=True)
     ]
     priors = [1.0 / (1.0 + 0.1 * u.hit_index) for u in candidates]
@@ -240,11 +271,38 @@ def score_units(question: str, hits: Sequence[Hit], vectorizer: Vectorizer, aske
     return out
 
 
+def _dates(question: str, asked: Question) -> list[str]:
+    """The whole dates a question gives to say which document it means (none when it asks for a date)."""
+    return [] if Wants.DATE in asked.asks else _FULL_DATE.findall(question)
+
+
+def _amount(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def totals(text: str) -> set[str]:
+    """The amounts in ``text`` that are the sum of the amounts on the lines just above them: a bill's
+    total when no line says "total" (a folio's payment line, "104.92" under charges that add up to it).
+    Each line counts with its last amount; a sum takes two lines or more."""
+    amounts = [(found[-1], _amount(found[-1])) for line in text.splitlines() if (found := _MONEY.findall(line))]
+    out = set()
+    for i, (written, value) in enumerate(amounts):
+        running = 0.0
+        for j in range(i - 1, max(-1, i - 1 - MAX_SUMMED_LINES), -1):
+            running += amounts[j][1]
+            if i - j >= 2 and abs(running - value) < 0.005 and value != 0:
+                out.add(written)
+                break
+    return out
+
+
 def _without_names(question: str, asked: Question) -> str:
-    """The question without the names it gives: they pick the document (``KEY_TERMS`` checks them), and
-    compared by meaning they make every line that repeats them (a mail header, a signature) look like
-    the answer."""
+    """The question without the names and dates it gives: they pick the document (``KEY_TERMS`` checks
+    them), and compared by meaning they make every line that repeats them (a mail header, a signature,
+    a receipt's date line) look like the answer."""
     text = question
+    for date in _dates(question, asked):
+        text = text.replace(date, " ")
     for name in asked.names:
         text = re.sub(rf"\b{re.escape(name)}(?:['’]s)?\b", " ", text)
     text = " ".join(text.split())
@@ -257,6 +315,11 @@ def _labelled(text: str, words: set[str], document: set[str]) -> float:
     Table rows ("Team: Otters · Players: 11") are left out: every row of a table has the same labels."""
     if " · " in text:
         return 0.0
+    plain = _LABEL_AMOUNT.match(text)  # a receipt's or invoice's line: "Total $61.48", "AMOUNT DUE 610.00"
+    if plain:
+        label = terms(plain.group(1))
+        if label and label <= words and not label <= document:
+            return LABELLED
     for colon in _LABEL_COLON.finditer(text):
         before = text[: colon.start()].split()[-5:]  # a label is a few words: try the last one, two, ...
         for n in range(1, min(4, len(before)) + 1):
@@ -278,7 +341,15 @@ def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits:
         chunk = hits[unit.hit_index].chunk
         context = f"{chunk.title}\n{chunk.source}\n{unit.text}"
         names = set(asked.names)
-        held = [1.0 if mentions(context, k) else 0.5 if k in names and mentions(chunk.text, k) else 0.0 for k in keys]
+        dated = " ".join(_dates(asked.text, asked))  # a year of the date that names the document: its chunk has it
+        held = [
+            1.0
+            if mentions(context, k) or (mentions(dated, k) and mentions(chunk.text, k))
+            else 0.5
+            if k in names and mentions(chunk.text, k)
+            else 0.0
+            for k in keys
+        ]
         extra += KEY_TERMS * math.fsum(held) / len(keys)
     if asked.years:
         named = set(_YEAR.findall(unit.text))

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from mmrag.ingest.chunk import Chunk, Modality, Page, TimeSpan
-from mmrag.pipeline.answer.extractive import missing_terms
+from mmrag.pipeline.answer.extractive import extractive_answer, missing_terms
+from mmrag.pipeline.answer.types import Answer
 from mmrag.pipeline.api import ask_index, ingest, search_index
 from mmrag.pipeline.app import App, open_app
 from mmrag.pipeline.config import Config, load_config
@@ -107,6 +108,32 @@ ORDERS = """OrderID,Customer,Product,Quantity,TotalAmount
 """
 
 
+FOLIO = """Harbor Hotel
+Guest: R. Okafor Room 204
+DATE DESCRIPTION CHARGES CREDITS
+02May24 Room Charge 140.00
+02May24 City Tax 8.40
+02May24 Parking 12.00
+03May24 Visa 160.40
+Balance 0.00
+"""
+
+LUNCH = """Lunch order receipt
+March 8, 2024 at 12:10 PM Order Details
+Soup $6.50
+Salad $9.25
+Subtotal $15.75
+Tip $2.25
+Total $18.00
+"""
+
+APPLICATION = """Employment Application
+Full Name: Jordan Lee Date: 01/02/2023
+Position Applied for: Analyst
+Phone: 555 0100
+"""
+
+
 def _parts_csv() -> str:
     rows = ["tag,part,site,cost"]
     rows += [f"QX2017{n:04d},valve {n},site {n % 7},{100 + n}" for n in range(100, 160)]
@@ -135,6 +162,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         "sales/regions.txt": "Sales regions\n\nOur Indiana and Kentucky stores report to the Louisville office; "
         "the population they serve is counted each spring.\n",
         "product/principles-note.txt": PRINCIPLES,
+        "hr/applications/employment-application.txt": APPLICATION,
     }.items():
         path = drive / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,4 +279,67 @@ def test_a_speaker_need_not_say_their_own_name_but_a_page_must_name_it() -> None
     page = _hit(Modality.TEXT, "In 1997 I ask you all to vote.")
     assert missing_terms(asked, [speech]) == []
     assert missing_terms(asked, [page]) == ["Whitfield"]
-    assert missing_terms(analyse("What did Whitfield ask the crowd in 2001?"), [speech]) == ["2001"]  # years stay required
+    assert missing_terms(analyse("What did Whitfield ask the crowd in 2001?"), [speech]) == [
+        "2001"
+    ]  # years stay required
+
+
+def _photo(name: str, text: str) -> Hit:
+    """A hit on a photographed receipt: its text is read by OCR line by line."""
+    return Hit(
+        Chunk(f"finance/receipts/{name}.png", Modality.IMAGE, Page(1), f"{name}\nText in image: {text}"), 0.9, "/d"
+    )
+
+
+def _answer_line(app: App, question: str, hits: list[Hit]) -> Answer:
+    return extractive_answer(question, hits, app.vectorizer)
+
+
+def test_a_total_with_no_total_label_is_the_amount_the_items_add_up_to(app: App) -> None:
+    hits = [_photo("harbor-hotel-folio", FOLIO), _photo("lunch-order", LUNCH)]
+    answer = _answer_line(app, "What was the total on my Harbor Hotel folio?", hits)
+    assert "160.40" in answer.text.splitlines()[1]
+
+
+def test_the_date_that_names_the_receipt_is_not_the_answer(app: App) -> None:
+    answer = _answer_line(
+        app, "What did the lunch order from March 8, 2024 come to in total?", [_photo("lunch-order", LUNCH)]
+    )
+    line = answer.text.splitlines()[1]
+    assert "18.00" in line and "12:10" not in line
+
+
+def test_an_item_of_another_name_does_not_answer_for_the_one_asked(app: App) -> None:
+    hits = [_photo("harbor-hotel-folio", FOLIO)]
+    answer = _answer_line(app, "How much did Harbor Hotel charge for room service?", hits)
+    assert answer.declined and "room charge" in answer.text and "room service" in answer.text
+    assert "140.00" in _answer_line(app, "How much was the room charge at Harbor Hotel?", hits).text.splitlines()[1]
+
+
+def test_what_no_passage_about_the_person_speaks_of_is_declined(app: App) -> None:
+    answer, _ = ask_index(app, "Who was Jordan Lee's previous employer on the application?")
+    assert answer.declined and "previous employer" in answer.text
+    assert "555 0100" in _first_line(app, "What is Jordan Lee's phone on the application?")
+
+
+def test_amounts_that_add_up_to_a_later_one_make_it_a_total() -> None:
+    from mmrag.pipeline.answer.units import totals
+
+    assert totals(FOLIO) == {"160.40"}
+    assert totals("Coffee 3.00\nMuffin 2.50\nPaid 9.99\n") == set()  # nothing adds up to it
+    assert totals("Fee 5.00\nFee again 5.00\n") == set()  # one line is not a sum
+
+
+def test_a_word_of_the_evidence_that_starts_the_asked_one_counts_for_relevance() -> None:
+    from mmrag.pipeline.answer.extractive import relevant
+
+    frame = _hit(Modality.MOMENT, "On screen: The Harbor Seven outboard motor brochure")
+    frame = Hit(
+        Chunk("media/video/narrated-slides.mp4", Modality.MOMENT, TimeSpan(0.0, 7.0), frame.chunk.text), 0.9, "/d"
+    )
+    assert relevant("Which motor is on screen in the narrated slideshow video?", [frame], 0.99)
+    assert not relevant(
+        "Which motor is on screen in the narrated slideshow video?",
+        [_hit(Modality.TEXT, "Quarterly sales rose.")],
+        0.99,
+    )
