@@ -193,3 +193,20 @@ def machine_info() -> dict[str, JsonValue]:
 
 def load_now() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+def interleaved(
+    variants: dict[str, Callable[[int], object]], count: int, warmup: int, rounds: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each variant; variants alternate per query so load swings hit them alike."""
+    for i in range(min(warmup, count)):
+        for call in variants.values():
+            call(i)
+    out: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for i in range(count):
+            for name, call in variants.items():
+                start = time.perf_counter()
+                call(i)
+                out[name].append(time.perf_counter() - start)
+    return out

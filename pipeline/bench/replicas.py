@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrag.pipeline.bench.common import Latency
+from mmrag.pipeline.bench.common import Latency, interleaved
 from mmrag.pipeline.bench.synthetic import (
     BUILT_MARKER,
     COMMON_WORDS,
@@ -93,16 +93,7 @@ def _fill_tables_and_manifest(index: Path, files: list[tuple[str, str]]) -> None
 
 def _timed(variants: dict[str, Callable[[int], object]], count: int, rounds: int = 2) -> dict[str, Latency]:
     """Latency of each variant; they alternate per query, so a load swing on a shared machine hits them alike."""
-    for i in range(min(5, count)):
-        for call in variants.values():
-            call(i)
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for i in range(count):
-            for name, call in variants.items():
-                start = time.perf_counter()
-                call(i)
-                seconds[name].append(time.perf_counter() - start)
+    seconds = interleaved(variants, count, warmup=5, rounds=rounds)
     return {name: Latency.of(values) for name, values in seconds.items()}
 
 

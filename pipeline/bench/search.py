@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrag.pipeline.bench.common import Latency, current_rss_mb, dir_size_mb, peak_rss_mb
+from mmrag.pipeline.bench.common import Latency, current_rss_mb, dir_size_mb, interleaved, peak_rss_mb
 from mmrag.pipeline.bench.synthetic import (
     BUILT_MARKER,
     COMMON_WORDS,
@@ -201,23 +201,6 @@ def _aligned_vectors(collection: Any, queries: Sequence[tuple[str, str]], seed: 
     return out
 
 
-def _interleaved(
-    variants: dict[str, Callable[[int], object]], count: int, warmup: int, rounds: int
-) -> dict[str, list[float]]:
-    """Seconds per call of each variant; variants alternate per query so load swings hit them alike."""
-    for i in range(min(warmup, count)):
-        for call in variants.values():
-            call(i)
-    out: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for i in range(count):
-            for name, call in variants.items():
-                start = time.perf_counter()
-                call(i)
-                out[name].append(time.perf_counter() - start)
-    return out
-
-
 def _add_file_cost(store: object, keyword: object) -> tuple[float, float]:
     """ms per chunk to add one more file to the built index through the product's writers (median of 3)."""
     from mmrag.retrieval.keyword import KeywordIndex
@@ -317,9 +300,9 @@ def run_tier(
     for share in VISIBLE_SHARES:  # the whole search (vector, keyword, exact lists) for one person
         variants[f"visible_{share}"] = as_someone_seeing(share)
     note(f"timing {len(texts)} queries x {rounds} rounds on {size:,} chunks")
-    times = _interleaved(variants, len(texts), warmup=5, rounds=rounds)
+    times = interleaved(variants, len(texts), warmup=5, rounds=rounds)
     # The answer embeds every sentence of its hits (seconds, not ms): fewer queries keep the bench short.
-    times.update(_interleaved({"answer": answer}, min(len(texts), ANSWER_QUERIES), warmup=2, rounds=1))
+    times.update(interleaved({"answer": answer}, min(len(texts), ANSWER_QUERIES), warmup=2, rounds=1))
     index_rss = current_rss_mb() - rss_before
     vector_ms, keyword_ms = _add_file_cost(store, keyword)
     keyword.close()
