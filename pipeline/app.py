@@ -80,6 +80,18 @@ class IngestRunning(MmragError):
     """Another process (or job) is ingesting into the same index."""
 
 
+class ReplicaRefused(MmragError):
+    """An ingest asked of an API replica: ingest runs on the ingest node, which publishes."""
+
+
+def replica_refusal(cfg: Config) -> str:
+    return (
+        f'this is an API replica ([store] role = "replica"): ingest runs on the ingest node, with [store] shared = '
+        f'{cfg.store.shared!r} and role = "writer"; replicas pick up what it publishes within '
+        f"{cfg.store.poll_seconds:g} s"
+    )
+
+
 @contextmanager
 def ingest_lock(index_dir: Path) -> Iterator[None]:
     """Hold the index's ingest lock, or raise ``IngestRunning`` naming the process that holds it.
@@ -348,6 +360,8 @@ def open_app(
     replaces where pictures are found (a replica's copy of published ones; default ``media_root``).
     """
     apply_offline_env(cfg.models.allow_downloads)
+    if create and cfg.store.role == "replica":  # its index folder is a cache of published snapshots
+        raise ReplicaRefused(replica_refusal(cfg))
     path = cfg.index_dir
     if not create and not (path / MANIFEST_FILE).exists():
         raise IndexMismatch(f"no index at {path}: run `mmrag ingest PATH --index {path}` first")

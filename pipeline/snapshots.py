@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mmrag.ingest.errors import MmragError
-from mmrag.pipeline.app import KEYWORD_FILE, MANIFEST_FILE, TABLES_FILE, App
-from mmrag.pipeline.config import Config, fault_point
+from mmrag.pipeline.app import KEYWORD_FILE, MANIFEST_FILE, TABLES_FILE, App, ReplicaRefused, replica_refusal
+from mmrag.pipeline.config import fault_point
 from mmrag.pipeline.shared import SharedLocation, SharedUnavailable, open_shared
 from mmrag.retrieval.store import IndexMismatch
 
@@ -52,10 +51,6 @@ class ProgressSink(Protocol):  # ingest_run's, which imports this module
     def files_found(self, total: int) -> None: ...
 
     def file_done(self, source: str, outcome: str, chunks: int) -> None: ...
-
-
-class ReplicaRefused(MmragError):
-    """An ingest asked of an API replica: ingest runs on the ingest node, which publishes."""
 
 
 class NothingPublished(IndexMismatch):
@@ -248,14 +243,6 @@ def publisher_for(app: App) -> Publisher | None:
         raise ReplicaRefused(replica_refusal(cfg))
     location = open_shared(cfg)
     return Publisher(app, location) if location is not None else None
-
-
-def replica_refusal(cfg: Config) -> str:
-    return (
-        f'this is an API replica ([store] role = "replica"): ingest runs on the ingest node, with [store] shared = '
-        f'{cfg.store.shared!r} and role = "writer"; replicas pick up what it publishes within '
-        f"{cfg.store.poll_seconds:g} s"
-    )
 
 
 class Fetched:

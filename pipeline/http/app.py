@@ -31,7 +31,7 @@ from mmrag.ingest.errors import MmragError
 from mmrag.ingest.filetypes import Preview
 from mmrag.ingest.permissions import PUBLIC
 from mmrag.pipeline.api import ask_index, index_status, search_index
-from mmrag.pipeline.app import App, media_root
+from mmrag.pipeline.app import App, ReplicaRefused, media_root, replica_refusal
 from mmrag.pipeline.config import LOCAL_HOSTS, Config
 from mmrag.pipeline.filters import FilterError, Filters, parse_filters
 from mmrag.pipeline.http.files import (
@@ -55,7 +55,6 @@ from mmrag.pipeline.http.payloads import citation_json, hit_json, sse_event, upl
 from mmrag.pipeline.http.policy import API_HEADERS, COMMON_HEADERS, PAGE_HEADERS, file_headers, ingest_allowed
 from mmrag.pipeline.permissions import IdentityError, principals_for_user
 from mmrag.pipeline.replica import Replica
-from mmrag.pipeline.snapshots import ReplicaRefused, replica_refusal
 from mmrag.pipeline.worker import IndexWorker, IngestJobs, JobBusy
 from mmrag.retrieval.embed import TextEmbedder
 from mmrag.retrieval.store import IndexMismatch

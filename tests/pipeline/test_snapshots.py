@@ -233,3 +233,13 @@ def test_a_reader_removed_on_the_ingest_node_loses_keyword_hits_at_once_on_a_rep
         assert refused.value.status == 404
     finally:
         app.close()
+
+
+def test_an_ingest_on_a_replica_is_refused_before_anything_is_written(tmp_path: Path, cfg: Config) -> None:
+    from mmrag.pipeline.app import ReplicaRefused
+
+    cache = tmp_path / "cache"
+    reader = replace(cfg, index_dir=cache, store=replace(cfg.store, shared=str(tmp_path / "shared"), role="replica"))
+    with pytest.raises(ReplicaRefused, match="ingest runs on the ingest node"):
+        _ingest(reader, _drive(tmp_path / "drive", files=1))
+    assert not cache.exists() and not (tmp_path / "shared").exists()
