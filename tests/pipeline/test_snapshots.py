@@ -243,3 +243,29 @@ def test_an_ingest_on_a_replica_is_refused_before_anything_is_written(tmp_path: 
     with pytest.raises(ReplicaRefused, match="ingest runs on the ingest node"):
         _ingest(reader, _drive(tmp_path / "drive", files=1))
     assert not cache.exists() and not (tmp_path / "shared").exists()
+
+
+def test_a_replica_started_before_the_first_publish_serves_it_once_it_comes(tmp_path: Path, cfg: Config) -> None:
+    shared = tmp_path / "shared"
+    writer = _shared(cfg, str(shared))
+    reader = replace(
+        writer,
+        index_dir=tmp_path / "cache",
+        store=replace(writer.store, role="replica", path=str(cfg.index_dir / CHROMA_DIR), poll_seconds=0.1),
+    )
+    replica = Replica(reader)
+    worker = IndexWorker(reader, CountingEmbedder(64), opener=replica.open)
+    replica.start(worker.swap)
+    try:
+        with pytest.raises(NothingPublished, match="nothing is published at"):
+            worker.call(lambda app: app.manifest.counts())
+        _ingest(writer, _drive(tmp_path / "drive", files=2))
+        deadline = time.monotonic() + 10
+        while not replica.snapshot:
+            assert time.monotonic() < deadline, "the first snapshot did not reach the replica"
+            time.sleep(0.1)
+        hits = worker.call(lambda app: api.search_index(app, "quarterly review project number 1", 2))
+        assert hits[0].chunk.source == "note1.txt"
+    finally:
+        replica.stop()
+        worker.shutdown()
