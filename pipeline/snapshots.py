@@ -33,7 +33,7 @@ from typing import Protocol
 
 from mmrag.pipeline.app import KEYWORD_FILE, MANIFEST_FILE, TABLES_FILE, App, ReplicaRefused, replica_refusal
 from mmrag.pipeline.config import fault_point
-from mmrag.pipeline.shared import SharedLocation, SharedUnavailable, open_shared
+from mmrag.pipeline.shared import FolderLocation, SharedLocation, SharedUnavailable, open_shared
 from mmrag.retrieval.store import IndexMismatch
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,6 @@ def publish_files(
 
 
 def _is_folder(location: SharedLocation) -> bool:
-    from mmrag.pipeline.shared import FolderLocation
-
     return isinstance(location, FolderLocation)
 
 
@@ -163,8 +161,11 @@ def _upload_media(app: App, location: SharedLocation) -> dict[str, str]:
 
 
 def current(location: SharedLocation) -> str | None:
+    """The id of the current snapshot, or None before the first publish."""
     raw = location.read(CURRENT)
-    return raw.decode().strip() or None if raw is not None else None
+    if raw is None:
+        return None
+    return raw.decode().strip() or None
 
 
 def prune(location: SharedLocation, keep_seconds: float) -> list[str]:
@@ -245,12 +246,12 @@ def publisher_for(app: App) -> Publisher | None:
     return Publisher(app, location) if location is not None else None
 
 
+@dataclass(frozen=True, slots=True)
 class Fetched:
-    """A snapshot copied into a replica's cache: its folder and id."""
+    """A snapshot copied into a replica's cache: its id and folder."""
 
-    def __init__(self, snapshot_id: str, folder: Path) -> None:
-        self.id = snapshot_id
-        self.folder = folder
+    id: str
+    folder: Path
 
 
 def fetch(location: SharedLocation, cache: Path, *, want: str | None = None) -> Fetched:
