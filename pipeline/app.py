@@ -364,6 +364,11 @@ def open_app(
         raise ReplicaRefused(replica_refusal(cfg))
     path = cfg.index_dir
     if not create and not (path / MANIFEST_FILE).exists():
+        if cfg.store.role == "replica":
+            raise IndexMismatch(
+                f"{path} is an API replica's cache, not an index: search and ask through its server (mmrag serve "
+                "copies the published snapshots into it), or on the ingest node"
+            )
         raise IndexMismatch(f"no index at {path}: run `mmrag ingest PATH --index {path}` first")
     if path.exists() and (reindex or (create and (path / REINDEX_MARKER).exists())):
         with ingest_lock(path):

@@ -236,13 +236,16 @@ def test_a_reader_removed_on_the_ingest_node_loses_keyword_hits_at_once_on_a_rep
 
 
 def test_an_ingest_on_a_replica_is_refused_before_anything_is_written(tmp_path: Path, cfg: Config) -> None:
-    from mmrag.pipeline.app import ReplicaRefused
+    from mmrag.pipeline.app import ReplicaRefused, open_app
+    from mmrag.retrieval.store import IndexMismatch
 
     cache = tmp_path / "cache"
     reader = replace(cfg, index_dir=cache, store=replace(cfg.store, shared=str(tmp_path / "shared"), role="replica"))
     with pytest.raises(ReplicaRefused, match="ingest runs on the ingest node"):
         _ingest(reader, _drive(tmp_path / "drive", files=1))
     assert not cache.exists() and not (tmp_path / "shared").exists()
+    with pytest.raises(IndexMismatch, match="an API replica's cache, not an index"):
+        open_app(reader, create=False)  # mmrag search / status on a replica machine
 
 
 def test_a_replica_started_before_the_first_publish_serves_it_once_it_comes(tmp_path: Path, cfg: Config) -> None:
