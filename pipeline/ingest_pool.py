@@ -103,7 +103,16 @@ class PoolParser:
         return self._pool
 
     def _start(self, job: ParseJob, done: Done) -> None:
-        self._running[self._executor().submit(parse_in_worker, job)] = (job, done)
+        try:
+            future = self._executor().submit(parse_in_worker, job)
+        except BrokenProcessPool:  # a worker died since the last look: first tell which file killed it
+            self.drain()
+            try:
+                future = self._executor().submit(parse_in_worker, job)
+            except BrokenProcessPool:
+                self._discard_pool()
+                future = self._executor().submit(parse_in_worker, job)
+        self._running[future] = (job, done)
 
     def _settle(self) -> None:
         """Wait for at least one file, and apply what finished. When a worker died, every file in flight
@@ -179,7 +188,10 @@ def _processes(pool: ProcessPoolExecutor) -> list[multiprocessing.process.BasePr
 
 
 def _how_died(pool: ProcessPoolExecutor) -> str:
-    for process in _processes(pool):
+    processes = _processes(pool)
+    for process in processes:  # the pool stops the others; the dead one's status may lag its closed pipes
+        process.join(timeout=2)
+    for process in processes:
         code = process.exitcode
         if code is None or code == 0 or code == -signal.SIGTERM:  # the pool stops the others with SIGTERM
             continue

@@ -281,6 +281,7 @@ class _Run:
                 return True
         folder = Path(tempfile.mkdtemp(dir=self._downloads_folder()))  # kept until the copy is read
         local = folder / (PurePosixPath(item.path).name or "item")
+        queued: bool | None = None
         try:
             queued = self._fetched(source, item, name, old, local, principals, mtime_ns)
         finally:

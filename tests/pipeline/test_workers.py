@@ -77,7 +77,7 @@ def _with_workers(cfg: Config, workers: int, index: Path) -> Config:
     return replace(cfg, index_dir=index, ingest=replace(cfg.ingest, workers=workers))
 
 
-def _ingest(cfg: Config, drive: Path) -> api.IngestReport:
+def _ingest(cfg: Config, drive: Path | str) -> api.IngestReport:
     try:
         return api.ingest([drive], cfg, embedder=CountingEmbedder(64))
     finally:
@@ -173,6 +173,35 @@ def test_a_second_ingest_is_refused_while_one_with_workers_runs_and_a_killed_one
         assert time.monotonic() < deadline, "the workers of a killed ingest kept running"
         time.sleep(0.1)
     assert len(_ingest(two, drive).ingested) == 15
+
+
+def test_items_of_a_source_are_fetched_here_and_read_by_workers(
+    tmp_path: Path, cfg: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmrag.pipeline.config import load_config
+
+    drive = tmp_path / "drive"
+    (drive / "notes").mkdir(parents=True)
+    for i in range(8):
+        (drive / "notes" / f"minutes-{i}.txt").write_text(f"Minutes of meeting {i}: the kiln {i} was repaired.\n")
+    (drive / "prices.csv").write_text("item,price\nwidget,12\ngadget,30\n")
+    (drive / "notes" / "killer.txt").write_text("Reading this file crashes the parser.\n")
+    config = tmp_path / "mmrag.toml"
+    config.write_text(f'[sources.team]\nkind = "local"\nurl = "{drive}"\n')
+    named = load_config(config_file=config, index_dir=tmp_path / "unused", env={})
+    one, two = _with_workers(named, 1, tmp_path / "one"), _with_workers(named, 2, tmp_path / "two")
+    monkeypatch.setenv("MMRAG_FAULT", "parse:team:/notes/killer.txt")
+
+    report = _ingest(two, "team")
+
+    assert [s.file for s in report.skipped] == ["team:/notes/killer.txt"]
+    assert report.skipped[0].reason.startswith("the worker process reading it died (exit code 137)")
+    assert len(report.ingested) == 9 and report.failed == []
+    assert list((two.index_dir / "downloads").glob("*")) == [], "every downloaded copy is removed"
+    monkeypatch.delenv("MMRAG_FAULT")
+    assert _ingest(two, "team").ingested == ["team:/notes/killer.txt"]
+    _ingest(one, "team")
+    assert _state(two) == _state(one)
 
 
 def test_workers_must_be_at_least_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
