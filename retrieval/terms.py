@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 import snowballstemmer
 
@@ -19,8 +20,11 @@ _STEMMER = snowballstemmer.stemmer("english")
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """The Snowball (Porter 2) English stem: "scanned" and "scan", "schedules" and "schedule",
-    "congratulates" and "congratulations" meet."""
-    return str(_STEMMER.stemWord(word.lower()))
+    "congratulates" and "congratulations" meet; accents aside ("café" is "cafe", "résumé" "resume"),
+    as the keyword index folds them."""
+    plain = unicodedata.normalize("NFKD", word.lower())
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    return str(_STEMMER.stemWord(plain))
 
 
 def terms(text: str) -> set[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 
 from mmrag.ingest.chunk import PICTURED, Modality
 from mmrag.pipeline.answer.types import DECLINE_TEXT, EXTRACTIVE_NOTE, MAX_QUOTE_CHARS, Answer, Citation, link_for
@@ -137,9 +138,26 @@ def _naming(asked: Question, hits: Sequence[Hit]) -> set[int]:
     """The hits of the files that some passage found mentions every name of the question in (its text,
     title or file name); none when no file does, or when every file does."""
     names = [n for n in asked.names if len(n) > 2]
-    if not names:
-        return set()
     files = {(h.root, h.chunk.source) for h in hits[:KEY_TERM_HITS] if all(mentions(_said(h), n) for n in names)}
+    if not names:
+        files = set()
+    # a word of the question that only one file's name has and no other file's passage uses ("the café
+    # receipt": IMG_0610_cafe_receipt.png); a word other passages use too is the topic, not the file
+    top = hits[:KEY_TERM_HITS]
+    named_by: dict[str, set[tuple[str, str]]] = {}
+    for h in top:
+        for word in terms(re.sub(r"[_\W\d]+", " ", PurePosixPath(h.chunk.source).stem)):
+            named_by.setdefault(word, set()).add((h.root, h.chunk.source))
+    focus = focus_words(asked.text, asked)
+    only = {
+        file
+        for word, found in named_by.items()
+        if len(found) == 1 and word in focus
+        for file in found
+        if not any((h.root, h.chunk.source) != file and word in terms(_said(h)) for h in top)
+    }
+    if len(only) == 1 and (not files or only <= files):
+        files = only
     held = {i for i, h in enumerate(hits) if (h.root, h.chunk.source) in files}
     return held if held and len(held) < len(hits) else set()
 

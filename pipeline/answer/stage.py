@@ -16,6 +16,7 @@ from mmrag.ingest.text.numbers import parse_number
 from mmrag.pipeline.answer.extractive import declined_for, extractive_answer, missing_terms, relevant, unheld_terms
 from mmrag.pipeline.answer.generate import MIN_SIMILARITY, generative_answer
 from mmrag.pipeline.answer.llm import Llm, LlmUnavailable, TokenSink
+from mmrag.pipeline.answer.parts import answer_parts
 from mmrag.pipeline.answer.tables import SQL_MAX_TOKENS, TableFinding, table_evidence, with_table_finding
 from mmrag.pipeline.answer.types import DECLINE_TEXT, EXTRACTIVE_NOTE, FALLBACK_NOTE, Answer
 from mmrag.retrieval.query import Question, analyse, mentions
@@ -137,6 +138,9 @@ def _extractive(
     asked: Question,
     table: TableFinding | None,
 ) -> Answer:
+    two = answer_parts(question, hits, lambda part: extractive_answer(part, hits, vectorizer))
+    if two is not None:
+        return two
     answer = extractive_answer(question, hits, vectorizer, asked=asked)
     each = _per_year(question, hits, tables, vectorizer, asked) if len(asked.years) >= 2 else []
     for finding in reversed(each):  # the years in the question's order, each from its own file

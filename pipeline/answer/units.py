@@ -157,7 +157,14 @@ def _line_units(lines: list[str], index: int) -> list[Unit]:
     for i, line in enumerate(flat):
         if len(line) >= MIN_UNIT_CHARS:
             out.append(Unit(line[:MAX_UNIT_CHARS], index))
-        if i + 1 < len(flat) and len(line) < 40 and flat[i + 1] and not line.endswith((".", "!", "?")):
+        ends_with_value = _MONEY.search(line[-12:]) is not None  # "Subtotal $48.68": a record, not a label
+        if (
+            i + 1 < len(flat)
+            and len(line) < 40
+            and flat[i + 1]
+            and not line.endswith((".", "!", "?"))
+            and not ends_with_value
+        ):
             joined = f"{line} {flat[i + 1]}"
             if len(joined) >= MIN_UNIT_CHARS:
                 out.append(Unit(joined[:MAX_UNIT_CHARS], index))
@@ -247,10 +254,12 @@ def score_units(
         math.fsum(idf[t] * (DOCUMENT_WORD if t in document[u.hit_index] else 1.0) for t in words & found) / total
         for u, found in zip(candidates, unit_terms, strict=True)
     ]
-    summed = [totals(h.chunk.text) if _TOTAL_ASKED.search(question) else set() for h in hits]
+    total_asked = _TOTAL_ASKED.search(question) is not None
+    summed = [totals(h.chunk.text) if total_asked else set() for h in hits]
+    labels = words | {"total"} if total_asked else words  # "what did it come to" asks for the line labelled total
     adjust = [
         _adjust(u, found, words, asked, hits)
-        + _labelled(u.text, words, document[u.hit_index])
+        + _labelled(u.text, labels, document[u.hit_index])
         + (SUMMED if summed[u.hit_index] & set(_MONEY.findall(u.text)) else 0.0)
         for u, found in zip(candidates, unit_terms, strict=True)
     ]

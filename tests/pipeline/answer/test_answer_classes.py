@@ -343,3 +343,31 @@ def test_a_word_of_the_evidence_that_starts_the_asked_one_counts_for_relevance()
         [_hit(Modality.TEXT, "Quarterly sales rose.")],
         0.99,
     )
+
+
+def test_a_question_about_two_bills_adds_or_compares_their_totals(app: App) -> None:
+    from mmrag.pipeline.answer.parts import answer_parts, split_parts
+
+    hits = [_photo("lunch-order-receipt", LUNCH), _photo("harbor-hotel-folio", FOLIO)]
+
+    def each(part: str) -> Answer:
+        return extractive_answer(part, hits, app.vectorizer)
+
+    both = answer_parts("What did the Harbor Hotel folio and the lunch order come to together?", hits, each)
+    assert both is not None and both.text.splitlines()[1].startswith("Together: 178.40")
+    assert {c.hit.chunk.source for c in both.citations} == {h.chunk.source for h in hits}
+    bigger = answer_parts(
+        "Which is bigger: the total of the lunch order or the total of the Harbor Hotel folio?", hits, each
+    )
+    assert bigger is not None and bigger.text.splitlines()[1].startswith("The bigger is 160.40")
+    smaller = answer_parts("Which was cheaper, the lunch order or the Harbor Hotel folio?", hits, each)
+    assert smaller is not None and smaller.text.splitlines()[1].startswith("The smaller is 18.00")
+    assert split_parts("What did the team and the board decide?") is None  # two subjects, nothing to add up
+    one_file = [_photo("lunch-order-receipt", LUNCH)]
+    assert answer_parts("What did the soup and the salad come to together?", one_file, each) is None  # one bill's lines
+
+
+def test_accents_do_not_keep_a_word_from_its_plain_spelling() -> None:
+    from mmrag.retrieval.terms import terms
+
+    assert terms("café résumé") == terms("cafe resume")
