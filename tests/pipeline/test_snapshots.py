@@ -57,9 +57,13 @@ def _snapshot_files(folder: Path) -> tuple[dict[str, int], dict[str, int]]:
     return indexed, recorded
 
 
-def test_a_long_ingest_publishes_along_the_way_each_snapshot_matching_its_manifest(tmp_path: Path, cfg: Config) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_long_ingest_publishes_along_the_way_each_snapshot_matching_its_manifest(
+    tmp_path: Path, cfg: Config, workers: int
+) -> None:
     shared = tmp_path / "shared"
     cfg = _shared(cfg, str(shared), publish_seconds=0.001, keep_seconds=3600.0)
+    cfg = replace(cfg, ingest=replace(cfg.ingest, workers=workers))  # files read in a process pool too
     report = _ingest(cfg, _drive(tmp_path / "drive"))
     assert len(report.ingested) == 6
     ids = sorted(p.name for p in (shared / "snapshots").iterdir())
