@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -61,37 +60,38 @@ class Replica:
         self.location = found
         self.cache = cfg.index_dir
         self.media = media_root(cfg)
-        self._fetched: Fetched | None = None
+        self._fetched: Fetched | None = None  # the newest copy
+        self._serving = ""  # the snapshot the open index is
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.swapped_at = 0.0
 
     @property
     def snapshot(self) -> str:
-        return self._fetched.id if self._fetched is not None else ""
+        """The id of the snapshot searches are answered from ("" before the first is opened)."""
+        return self._serving
 
     def open(self, models: Models) -> App:
-        """The index of the current snapshot, copied first if need be (on the server's index thread)."""
+        """The index of the newest copied snapshot, copied first if need be (on the server's index thread)."""
         with self._lock:
             if self._fetched is None:
                 self._fetched = fetch(self.location, self.cache)
                 self._drop_others()
-            folder = self._fetched.folder
-        app = open_app(replace(self.cfg, index_dir=folder), create=False, models=models, media_dir=self.media)
+            fetched = self._fetched
+        app = open_app(replace(self.cfg, index_dir=fetched.folder), create=False, models=models, media_dir=self.media)
         app.keyword.close()
-        app.keyword = app.index.keyword = LiveKeyword(folder / "keyword.sqlite", self.media, app.store)
+        app.keyword = app.index.keyword = LiveKeyword(fetched.folder / "keyword.sqlite", self.media, app.store)
+        self._serving = fetched.id
         return app
 
     def refresh(self) -> bool:
         """Copy a newer snapshot when there is one; True when the next ``open`` gives it (the caller then
         reopens the index)."""
         newest = current(self.location)
-        if newest is None or newest == self.snapshot:
-            return False
-        fetched = fetch(self.location, self.cache, want=newest)
-        with self._lock:
-            self._fetched = fetched
+        with self._lock:  # one copy at a time: the first ``open`` may be copying the same snapshot
+            if newest is None or (self._fetched is not None and newest == self._fetched.id):
+                return False
+            self._fetched = fetch(self.location, self.cache, want=newest)
         return True
 
     def _drop_others(self) -> None:
@@ -112,7 +112,6 @@ class Replica:
                         swap()
                         with self._lock:
                             self._drop_others()
-                        self.swapped_at = time.time()
                         log.info("now serving snapshot %s", self.snapshot)
                 except Exception as e:  # the shared location or the server may come back: keep polling
                     log.warning("could not take up a newer snapshot from %s: %s", self.location.where, e)
