@@ -30,6 +30,7 @@ from mmrag.retrieval.vectorize import Vectorizer
 _YEAR_SPAN = re.compile(r"\b(?:1[5-9]|20)\d\d\s*[-–/]\s*\d{2,4}\b")  # "2021-22": the year 2021, not the word "22"
 _SPOKEN = frozenset({Modality.SPEECH, Modality.MOMENT})
 QUOTE_FLOOR = 0.6  # supporting quotes score at least this share of the answer's score
+PER_PASSAGE = 3  # quotes from one passage at most (a page may hold the answer and what qualifies it)
 KEY_TERM_HITS = 8  # the hits whose text the question's key terms are looked for in
 # Words that name the medium or the act of finding, not what the item shows or says.
 _FIND_WORDS = terms(
@@ -399,7 +400,9 @@ def _choose(ranked: Sequence[Scored], max_quotes: int, *, many: bool) -> list[Sc
     for cand in ranked:
         if cand.score < floor:
             break
-        if per_hit.get(cand.hit_index, 0) >= 2 or any(cand.text in c.text or c.text in cand.text for c in chosen):
+        if per_hit.get(cand.hit_index, 0) >= PER_PASSAGE or any(
+            cand.text in c.text or c.text in cand.text for c in chosen
+        ):
             continue
         chosen.append(cand)
         per_hit[cand.hit_index] = per_hit.get(cand.hit_index, 0) + 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmrag.ingest.chunk import Chunk
+from mmrag.ingest.chunk import Chunk, Slide
 from mmrag.retrieval.query import Question, Wants, analyse, mentions
 from mmrag.retrieval.store import Hit
 from mmrag.retrieval.terms import terms
@@ -197,7 +197,10 @@ def units(chunk: Chunk, index: int) -> list[Unit]:
         if any(line.startswith(_OCR_PREFIX) for line in lines):
             out.extend(_line_units([line.removeprefix(_OCR_PREFIX).strip() for line in lines], index))
             continue
-        short = len(lines) >= 2 and statistics.median(len(line) for line in lines) < SHORT_LINES
+        # a form's, a list's or a column's lines; a slide's lines are its points, however long
+        short = len(lines) >= 2 and (
+            isinstance(chunk.locator, Slide) or statistics.median(len(line) for line in lines) < SHORT_LINES
+        )
         # a bill's or a list's line that ends with its amount or number is a record of its own: a sentence
         # does not run on into the next line ("Soup $6.50" / "Salad $9.25"), as wrapped prose does
         records = _RECORD_END.split(block) if short else [block]

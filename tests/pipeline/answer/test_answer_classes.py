@@ -371,3 +371,20 @@ def test_accents_do_not_keep_a_word_from_its_plain_spelling() -> None:
     from mmrag.retrieval.terms import terms
 
     assert terms("café résumé") == terms("cafe resume")
+
+
+def test_a_slide_line_is_a_point_of_its_own_however_long_the_others() -> None:
+    from mmrag.ingest.chunk import Slide
+    from mmrag.pipeline.answer.units import units
+
+    text = (
+        "Deck — slide 2\n\nRestarting the service\n\n"
+        "The service restarts by itself after a failed health check in most of the deployments we run\n"
+        "Manually restarted by sending a signal to the main process from the operator's console:\n"
+        "systemctl restart billing (Linux)\n"
+        "net stop billing followed by net start billing on the Windows hosts in the old data centre\n"
+    )
+    found = {u.text for u in units(Chunk("deck.pptx", Modality.TEXT, Slide(2), text), 0)}
+    assert "systemctl restart billing (Linux)" in found
+    page = {u.text for u in units(Chunk("notes.pdf", Modality.TEXT, Page(2), text), 0)}
+    assert "systemctl restart billing (Linux)" not in page  # prose lines of a page run on
