@@ -71,9 +71,10 @@ def died(reason: str) -> Parsed:
 class PoolParser:
     """``workers`` processes read files; outcomes are applied here as they complete, ``in_flight`` at most."""
 
-    def __init__(self, workers: int, in_flight: int = 0) -> None:
+    def __init__(self, workers: int, in_flight: int = 0, threads: int = 1) -> None:
         self.workers = workers
         self.in_flight = in_flight or 2 * workers
+        self.threads = threads
         self._pool: ProcessPoolExecutor | None = None
         self._running: dict[Future[Parsed], tuple[ParseJob, Done]] = {}
 
@@ -98,7 +99,10 @@ class PoolParser:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_started
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_started,
+                initargs=(self.threads,),
             )
         return self._pool
 
@@ -156,7 +160,13 @@ class PoolParser:
 
 
 def parser_for(workers: int) -> Parser:
-    return PoolParser(workers) if workers > 1 else InlineParser()
+    return PoolParser(workers, threads=worker_threads(workers)) if workers > 1 else InlineParser()
+
+
+def worker_threads(workers: int) -> int:
+    """Threads each worker's models may use: the cores shared out, so that N workers, each with threads of
+    its own (ONNX Runtime, CTranslate2 and PyTorch keep them spinning), do not outnumber the cores."""
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _result(future: Future[Parsed], job: ParseJob) -> Parsed:
@@ -167,10 +177,13 @@ def _result(future: Future[Parsed], job: ParseJob) -> Parsed:
     return Parsed(Outcome.NOT_READ, reason=f"internal error in the worker process: {type(error).__name__}: {error}")
 
 
-def _worker_started() -> None:
+def _worker_started(threads: int) -> None:
     """In each worker: Ctrl-C goes to the whole process group, and the ingest process stops its workers
-    itself; an ingest process that was killed cannot, so a worker ends when its parent is gone."""
+    itself; an ingest process that was killed cannot, so a worker ends when its parent is gone. PyTorch
+    (photo labels) reads its thread count when it is first imported, after this."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, str(threads))
     parent = os.getppid()
     threading.Thread(target=_end_with, args=(parent,), name="mmrag-parent-watch", daemon=True).start()
 

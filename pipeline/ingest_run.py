@@ -26,7 +26,7 @@ from mmrag.ingest.ziplimits import ZipLimits
 from mmrag.pipeline.app import App, ingest_lock, root_media_dir
 from mmrag.pipeline.config import SourceConfig, fault_point
 from mmrag.pipeline.ingest_parse import Budget, Outcome, Parsed, ParseJob, sha256_file
-from mmrag.pipeline.ingest_pool import InlineParser, Parser, parser_for
+from mmrag.pipeline.ingest_pool import InlineParser, Parser, parser_for, worker_threads
 from mmrag.pipeline.sources import Item, Source, SourceError, chunk_source, open_source
 from mmrag.pipeline.walk import Found, Target, not_regular, policy_for, target_for, walk
 from mmrag.retrieval.manifest import OK, SKIPPED, FileRecord
@@ -116,6 +116,11 @@ class _Run:
         self.progress = progress
         self.report = IngestReport()
         self.settings = app.models.ingest_settings()
+        workers = app.cfg.ingest.workers
+        if workers > 1:  # each worker's OCR and speech threads: the cores shared out
+            media = self.settings.media
+            threads = min(media.cpu_threads, worker_threads(workers))
+            self.settings = replace(self.settings, media=replace(media, cpu_threads=threads))
         self._by_root: dict[str, IngestSettings] = {}
         limits = app.cfg.limits
         self.zip_limits = ZipLimits(limits.max_inflated_mb, limits.max_zip_ratio)
@@ -198,11 +203,7 @@ class _Run:
     ) -> ParseJob | None:
         """Apply what reading a file found; a job to read it after all when only its hash was wanted."""
         source = job.source
-        if parsed.outcome is Outcome.HASH_FAILED:
-            self._skip(label, f"cannot read the file ({parsed.reason})")
-            return None
-        if parsed.outcome in (Outcome.NOT_READ, Outcome.DIED):
-            self._skip(label, parsed.reason)
+        if self._not_read(label, parsed):
             return None
         digest = parsed.digest
         if old and old.sha256 == digest:
@@ -389,14 +390,20 @@ class _Run:
         self.report.failed.append(Skipped(label, reason))
         self.progress.file_done(label, "failed", 0)
 
+    def _not_read(self, label: str, parsed: Parsed) -> bool:
+        """Report a file that could not be read (not recorded: the next run tries again); False if it was."""
+        if parsed.outcome is Outcome.HASH_FAILED:
+            self._skip(label, f"cannot read the file ({parsed.reason})")
+        elif parsed.outcome in (Outcome.NOT_READ, Outcome.DIED):
+            self._skip(label, parsed.reason)
+        else:
+            return False
+        return True
+
     def _parsed(self, label: str, record: FileRecord, mtime: float, parsed: Parsed) -> None:
         """Store what reading a file found (its chunks, or why it has none) and record it in the manifest."""
         root, source = record.root, record.source
-        if parsed.outcome is Outcome.HASH_FAILED:
-            self._skip(label, f"cannot read the file ({parsed.reason})")
-            return
-        if parsed.outcome in (Outcome.NOT_READ, Outcome.DIED):
-            self._skip(label, parsed.reason)
+        if self._not_read(label, parsed):
             return
         kind = parsed.kind
         record = replace(record, kind=kind)

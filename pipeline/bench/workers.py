@@ -8,15 +8,13 @@ loads its own. The text embedder is loaded once, before either run, and shared.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mmrag.pipeline.bench.ingest import Note
 from mmrag.pipeline.bench.stages import TEXT_MODALITIES, classify, copy_files
 from mmrag.pipeline.config import Config
 from mmrag.retrieval.embed import TextEmbedder
-
-Note = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
