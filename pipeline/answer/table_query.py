@@ -205,7 +205,7 @@ def _filters(question: str, info: TableInfo, columns: Sequence[Column], store: T
             words = [w.lower() for w in _WORD.findall(text)]
             if not words or len(text) < 2 or (len(words) == 1 and len(words[0]) < 3 and not words[0].isdigit()):
                 continue
-            if f" {' '.join(words)} " in folded:
+            if f" {' '.join(words)} " in folded or _alternatives_named(text, folded):
                 best.append(text)
             elif len(words) >= 2:  # "Lancaster County, NE" named as "Lancaster County, Nebraska"
                 core = [w for w in words if len(w) > 2]
@@ -219,6 +219,16 @@ def _filters(question: str, info: TableInfo, columns: Sequence[Column], store: T
         if kept and len(kept) <= 3:
             found += [(column, text) for text in kept]
     return found
+
+
+def _alternatives_named(text: str, folded: str) -> bool:
+    """A cell of alternatives that share their last word, named in short: "APPLICANT NAME / ENTITY NAME"
+    as "applicant/entity name"."""
+    parts = [[w.lower() for w in _WORD.findall(p)] for p in text.split("/")]
+    if len(parts) < 2 or any(len(p) < 2 for p in parts) or len({p[-1] for p in parts}) != 1:
+        return False
+    short = [w for p in parts for w in p[:-1]] + [parts[0][-1]]
+    return f" {' '.join(short)} " in folded
 
 
 def _weight(value: SqlValue, question: str) -> float:

@@ -103,6 +103,7 @@ LONG, LONG_UNIT = 0.15, 250  # penalty, growing past LONG_UNIT characters
 HEADER = 0.3  # penalty: a message's header lines say who wrote when, about what; not what it says
 LABELLED = 0.2  # a form's "Label: value" whose label is what the question asks for ("OMB Number: 4040-0004")
 SUMMED = 0.2  # an amount that is the sum of the amounts listed above it, when a total is asked for
+SENDER = 0.3  # a message's From line, when the question asks who sent, wrote or forwarded it
 ECHO = 0.3  # penalty, on top of RESTATES: a unit with no word the question does not have answers nothing
 DOCUMENT_WORD = 0.25  # weight of a question word that names the document rather than what is asked
 
@@ -375,6 +376,7 @@ def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits:
         extra -= DESCRIPTOR
     if _HEADER.match(unit.text) and not asked.asks & {Wants.PERSON, Wants.DATE, Wants.PLACE, Wants.FIND}:
         extra -= HEADER
+    extra += _sender(unit.text, asked.text, hits[unit.hit_index].chunk.text)
     if unit.text.rstrip().endswith(":"):  # a form's label with nothing filled in after it
         extra -= RESTATES
     if len(unit.text) > LONG_UNIT:  # an answer is a sentence or a line, not a page run together
@@ -383,6 +385,22 @@ def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits:
     if links > 0.4 * len(unit.text):  # a list of links is where to read more, not an answer
         extra -= LINKS
     return extra
+
+
+_WHO_SENT = re.compile(r"\bwho\s+(?:\w+\s+)?(sent|wrote|emailed|mailed|posted|forwarded|fwd)\b", re.IGNORECASE)
+_FORWARD = re.compile(r"^Subject:\s*\[?(?:fwd?|fw)\b", re.IGNORECASE | re.MULTILINE)
+_FROM = re.compile(r"(?:^|\s)From:\s+\S", re.IGNORECASE)
+
+
+def _sender(text: str, question: str, chunk: str) -> float:
+    """``SENDER`` for a message's From line when the question asks who sent or wrote it; who forwarded it
+    is the sender of the message whose subject says it is forwarded, not of the message it carries."""
+    asked = _WHO_SENT.search(question)
+    if asked is None or not _FROM.search(text):
+        return 0.0
+    if asked.group(1).lower() in ("forwarded", "fwd"):
+        return SENDER if _FORWARD.search(chunk) else 0.0
+    return SENDER
 
 
 def _to_embed(candidates: Sequence[Unit], lexical: Sequence[float]) -> list[int]:

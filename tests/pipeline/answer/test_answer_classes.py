@@ -388,3 +388,47 @@ def test_a_slide_line_is_a_point_of_its_own_however_long_the_others() -> None:
     assert "systemctl restart billing (Linux)" in found
     page = {u.text for u in units(Chunk("notes.pdf", Modality.TEXT, Page(2), text), 0)}
     assert "systemctl restart billing (Linux)" not in page  # prose lines of a page run on
+
+
+FORWARD = """Subject: Fwd: FYI
+From: Lena Park <lena@example.org>
+To: all-staff@example.org
+Date: Tue, 7 Jan 2025 09:00:00 +0000
+
+Passing this on for anyone who missed it.
+"""
+
+FORWARDED = """Subject: Parking garage closed
+From: Facilities <facilities@example.org>
+Date: Mon, 6 Jan 2025 08:00:00 +0000
+
+The parking garage on Elm Street is closed from 13 January while the ramps are resurfaced.
+"""
+
+
+def test_who_forwarded_a_message_is_the_sender_of_the_forward(app: App) -> None:
+    from mmrag.ingest.chunk import Section
+
+    hits = [
+        Hit(Chunk("mail/fwd.eml", Modality.TEXT, Section(("attachment",)), FORWARDED), 0.9, "/d"),
+        Hit(Chunk("mail/fwd.eml", Modality.TEXT, Section(()), FORWARD), 0.8, "/d"),
+    ]
+    answer = extractive_answer("Who forwarded the parking garage notice?", hits, app.vectorizer)
+    assert "Lena Park" in answer.text.splitlines()[1]
+    sent = extractive_answer("Who sent the parking garage notice?", hits[:1], app.vectorizer)
+    assert "Facilities" in sent.text.splitlines()[1]
+
+
+def test_a_time_adjective_is_its_period() -> None:
+    from mmrag.retrieval.terms import terms
+
+    assert "day" in terms("daily traffic") and "year" in terms("annual report") and "month" in terms("monthly fee")
+
+
+def test_a_cell_of_alternatives_is_named_in_short() -> None:
+    from mmrag.pipeline.answer.table_query import _alternatives_named
+
+    folded = " what is the maximum length of the applicant entity name field "
+    assert _alternatives_named("APPLICANT NAME / ENTITY NAME", folded)
+    assert not _alternatives_named("APPLICANT NAME / ENTITY CODE", folded)  # no shared last word
+    assert not _alternatives_named("FATHER'S NAME", folded)
