@@ -349,6 +349,21 @@ def test_a_sheet_with_a_title_row_and_two_tables_side_by_side(tmp_path: Path) ->
     assert any("Regional sales, first half" in c.text and "Manager" not in c.text.split("|", 1)[0] for c in chunks)
 
 
+def test_a_cell_holding_only_a_currency_sign_is_text_not_a_crash(tmp_path: Path) -> None:
+    import openpyxl
+
+    assert [parse_number(t) for t in ("$", "€", " £ ", "$ ", "(€)", "-", "%")] == [None] * 7
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Item", "Currency", "Amount"])
+    sheet.append(["Consulting", "$", 1200])
+    sheet.append(["Travel", "€", 310.5])
+    path = tmp_path / "costs.xlsx"
+    workbook.save(path)
+    (table,) = [i for i in TablesIngestor().ingest(path, "costs.xlsx") if isinstance(i, Table)]
+    assert table.rows[0][:2] == ("Consulting", "$") and table.rows[1][1] == "€"
+
+
 def test_a_csv_title_line_and_footnotes_are_not_header_or_data(tmp_path: Path) -> None:
     path = tmp_path / "beneficiaries.csv"
     path.write_text(
