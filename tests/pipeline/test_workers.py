@@ -145,6 +145,20 @@ def test_a_corrupt_file_and_a_file_that_kills_its_worker_are_skipped_and_the_res
     assert [s.file for s in again.skipped] == ["broken.pdf"]
 
 
+def test_the_per_file_time_budget_holds_in_workers(tmp_path: Path, cfg: Config) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "big.txt").write_text("A line of the minutes.\n" * 200_000)  # hashing it takes more than the budget
+    (drive / "small.txt").write_text("The canteen opens at 8.\n")
+    two = replace(_with_workers(cfg, 2, tmp_path / "two"), limits=replace(cfg.limits, file_seconds=0.000_001))
+
+    report = _ingest(two, drive)
+
+    assert {s.file for s in report.skipped} == {"big.txt", "small.txt"}
+    assert all(s.reason.startswith("took longer than the 0 s per-file budget") for s in report.skipped)
+    assert report.ingested == []
+
+
 def test_a_second_ingest_is_refused_while_one_with_workers_runs_and_a_killed_one_leaves_no_worker(
     tmp_path: Path, cfg: Config
 ) -> None:
