@@ -246,11 +246,9 @@ def extractive_answer(
         return find_answer(question, asked, hits)
     if not relevant(question, hits, min_similarity):
         return Answer(DECLINE_TEXT, (), declined=True)
-    attribute = unmentioned_attribute(question, hits)
-    if attribute is not None:
-        closest = hits[0].chunk
-        text = f"{DECLINE_TEXT} The closest match, {closest.source} ({closest.locator.cite()}), says nothing of \u201c{attribute}\u201d."
-        return Answer(text, (), declined=True)
+    unspoken = attribute_declined(question, hits)
+    if unspoken is not None:
+        return unspoken
     ranked = score_units(question, hits, vectorizer, asked)
     if asked.years or asked.codes:  # the answer comes from a file that mentions them (a report's year
         # is on its cover, not on every page), not from one about another year or item
@@ -339,6 +337,17 @@ _POSSESSED = re.compile(
     r"((?:[a-z][\w-]*\s+){0,3}[a-z][\w-]*)(?=\s+(?:on|in|at|for|of|from|to|by|with|during|as|according)\b|\s*[?,.]|\s*$)"
 )
 _GENERIC_HEADS = terms("price prices ratio cost costs figure figures amount date day year name")
+
+
+def attribute_declined(question: str, hits: Sequence[Hit]) -> Answer | None:
+    """A decline for a question about a name's attribute that no passage about that name speaks of, saying
+    what was found (``unmentioned_attribute``); None when the evidence speaks of it."""
+    attribute = unmentioned_attribute(question, hits)
+    if attribute is None or not hits:
+        return None
+    closest = hits[0].chunk
+    text = f"{DECLINE_TEXT} The closest match, {closest.source} ({closest.locator.cite()}), says nothing of \u201c{attribute}\u201d."
+    return Answer(text, (), declined=True)
 
 
 def unmentioned_attribute(question: str, hits: Sequence[Hit]) -> str | None:

@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from mmrag.ingest.text.numbers import parse_number
-from mmrag.pipeline.answer.extractive import declined_for, extractive_answer, missing_terms, relevant, unheld_terms
+from mmrag.pipeline.answer.extractive import (
+    attribute_declined,
+    declined_for,
+    extractive_answer,
+    missing_terms,
+    relevant,
+    unheld_terms,
+)
 from mmrag.pipeline.answer.generate import MIN_SIMILARITY, generative_answer
 from mmrag.pipeline.answer.llm import Llm, LlmUnavailable, TokenSink
 from mmrag.pipeline.answer.parts import answer_parts
@@ -55,6 +62,9 @@ def answer_from_hits(
             missing = missing_terms(asked, [planned.hit, *hits] if planned is not None else hits)
             if missing:
                 return _streamed(declined_for(missing, hits), stream)
+        unspoken = attribute_declined(question, hits) if llm is not None else None
+        if unspoken is not None:  # what is asked of the person or thing, nothing about them speaks of
+            return _streamed(unspoken, stream)
         if llm is not None and not relevant(question, hits, MIN_SIMILARITY):
             # what was found decides relevance, not rows a model's own query turns up: no model call
             quoted = _extractive(question, hits, readable, vectorizer, asked, None)

@@ -564,6 +564,13 @@ def test_a_year_nothing_mentions_is_declined_without_asking_the_model(
     assert answer.declined and "2031" in answer.text and server.requests == []
 
 
+def test_an_attribute_nothing_about_the_team_speaks_of_is_declined_without_asking_the_model(
+    server: StubLlm, cfg: Config, cups_index: Any
+) -> None:
+    answer = _ask(cfg, server, cups_index, "What was Maple Leafs's home arena?")
+    assert answer.declined and "home arena" in answer.text and server.requests == []
+
+
 def test_a_model_answer_without_the_computed_value_gives_way_to_the_computation(
     server: StubLlm, cfg: Config, cups_index: Any
 ) -> None:
