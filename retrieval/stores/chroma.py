@@ -272,7 +272,10 @@ class ChromaStore:
         docs = (result.get("documents") or [[]])[0]
         metas = (result.get("metadatas") or [[]])[0]
         dists = (result.get("distances") or [[]])[0]
-        return [(doc or "", dict(meta or {}), float(dist)) for doc, meta, dist in zip(docs, metas, dists, strict=True)]
+        # a record deleted by a concurrent ingest while the query ran comes back without its metadata: gone
+        return [
+            (doc or "", dict(meta), float(dist)) for doc, meta, dist in zip(docs, metas, dists, strict=True) if meta
+        ]
 
     def _hit(self, doc: str, record: dict[str, Any], dist: float) -> Hit:
         chunk = chunk_from_record(doc, record, self._media)
