@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from fakes import CountingEmbedder
+from index_state import index_state
 
 from mmrag.pipeline import api
-from mmrag.pipeline.app import open_app
 from mmrag.pipeline.config import Config
 from mmrag.retrieval.stores.registry import backend
 
@@ -34,15 +34,6 @@ def _drive(root: Path) -> Path:
     (root / "budget.txt").write_text("The travel budget for 2025 is 48,000 euros.\n")
     (root / "prices.csv").write_text("item,price\nwidget,12\ngadget,30\n")
     return root
-
-
-def _state(cfg: Config) -> tuple[set[str], dict[tuple[str, str], set[str]], list[tuple[object, ...]]]:
-    app = open_app(cfg, create=False, embedder=CountingEmbedder(64))
-    try:
-        manifest = sorted((r.root, r.source, r.sha256, r.kind, r.status, r.chunks) for r in app.manifest.files())
-        return app.store.ids(), app.keyword.record_ids(), manifest
-    finally:
-        app.close()
 
 
 def _ingest(cfg: Config, drive: Path) -> api.IngestReport:
@@ -69,7 +60,7 @@ def clean(tmp_path: Path, cfg: Config) -> tuple[Path, object]:
     drive = _drive(tmp_path / "drive")
     reference = replace(cfg, index_dir=tmp_path / "clean-index")
     _ingest(reference, drive)
-    return drive, _state(reference)
+    return drive, index_state(reference)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +74,7 @@ def test_a_reindex_killed_at_any_point_is_finished_by_the_next_ingest(
     _killed(cfg, drive, point, "reindex")
     report = _ingest(cfg, drive)
     assert sorted(report.ingested) == ["budget.txt", "notes/plan.md", "prices.csv"], "every file is indexed again"
-    assert _state(cfg) == expected
+    assert index_state(cfg) == expected
     assert not (cfg.index_dir / "reindex.pending").exists()
 
 
@@ -93,7 +84,7 @@ def test_an_ingest_killed_between_the_vector_write_and_the_manifest_is_redone(
     drive, expected = clean
     _killed(cfg, drive, "ingest-after-store", "ingest")
     _ingest(cfg, drive)
-    assert _state(cfg) == expected
+    assert index_state(cfg) == expected
 
 
 def test_files_recorded_as_indexed_whose_chunks_are_gone_are_ingested_again(
@@ -109,7 +100,7 @@ def test_files_recorded_as_indexed_whose_chunks_are_gone_are_ingested_again(
     assert [n.reason for n in report.notes] == [
         "3 files recorded as indexed had chunks missing from the index (an interrupted run?); they are ingested again"
     ]
-    assert _state(cfg) == expected
+    assert index_state(cfg) == expected
 
 
 SOURCE_CHILD = """
@@ -153,4 +144,4 @@ def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would
     clean = _source_config(tmp_path, drive, tmp_path / "clean-index")
     api.ingest(["team"], clean, embedder=CountingEmbedder(64))
     api.close(clean)
-    assert _state(cfg) == _state(clean)
+    assert index_state(cfg) == index_state(clean)

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 from builders import build_pdf, write_scanned_pdf
 from fakes import CountingEmbedder
+from index_state import index_state
 
 from mmrag.pipeline import api
-from mmrag.pipeline.app import IngestRunning, open_app
+from mmrag.pipeline.app import IngestRunning
 from mmrag.pipeline.config import Config
-
-State = tuple[set[str], dict[tuple[str, str], set[str]], list[tuple[object, ...]]]
 
 CHILD = """
 import multiprocessing, sys, time
@@ -84,15 +83,6 @@ def _ingest(cfg: Config, drive: Path | str) -> api.IngestReport:
         api.close(cfg)
 
 
-def _state(cfg: Config) -> State:
-    app = open_app(cfg, create=False, embedder=CountingEmbedder(64))
-    try:
-        manifest = sorted((r.root, r.source, r.sha256, r.kind, r.status, r.chunks) for r in app.manifest.files())
-        return app.store.ids(), app.keyword.record_ids(), manifest
-    finally:
-        app.close()
-
-
 def test_two_workers_build_the_index_one_process_builds(tmp_path: Path, cfg: Config) -> None:
     drive = _drive(tmp_path / "drive")
     one = _with_workers(cfg, 1, tmp_path / "one")
@@ -104,8 +94,8 @@ def test_two_workers_build_the_index_one_process_builds(tmp_path: Path, cfg: Con
     assert single.skipped == [] and parallel.skipped == []
     assert sorted(parallel.ingested) == sorted(single.ingested) and len(single.ingested) == 15
     assert parallel.chunks == single.chunks
-    ids, by_file, manifest = _state(two)
-    assert (ids, by_file, manifest) == _state(one)
+    ids, by_file, manifest = index_state(two)
+    assert (ids, by_file, manifest) == index_state(one)
     assert len(ids) == parallel.chunks and set().union(*by_file.values()) == ids
     hits = api.search("invoice 4711 harbour dredging", two, k=3, embedder=CountingEmbedder(64))
     assert hits and hits[0].chunk.source == "scan.pdf", "the scanned page was read by OCR in a worker"
@@ -117,7 +107,7 @@ def test_two_workers_build_the_index_one_process_builds(tmp_path: Path, cfg: Con
     assert again.moved == ["notes/plan.md -> notes/roadmap.md"]
     assert again.ingested == ["budget.txt"] and again.removed == ["prices.csv"] and again.unchanged == 12
     _ingest(one, drive)
-    assert _state(two) == _state(one)
+    assert index_state(two) == index_state(one)
 
 
 def test_a_corrupt_file_and_a_file_that_kills_its_worker_are_skipped_and_the_rest_is_ingested(
@@ -136,7 +126,7 @@ def test_a_corrupt_file_and_a_file_that_kills_its_worker_are_skipped_and_the_res
     assert skipped["notes/killer.txt"].startswith("the worker process reading it died (exit code 137)")
     assert "broken.pdf" not in skipped["broken.pdf"] and skipped["broken.pdf"]  # a reason, not a traceback
     assert len(report.ingested) == 15, "every other file, including those in flight when the worker died"
-    _ids, by_file, _manifest = _state(two)
+    _ids, by_file, _manifest = index_state(two)
     assert {source for _root, source in by_file} == set(report.ingested)
 
     monkeypatch.delenv("MMRAG_FAULT")
@@ -215,7 +205,7 @@ def test_items_of_a_source_are_fetched_here_and_read_by_workers(
     monkeypatch.delenv("MMRAG_FAULT")
     assert _ingest(two, "team").ingested == ["team:/notes/killer.txt"]
     _ingest(one, "team")
-    assert _state(two) == _state(one)
+    assert index_state(two) == index_state(one)
 
 
 def test_workers_must_be_at_least_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

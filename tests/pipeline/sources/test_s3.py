@@ -18,6 +18,7 @@ from typing import Any
 import docx
 import pytest
 from fakes import CountingEmbedder
+from index_state import index_state
 from s3_server import ACCESS_KEY, SECRET_KEY, MotoServer, client, s3_bucket, s3_server  # noqa: F401
 
 from mmrag.pipeline.api import ingest, search
@@ -26,6 +27,8 @@ from mmrag.pipeline.sources import Item, SourceError, open_source
 from mmrag.pipeline.sources.s3 import S3Source
 
 Bucket = tuple[str, str, Any]
+
+SYNCED = ("source", "sha256", "status", "chunks", "version")  # the manifest fields a re-sync must agree on
 
 
 def source_for(endpoint: str, bucket: str, prefix: str = "", name: str = "bucket") -> S3Source:
@@ -491,17 +494,6 @@ api.ingest(["s3docs"], cfg, embedder=HashEmbedder(64))
 """
 
 
-def _state(cfg: Config) -> tuple[object, ...]:
-    from mmrag.pipeline.app import open_app
-
-    app = open_app(cfg, create=False, embedder=CountingEmbedder(64))
-    try:
-        rows = sorted((r.source, r.sha256, r.status, r.chunks, r.version) for r in app.manifest.files())
-        return app.store.ids(), app.keyword.record_ids(), rows
-    finally:
-        app.close()
-
-
 def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would_be(
     s3_bucket: Bucket, tmp_path: Path
 ) -> None:
@@ -536,7 +528,7 @@ def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would
     clean = replace(cfg, index_dir=tmp_path / "clean-index")
     api.ingest(["s3docs"], clean, embedder=CountingEmbedder(64))
     api.close(clean)
-    assert _state(cfg) == _state(clean)
+    assert index_state(cfg, SYNCED) == index_state(clean, SYNCED)
 
 
 def test_a_renamed_object_is_matched_on_its_etag_without_downloading_it(s3_bucket: Bucket, tmp_path: Path) -> None:

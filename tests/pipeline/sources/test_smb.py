@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import smbclient
 from fakes import CountingEmbedder
+from index_state import index_state
 from smb_server import SMBD, SmbServer, _add_account, _config, _free_port, _wait_for, smb_server  # noqa: F401
 from smb_server import _stop as _stop_daemon
 
@@ -41,6 +42,8 @@ from mmrag.pipeline.sources.smb import SmbSource
 from mmrag.pipeline.sources.smb_acl import NEED_READ, parse_descriptor, readers_of
 
 USER1, USER2 = "mmragsmb1", "mmragsmb2"
+
+SMB_FIELDS = ("root", "source", "size", "sha256", "status", "chunks", "version", "principals")
 
 
 def source_for(server: SmbServer, folder: str, user: str | None = None, password: str | None = None) -> SmbSource:
@@ -639,20 +642,6 @@ api.ingest(["files"], cfg, embedder=HashEmbedder(64))
 """
 
 
-def _state(cfg: Config) -> tuple[object, ...]:
-    from mmrag.pipeline.app import open_app
-
-    app = open_app(cfg, create=False, embedder=CountingEmbedder(64))
-    try:
-        rows = sorted(
-            (r.root, r.source, r.size, r.sha256, r.status, r.chunks, r.version, r.principals)
-            for r in app.manifest.files()
-        )
-        return app.store.ids(), app.keyword.record_ids(), rows
-    finally:
-        app.close()
-
-
 def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would_be(
     smb_server: SmbServer, tmp_path: Path
 ) -> None:
@@ -671,7 +660,7 @@ def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would
         env={**os.environ, "MMRAG_FAULT": "sync-after-item"}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 137, done.stderr[-2000:]  # killed after the first item, not a run to the end
-    killed = _state(cfg)
+    killed = index_state(cfg, SMB_FIELDS)
     finished = api.ingest(["files"], cfg, embedder=CountingEmbedder(64))
     api.close(cfg)
     assert finished.failed == [] and finished.removed == ["files:/old/obsolete.txt"]
@@ -680,5 +669,5 @@ def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would
     clean = replace(cfg, index_dir=tmp_path / "clean-index")
     api.ingest(["files"], clean, embedder=CountingEmbedder(64))
     api.close(clean)
-    assert _state(cfg) == _state(clean)
-    assert killed != _state(clean)  # the killed run had not got there by itself
+    assert index_state(cfg, SMB_FIELDS) == index_state(clean, SMB_FIELDS)
+    assert killed != index_state(clean, SMB_FIELDS)  # the killed run had not got there by itself

@@ -18,6 +18,7 @@ from pathlib import Path
 import docx
 import pytest
 from fakes import CountingEmbedder
+from index_state import index_state
 from webdav4.client import Client
 from webdav_server import WebDav, running_webdav, webdav_folder, webdav_server  # noqa: F401
 
@@ -25,6 +26,8 @@ from mmrag.pipeline.api import ingest, search
 from mmrag.pipeline.config import Config, SourceConfig, load_config
 from mmrag.pipeline.sources import Item, SourceError, open_source
 from mmrag.pipeline.sources.webdav import WebDavSource
+
+SYNCED = ("source", "sha256", "status", "chunks", "version")  # the manifest fields a re-sync must agree on
 
 
 def source_for(dav: WebDav, password: str | None = None) -> WebDavSource:
@@ -422,17 +425,6 @@ api.ingest(["team"], cfg, embedder=HashEmbedder(64))
 """
 
 
-def _state(cfg: Config) -> tuple[object, ...]:
-    from mmrag.pipeline.app import open_app
-
-    app = open_app(cfg, create=False, embedder=CountingEmbedder(64))
-    try:
-        rows = sorted((r.source, r.sha256, r.status, r.chunks, r.version) for r in app.manifest.files())
-        return app.store.ids(), app.keyword.record_ids(), rows
-    finally:
-        app.close()
-
-
 def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would_be(
     webdav_folder: WebDav, tmp_path: Path
 ) -> None:
@@ -460,7 +452,7 @@ def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would
         env={**os.environ, "MMRAG_FAULT": "sync-after-item"}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 137, done.stderr[-2000:]
-    killed = _state(cfg)
+    killed = index_state(cfg, SYNCED)
     finished = api.ingest(["team"], cfg, embedder=CountingEmbedder(64))
     api.close(cfg)
     assert finished.failed == [] and finished.removed == ["team:/notes/keep.txt"]
@@ -469,5 +461,5 @@ def test_a_sync_killed_mid_run_is_finished_by_the_next_one_as_a_clean_sync_would
     clean = replace(cfg, index_dir=tmp_path / "clean-index")
     api.ingest(["team"], clean, embedder=CountingEmbedder(64))
     api.close(clean)
-    assert _state(cfg) == _state(clean)
-    assert killed != _state(clean)  # the kill left work undone that the next sync did
+    assert index_state(cfg, SYNCED) == index_state(clean, SYNCED)
+    assert killed != index_state(clean, SYNCED)  # the kill left work undone that the next sync did
