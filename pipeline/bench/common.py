@@ -9,6 +9,7 @@ import importlib.metadata
 import os
 import platform
 import resource
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -130,6 +131,13 @@ def dir_size_mb(path: Path) -> float:
             except OSError:
                 continue
     return total / 1e6
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server the bench starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def peak_rss_mb() -> float:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.ingest import IngestFigures
     from mmrag.pipeline.bench.search import EmbedderSpec
 
+STORES = ("local", "server")  # search.STORES, without importing the measuring module
 SECTIONS = ("workers", "ingest", "baseline", "reingest", "small-files", "search", "busy-search", "cold", "sync")
 DEFAULT_SIZES = "10000,100000"
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +50,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--corpus", type=Path, help="folder to ingest (default: ../shared/corpus/drive, else data/sample-drive)"
     )
     p.add_argument("--sizes", default=DEFAULT_SIZES, help=f"synthetic index sizes in chunks (default {DEFAULT_SIZES})")
+    p.add_argument(
+        "--stores", default="local",
+        help="vector stores the search part measures, comma-separated: local (embedded Chroma, the default), "
+        "server (a private `chroma run` serving the same index)",
+    )  # fmt: skip
     p.add_argument("--skip", action="append", default=[], help=f"parts to skip, comma-separated: {', '.join(SECTIONS)}")
     p.add_argument("--queries", type=int, default=50, help="queries per index size (default 50)")
     p.add_argument("--rounds", type=int, default=2, help="timed passes over the queries (default 2)")
@@ -97,6 +103,7 @@ class Options:
     hash_embedder: bool
     config_file: Path | None
     ingest_workers: int = 2
+    stores: tuple[str, ...] = ("local",)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Options:
@@ -114,11 +121,14 @@ class Options:
             raise BenchUsageError("--sizes, --queries and --rounds must be positive")
         if args.ingest_workers < 2:
             raise BenchUsageError(f"--ingest-workers takes 2 or more, got {args.ingest_workers}")
+        stores = tuple(dict.fromkeys(s.strip() for s in str(args.stores).split(",") if s.strip()))
+        if not stores or set(stores) - set(STORES):
+            raise BenchUsageError(f"--stores takes {' and/or '.join(STORES)}, comma-separated, got {args.stores!r}")
         cache = args.cache_dir or Path.home() / ".cache" / "mmrag-bench"
         return cls(
             args.corpus, sizes, skip, args.queries, args.rounds, args.small_files, args.sync_items, args.sync_s3_items,
             args.long_video, cache,
-            args.rebuild, args.work_dir, args.embedder == "hash", args.config, args.ingest_workers,
+            args.rebuild, args.work_dir, args.embedder == "hash", args.config, args.ingest_workers, stores,
         )  # fmt: skip
 
     @staticmethod
@@ -183,11 +193,13 @@ def measure(cfg: Config, opts: Options) -> Results:
 
             spec = _embedder_spec(cfg, opts)
             for size in opts.sizes:
-                _note(f"search latency on {size:,} chunks")
-                tier = measure_tier(
-                    size, opts.cache, spec, queries=opts.queries, rounds=opts.rounds, rebuild=opts.rebuild
-                )
-                results.tiers.append(tier)
+                for n, store in enumerate(opts.stores):
+                    _note(f"search latency on {size:,} chunks, {store} store")
+                    tier = measure_tier(
+                        size, opts.cache, spec, queries=opts.queries, rounds=opts.rounds,
+                        rebuild=opts.rebuild and n == 0, store=store,
+                    )  # fmt: skip
+                    results.tiers.append(tier)
         if "busy-search" not in opts.skip:
             from mmrag.pipeline.bench.contended import measure_busy_search
 

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,18 +14,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from mmrag.pipeline.bench.common import free_port
 
 
 class MotoServer:
     """``python -m moto.server`` on a free port; ``url`` once started, everything in memory."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._dir = Path(tempfile.mkdtemp(prefix="mmrag-moto-"))
         self._log_path = self._dir / "server.log"

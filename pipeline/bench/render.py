@@ -129,10 +129,12 @@ def _workers(w: WorkersFigures, ingest: IngestFigures | None) -> list[str]:
     return lines
 
 
-def _tier_row(t: TierResult) -> list[str]:
+def _tier_row(t: TierResult, servers: bool) -> list[str]:
     ratio = t.search.p50 / t.baseline.p50 if t.baseline.p50 else None
+    server = [f"{t.server_peak_rss_mb:,.0f}" if t.store == "server" else "-"] if servers else []
     return [
         f"{t.size:,}",
+        t.store,
         f"{t.search.p50:.1f}",
         f"{t.search.p95:.1f}",
         f"{t.search.p99:.1f}",
@@ -148,6 +150,7 @@ def _tier_row(t: TierResult) -> list[str]:
         f"{t.disk_mb:,.0f}",
         f"{t.index_rss_mb:,.0f}",
         f"{t.peak_rss_mb:,.0f}",
+        *server,
     ]
 
 
@@ -158,13 +161,37 @@ def _search(tiers: Sequence[TierResult]) -> list[str]:
         "baseline = plain Chroma collection.query, k=10)",
         "",
     ]
-    headers = ["chunks", "p50", "p95", "p99", "+embed p50", "+answer p50", "+answer p95", "chroma p50", "chroma p95"]
+    servers = any(t.store == "server" for t in tiers)
+    headers = [
+        "chunks",
+        "store",
+        "p50",
+        "p95",
+        "p99",
+        "+embed p50",
+        "+answer p50",
+        "+answer p95",
+        "chroma p50",
+        "chroma p95",
+    ]
     headers += ["ratio p50", "vector p50", "keyword p50", "build s", "disk MB", "index RSS MB", "peak RSS MB"]
-    lines += table(headers, [_tier_row(t) for t in tiers])
+    headers += ["server RSS MB"] if servers else []
+    lines += table(headers, [_tier_row(t, servers) for t in tiers])
+    for t in tiers:
+        per_gb = t.size / (t.memory_mb() / 1000) if t.memory_mb() else None
+        where = f"search process {t.peak_rss_mb:,.0f} MB"
+        where += (
+            f" + chroma run {t.server_peak_rss_mb:,.0f} MB (its folder {t.server_disk_mb:,.0f} MB)"
+            if t.store == "server"
+            else ""
+        )
+        lines.append(
+            f"sizing, {t.size:,} chunks, {t.store} store: peak RSS {where}; {_num(per_gb, 0)} chunks per GB of RAM"
+        )
     slow = [t for t in tiers if t.add_file_keywords_ms_per_chunk > 10 * max(t.add_file_vectors_ms_per_chunk, 0.1)]
     for t in tiers:
         lines.append(
-            f"adding a file to the {t.size:,}-chunk index: vectors {t.add_file_vectors_ms_per_chunk:.1f} ms/chunk, "
+            f"adding a file to the {t.size:,}-chunk index ({t.store}): vectors {t.add_file_vectors_ms_per_chunk:.1f} ms/chunk, "
             f"keywords {t.add_file_keywords_ms_per_chunk:.1f} ms/chunk"
         )
     if slow:
@@ -177,7 +204,7 @@ def _search(tiers: Sequence[TierResult]) -> list[str]:
             for share in VISIBLE_SHARES
         )
         lines.append(
-            f"with document permissions on the {t.size:,}-chunk index, ms: {shares} (unfiltered p50 {t.search.p50:.1f})"
+            f"with document permissions on the {t.size:,}-chunk index ({t.store}), ms: {shares} (unfiltered p50 {t.search.p50:.1f})"
         )
     return lines
 

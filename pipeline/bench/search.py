@@ -23,7 +23,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ SEARCH_K = 10
 CANDIDATES = 50
 ADDED_FILE_CHUNKS = 10
 ANSWER_QUERIES = 20
+STORES = ("local", "server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +132,12 @@ class TierResult:
     visible_5: Latency  # the search for someone who may read 5% of the drive (document permissions on)
     visible_50: Latency
     visible_95: Latency
+    store: str = "local"  # "local": the embedded Chroma in the searching process; "server": ``chroma run``
+    server_peak_rss_mb: float = 0.0  # the server process's RSS high-water mark (server store)
+    server_disk_mb: float = 0.0  # the server's persist folder
 
     def to_json(self) -> dict[str, object]:
+        server = {"peak_rss_mb": round(self.server_peak_rss_mb, 1), "disk_mb": round(self.server_disk_mb, 1)}
         return {
             **self.search.to_json(),
             "baseline_p50": round(self.baseline.p50, 2),
@@ -152,6 +157,9 @@ class TierResult:
             "disk_mb": round(self.disk_mb, 1),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "index_rss_mb": round(self.index_rss_mb, 1),
+            "store": self.store,
+            "server": server if self.store == "server" else None,
+            "chunks_per_gb_ram": round(self.size / (self.memory_mb() / 1000)) if self.memory_mb() else None,
             "with_permissions": {
                 f"{share}%_visible": getattr(self, f"visible_{share}").to_json() for share in VISIBLE_SHARES
             },
@@ -161,10 +169,14 @@ class TierResult:
             },
         }
 
+    def memory_mb(self) -> float:
+        """What searching this index holds in memory at its peak: the searching process, plus the server's."""
+        return self.peak_rss_mb + self.server_peak_rss_mb
+
     @classmethod
     def from_wire(cls, data: dict[str, object]) -> TierResult:
         """The worker's ``dataclasses.asdict`` output, back into a result."""
-        values = {f.name: data[f.name] for f in fields(cls)}
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         for name, value in values.items():
             if isinstance(value, dict):
                 values[name] = Latency(**value)
@@ -244,9 +256,60 @@ def _open(path: Path, size: int, rebuild: bool, note: Callable[[str], None]) -> 
     return ChromaStore(path / "chroma", LAYOUT, create=False), KeywordIndex(path / KEYWORD_FILE), build_s, False
 
 
+def _build_elsewhere(size: int, cache: Path, rebuild: bool, note: Callable[[str], None]) -> tuple[float, bool]:
+    """Build (or find) the tier's index in a child process, so that this one never opens its Chroma folder
+    (the server opens it next). Returns the build seconds and whether the index was cached."""
+    import subprocess
+
+    path = tier_dir(cache, size)
+    marker = path / BUILT_MARKER
+    if marker.exists() and not rebuild:
+        return float(json.loads(marker.read_text())["build_s"]), True
+    note(f"building the synthetic {size:,}-chunk index in {path} (cached for later runs)")
+    cmd = [sys.executable, "-m", "mmrag.pipeline.bench.search", "--size", str(size), "--cache", str(cache)]
+    subprocess.run([*cmd, "--build-only"], check=True, stdout=subprocess.DEVNULL)
+    return float(json.loads(marker.read_text())["build_s"]), False
+
+
 def run_tier(
-    size: int, cache: Path, spec: EmbedderSpec, *, queries: int, rounds: int, rebuild: bool, note: Callable[[str], None]
+    size: int,
+    cache: Path,
+    spec: EmbedderSpec,
+    *,
+    queries: int,
+    rounds: int,
+    rebuild: bool,
+    note: Callable[[str], None],
+    store_kind: str = "local",
 ) -> TierResult:
+    """One tier's figures on the embedded store (``local``) or through a private ``chroma run`` (``server``)."""
+    if store_kind == "server":
+        from mmrag.pipeline.bench.chroma_server import ChromaServer
+
+        build_s, cached = _build_elsewhere(size, cache, rebuild, note)
+        path = tier_dir(cache, size)
+        server = ChromaServer(path / "chroma", path.parent / f"{path.name}.server.log")
+        note(f"starting chroma run on the {size:,}-chunk index")
+        server.start()
+        try:
+            result = _measure(size, path, spec, queries, rounds, note, (build_s, cached, server.url))
+            peak = server.stop()
+        finally:
+            server.stop()
+        return replace(result, store="server", server_peak_rss_mb=peak, server_disk_mb=server.disk_mb())
+    return _measure(size, tier_dir(cache, size), spec, queries, rounds, note, rebuild)
+
+
+def _measure(
+    size: int,
+    path: Path,
+    spec: EmbedderSpec,
+    queries: int,
+    rounds: int,
+    note: Callable[[str], None],
+    how: bool | tuple[float, bool, str],
+) -> TierResult:
+    """``how``: rebuild the embedded index first (bool), or (build s, cached, URL) of the server serving it."""
     import chromadb
     from chromadb.config import Settings
 
@@ -259,13 +322,20 @@ def run_tier(
 
     embedder = spec.load()
     embedder.embed(["warm up the model"])
-    path = tier_dir(cache, size)
     rss_before = current_rss_mb()
-    store, keyword, build_s, cached = _open(path, size, rebuild, note)
+    if isinstance(how, tuple):
+        from mmrag.pipeline.bench.chroma_server import DATABASE, TENANT
+
+        build_s, cached, url = how
+        client = ChromaStore.remote(url, headers={}, tenant=TENANT, database=DATABASE)
+        store: object = ChromaStore(None, LAYOUT, create=False, client=client)
+        keyword: object = KeywordIndex(path / KEYWORD_FILE)
+    else:
+        store, keyword, build_s, cached = _open(path, size, how, note)
+        client = chromadb.PersistentClient(
+            path=str(path / "chroma"), settings=Settings(anonymized_telemetry=False, allow_reset=False)
+        )
     assert isinstance(store, ChromaStore) and isinstance(keyword, KeywordIndex)
-    client = chromadb.PersistentClient(
-        path=str(path / "chroma"), settings=Settings(anonymized_telemetry=False, allow_reset=False)
-    )
     collection = client.get_collection(COLLECTION, embedding_function=None)
     picked = _queries(path / KEYWORD_FILE, queries)
     texts = [text for text, _ in picked]
@@ -315,20 +385,37 @@ def run_tier(
         index_rss_mb=index_rss,
         queries=len(texts),
         answered=len(answered),
-        **{name: Latency.of(seconds) for name, seconds in times.items()},
+        search=Latency.of(times["search"]),
+        search_embed=Latency.of(times["search_embed"]),
+        answer=Latency.of(times["answer"]),
+        vector_only=Latency.of(times["vector_only"]),
+        keyword_only=Latency.of(times["keyword_only"]),
+        baseline=Latency.of(times["baseline"]),
         embed=Latency.of(embed_s),
+        visible_5=Latency.of(times["visible_5"]),
+        visible_50=Latency.of(times["visible_50"]),
+        visible_95=Latency.of(times["visible_95"]),
         add_file_vectors_ms_per_chunk=vector_ms,
         add_file_keywords_ms_per_chunk=keyword_ms,
     )
 
 
 def measure_tier(
-    size: int, cache: Path, spec: EmbedderSpec, *, queries: int, rounds: int, rebuild: bool, timeout_s: float = 7200
+    size: int,
+    cache: Path,
+    spec: EmbedderSpec,
+    *,
+    queries: int,
+    rounds: int,
+    rebuild: bool,
+    store: str = "local",
+    timeout_s: float = 7200,
 ) -> TierResult:
     """Run one tier in a fresh process and read its figures back."""
     import subprocess
 
     cmd = [sys.executable, "-m", "mmrag.pipeline.bench.search", "--size", str(size), "--cache", str(cache)]
+    cmd += ["--store", store]
     cmd += ["--queries", str(queries), "--rounds", str(rounds), "--model-name", spec.name]
     cmd += ["--model-location", spec.location, "--model-runtime", spec.runtime] if spec.location else []
     cmd += ["--rebuild"] if rebuild else []
@@ -354,12 +441,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-location", default="")
     parser.add_argument("--model-runtime", default="onnx-int8")
     parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--store", choices=STORES, default="local")
+    parser.add_argument("--build-only", action="store_true", help="build (or keep) the tier's index, measure nothing")
     args = parser.parse_args(argv)
     apply_offline_env()
+    if args.build_only:
+        path = tier_dir(args.cache, args.size)
+        if args.rebuild or not (path / BUILT_MARKER).exists():
+            build_index(path, args.size, _note)
+        return 0
     spec = EmbedderSpec(args.model_name, args.model_location, args.model_runtime)
     result = run_tier(
-        args.size, args.cache, spec, queries=args.queries, rounds=args.rounds, rebuild=args.rebuild, note=_note
-    )
+        args.size, args.cache, spec, queries=args.queries, rounds=args.rounds, rebuild=args.rebuild, note=_note,
+        store_kind=args.store,
+    )  # fmt: skip
     sys.stdout.write(json.dumps(asdict(result)) + "\n")
     return 0
 

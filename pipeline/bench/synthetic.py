@@ -161,8 +161,22 @@ def tier_dir(cache: Path, size: int) -> Path:
     return cache / f"search-{size}-v{SYNTH_VERSION}.{LAYOUT.version}.{schema}"
 
 
+def progress(done: int, total: int, seconds: float, width: int = 30) -> str:
+    """One line of a text progress bar with the time left at the rate so far (the build's log lines)."""
+    share = done / total if total else 1.0
+    left = seconds * (total - done) / done if done else 0.0
+    bar = "#" * round(width * share)
+    return (
+        f"  [{bar:<{width}}] {done:,} of {total:,} chunks, {share:.0%}, {seconds:.0f} s, about {left / 60:.0f} min left"
+    )
+
+
 def build_index(path: Path, size: int, note: Callable[[str], None]) -> float:
-    """Write ``size`` synthetic chunks into a new index folder; returns the seconds it took."""
+    """Write ``size`` synthetic chunks into a new index folder; returns the seconds it took.
+
+    Memory stays bounded whatever the size: texts are generated one file at a time, and vectors are
+    drawn and written in batches of ``WRITE_CHUNKS`` per (kind, readers) pair (at most 60 pairs pending).
+    """
     from mmrag.retrieval.keyword import KeywordIndex
     from mmrag.retrieval.stores.chroma import ChromaStore
 
@@ -187,7 +201,7 @@ def build_index(path: Path, size: int, note: Callable[[str], None]) -> float:
             store.upsert(chunks, unit_vectors(rng, len(chunks), DIM), info)
             written += len(chunks)
             if written % 20_000 < len(chunks):
-                note(f"  built {written:,} of {size:,} chunks ({time.perf_counter() - start:.0f} s)")
+                note(progress(written, size, time.perf_counter() - start))
 
     for file in synthetic_files(size, CHUNKS_PER_FILE):
         kind = file.source.rsplit(".", 1)[1]
