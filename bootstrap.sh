@@ -83,8 +83,9 @@ test_packages() {
   # Debian packages some tests drive: Chromium for the web page (through Playwright, whose pip package
   # carries the driver, not a browser), LibreOffice Impress for rendered slide pictures, WordNet for
   # plain-word photo descriptions, Samba (smbd) for the SMB source's tests, espeak-ng for the spoken
-  # canary of the permission leak test and nginx as the token proxy in front of a Chroma server. Installed when missing, where apt-get and root (or sudo) are
-  # available; otherwise those tests say what is missing.
+  # canary of the permission leak test, nginx as the token proxy in front of a Chroma server and Redis
+  # (redis-server) as the broker of the distributed ingest's tests. Installed when missing, where apt-get
+  # and root (or sudo) are available; otherwise those tests say what is missing.
   local want=()
   [ -x /usr/bin/chromium ] || want+=(chromium fonts-dejavu-core)
   command -v soffice >/dev/null || want+=(libreoffice-impress-nogui)
@@ -92,8 +93,9 @@ test_packages() {
   command -v smbd >/dev/null || [ -x /usr/sbin/smbd ] || want+=(samba)
   command -v espeak-ng >/dev/null || want+=(espeak-ng)
   [ -x /usr/sbin/nginx ] || want+=(nginx)
+  command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || want+=(redis-server)
   [ ${#want[@]} -eq 0 ] && return 0
-  apt_install "for the browser, slide-rendering, photo-description, SMB-share, speech and proxy tests" "the tests that need them will say so" \
+  apt_install "for the browser, slide-rendering, photo-description, SMB-share, speech, proxy and broker tests" "the tests that need them will say so" \
     "${want[@]}"
 }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmrag.ingest.errors import MmragError
-from mmrag.pipeline.config import Config, ConfigError, load_config
+from mmrag.pipeline.config import Config, ConfigError, check_broker, load_config
 from mmrag.pipeline.filters import FilterError
 
 if TYPE_CHECKING:
@@ -80,7 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers", type=_at_least_one, metavar="N",
         help="read files in N worker processes while this one embeds and writes (default: [ingest] workers, 1)",
     )  # fmt: skip
+    p.add_argument(
+        "--broker", metavar="URL",
+        help="have `mmrag ingest-worker` processes on any machine read the files, through this Redis "
+        "(redis://host:6379/0; default: [ingest] broker, MMRAG_INGEST_BROKER)",
+    )  # fmt: skip
     _common(p)
+
+    p = sub.add_parser("ingest-worker", help="read files for ingests that use a broker (--broker), until Ctrl+C")
+    p.add_argument("--broker", metavar="URL", help="the Redis the ingest node uses (default: [ingest] broker)")
+    p.add_argument(
+        "--concurrency", type=_at_least_one, metavar="N",
+        help="files read at once, each in its own process (default: this machine's cores)",
+    )  # fmt: skip
+    p.add_argument("--name", default="", help="this worker's name in logs and reports (default: mmrag)")
+    p.add_argument("--config", type=Path, help="config file (default: $MMRAG_CONFIG or ~/.config/mmrag/config.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
 
     p = sub.add_parser("search", help="ranked evidence for a query (or for an example image)")
     p.add_argument("query", nargs="?")
@@ -196,6 +211,9 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
 
     if args.workers is not None:
         cfg = replace(cfg, ingest=replace(cfg.ingest, workers=args.workers))
+    if args.broker is not None:
+        check_broker(args.broker, "--broker")
+        cfg = replace(cfg, ingest=replace(cfg.ingest, broker=args.broker))
     lower_priority(cfg.ingest.nice)  # before any thread starts: all of them inherit it
     app = open_app(cfg, create=True, reindex=args.reindex)
     try:
@@ -212,6 +230,31 @@ def cmd_ingest(args: argparse.Namespace, cfg: Config) -> int:
         _emit_json({**report.to_json(), "index": str(cfg.index_dir), "notices": notices})
     else:
         render.ingest_report(report, cfg.index_dir)
+    return EXIT_OK
+
+
+def cmd_ingest_worker(args: argparse.Namespace, cfg: Config) -> int:
+    import os
+
+    from mmrag.pipeline.ingest_worker import run_worker
+
+    broker = args.broker or cfg.ingest.broker
+    if not broker:
+        raise UsageError("give the broker the ingest node uses: --broker redis://HOST:6379/0 (or [ingest] broker)")
+    check_broker(broker, "--broker")
+    if os.geteuid() == 0 and not os.environ.get("C_FORCE_ROOT"):  # Celery refuses too, less clearly
+        raise UsageError(
+            "ingest workers unpickle their tasks: run them as an unprivileged user, or set C_FORCE_ROOT=1 "
+            "if the broker is reachable only by the ingest node and its workers"
+        )
+    from mmrag.pipeline.ingest_celery import reach
+
+    reach(broker)
+    if args.config is not None:  # the task's processes read this machine's model locations from it
+        os.environ["MMRAG_CONFIG"] = str(args.config.resolve())
+    run_worker(
+        broker, args.concurrency or os.cpu_count() or 1, name=args.name, loglevel="INFO" if args.verbose else "WARNING"
+    )
     return EXIT_OK
 
 
@@ -435,6 +478,7 @@ def cmd_llm(args: argparse.Namespace, cfg: Config) -> int:
 
 COMMANDS = {
     "ingest": cmd_ingest,
+    "ingest-worker": cmd_ingest_worker,
     "watch": cmd_watch,
     "doctor": cmd_doctor,
     "search": cmd_search,

@@ -83,11 +83,17 @@ class IngestConfig:
     the CPU priority of the ingest process (``os.nice``) so that searches served meanwhile stay fast.
     ``workers`` above 1 reads files (parsing, OCR, speech) in that many worker processes while the ingest
     process embeds and writes (``pipeline.ingest_pool``); 1 reads them in the ingest process itself.
+    ``broker`` (a ``redis://`` URL) hands files instead to ``mmrag ingest-worker`` processes on any
+    machine that reaches it (``pipeline.ingest_celery``); ``broker_wait_s`` is how long a run waits for
+    one to answer, and remote items up to ``broker_ship_mb`` travel in the task (larger ones are read here).
     """
 
     follow_links_outside: bool = False
     nice: int = 10
     workers: int = 1
+    broker: str = ""  # MMRAG_INGEST_BROKER
+    broker_wait_s: float = 15.0
+    broker_ship_mb: float = 64.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +268,27 @@ def fault_point(name: str) -> None:
         os._exit(137)
 
 
+BROKER_SCHEMES = ("redis://", "rediss://", "redis+socket://")
+
+
+def check_broker(url: str, setting: str) -> None:
+    """Refuse a broker URL that is no Redis URL (the distributed ingest speaks Redis only)."""
+    if url and not url.startswith(BROKER_SCHEMES):
+        raise ConfigError(
+            f"{setting} must be a Redis URL such as redis://10.0.0.7:6379/0 (or rediss://, redis+socket://), "
+            f"got {redact_url(url)!r}"
+        )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***`` (for messages and logs)."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
+
+
 def default_index_dir(env: Mapping[str, str]) -> Path:
     if env.get("MMRAG_INDEX"):
         return Path(env["MMRAG_INDEX"]).expanduser()
@@ -376,6 +403,11 @@ def load_config(
     ingest = _section(IngestConfig, data.pop("ingest", {}), f"{where} [ingest]")
     if ingest.workers < 1:
         raise ConfigError(f"{where}: [ingest] workers must be at least 1, got {ingest.workers!r}")
+    if env.get("MMRAG_INGEST_BROKER"):
+        ingest = replace(ingest, broker=env["MMRAG_INGEST_BROKER"])
+    check_broker(ingest.broker, f"{where}: [ingest] broker (or MMRAG_INGEST_BROKER)")
+    if ingest.broker_wait_s <= 0 or ingest.broker_ship_mb < 0:
+        raise ConfigError(f"{where}: [ingest] broker_wait_s must be more than 0 and broker_ship_mb at least 0")
     permissions = _section(PermissionsConfig, data.pop("permissions", {}), f"{where} [permissions]")
     sources = _sources_section(data.pop("sources", {}), where, env)
     top_index = data.pop("index_dir", None)

@@ -604,11 +604,20 @@ def reconcile(app: App) -> list[str]:
 
 
 def _run_ingest(paths: Sequence[Path | Source], app: App, progress: ProgressSink | None) -> IngestReport:
-    run = _Run(app, progress or _NoProgress(), parser_for(app.cfg.ingest.workers))
+    run = _Run(app, progress or _NoProgress(), _parser(app))
     try:
         return _run_all(run, paths, app)
     finally:
         run.close()
+
+
+def _parser(app: App) -> Parser:
+    """Where this run reads files: ingest workers through a broker, local worker processes, or here."""
+    if app.cfg.ingest.broker:
+        from mmrag.pipeline.ingest_celery import parser_for_broker  # Celery only when asked for
+
+        return parser_for_broker(app.cfg.ingest, app.path)
+    return parser_for(app.cfg.ingest.workers)
 
 
 def _run_all(run: _Run, paths: Sequence[Path | Source], app: App) -> IngestReport:
