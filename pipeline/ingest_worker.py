@@ -75,6 +75,8 @@ def celery_app(broker: str) -> Celery:
         task_track_started=True,  # the ingest process learns which worker holds a file
         task_acks_late=False,  # a file that kills its reader is not handed to the next one
         worker_prefetch_multiplier=1,  # a busy worker does not hold files another could read
+        worker_disable_prefetch=True,  # nor any file it has no free process for (one that dies holds none)
+        broker_transport_options={"visibility_timeout": 300},  # a message a dead worker held: again in 5 min
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -235,3 +237,63 @@ def test_the_broker_setting_must_be_a_redis_url(tmp_path: Path) -> None:
         ConfigError, match=r"\[ingest\] broker .* must be a Redis URL .* got 'amqp://guest:\*\*\*@rabbit//'"
     ):
         load_config(config_file=config, env={})
+
+
+STALLING_WORKER = """
+import sys, time
+from pathlib import Path
+import mmrag.pipeline.ingest_parse as reading
+from mmrag.pipeline.cli import main
+
+marker, slow, real = Path(sys.argv[1]), sys.argv[2], reading.parse
+
+def parse(job):
+    if job.source == slow:
+        marker.touch()  # the test kills this worker, all its processes, while it holds the file
+        time.sleep(600)
+    return real(job)
+
+reading.parse = parse
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.timeout(90)  # a lost file would otherwise be waited for
+def test_a_worker_machine_that_stops_while_it_holds_a_file_costs_only_that_file(
+    tmp_path: Path, cfg: Config, broker: str, start_worker: StartWorker
+) -> None:
+    drive = _drive(tmp_path / "drive")
+    (drive / "slow.txt").write_text("The reader of this file is stopped, machine and all.\n")
+    marker = tmp_path / "holding"
+    env = dict(
+        os.environ, XDG_CONFIG_HOME=str(tmp_path / "wc"), XDG_CACHE_HOME=str(tmp_path / "cache"), C_FORCE_ROOT="1"
+    )
+    command = ["ingest-worker", "--broker", broker, "--concurrency", "1", "--name", "doomed"]
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", STALLING_WORKER, str(marker), "slow.txt", *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    spread = _config(cfg, tmp_path / "spread", broker)
+
+    def kill_when_holding() -> None:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.killpg(doomed.pid, signal.SIGKILL)  # a power cut: no goodbye to the broker
+        start_worker()  # another machine reads the rest
+
+    killer = threading.Thread(target=kill_when_holding)
+    killer.start()
+    try:
+        report = _ingest(spread, drive)
+    finally:
+        killer.join()
+        doomed.wait()
+
+    assert marker.exists()
+    assert [s.file for s in report.skipped] == ["slow.txt"]
+    assert report.skipped[0].reason.startswith("the worker process reading it died (its ingest worker doomed@")
+    assert len(report.ingested) == 8
+    assert _ingest(spread, drive).ingested == ["slow.txt"]
