@@ -177,7 +177,7 @@ def reach(broker: str) -> None:
             client.close()
     except (redis.RedisError, ValueError, OSError) as e:
         raise BrokerError(
-            f"cannot reach the ingest broker {redact_url(broker)} ({SETTING}): {e}; start Redis there "
+            f"cannot reach the ingest broker {redact_url(broker)} ({SETTING}): {str(e).rstrip('.')}; start Redis there "
             "(redis-server) or fix the setting"
         ) from e
 

@@ -3,8 +3,9 @@
 Bad input never stops the run: each file's failure is recorded with a reason and the run goes on.
 A file's manifest row is written only after its chunks are stored (see ``retrieval.manifest``).
 Files are read (``ingest_parse``) in this process or, with ``[ingest] workers`` above 1, in worker
-processes (``ingest_pool``); either way only this process writes the index, and what it does with each
-file's outcome is the same.
+processes (``ingest_pool``), or with ``[ingest] broker`` by ingest workers on other machines
+(``ingest_celery``); either way only this process writes the index, and what it does with each file's
+outcome is the same.
 """
 
 from __future__ import annotations

@@ -297,3 +297,20 @@ def test_a_worker_machine_that_stops_while_it_holds_a_file_costs_only_that_file(
     assert report.skipped[0].reason.startswith("the worker process reading it died (its ingest worker doomed@")
     assert len(report.ingested) == 8
     assert _ingest(spread, drive).ingested == ["slow.txt"]
+
+
+def test_an_item_of_a_source_over_the_ship_limit_is_read_by_the_ingest_process(
+    tmp_path: Path, broker: str, start_worker: StartWorker
+) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "memo.txt").write_text("Lunch at 12.\n")
+    (drive / "big.txt").write_text("The quarterly figures are in the appendix of the harbour report.\n" * 50)
+    config = tmp_path / "mmrag.toml"
+    config.write_text(f'[sources.team]\nkind = "local"\nurl = "{drive}"\n[ingest]\nbroker_ship_mb = 0.001\n')
+    named = _config(load_config(config_file=config, index_dir=tmp_path / "unused", env={}), tmp_path / "i", broker)
+    start_worker(fault="parse:team:/big.txt")  # were it sent to the worker, its reader would die
+
+    report = _ingest(named, "team")
+
+    assert report.skipped == [] and sorted(report.ingested) == ["team:/big.txt", "team:/memo.txt"]
