@@ -314,3 +314,21 @@ def test_an_item_of_a_source_over_the_ship_limit_is_read_by_the_ingest_process(
     report = _ingest(named, "team")
 
     assert report.skipped == [] and sorted(report.ingested) == ["team:/big.txt", "team:/memo.txt"]
+
+
+def test_the_per_file_time_budget_holds_on_the_workers(
+    tmp_path: Path, cfg: Config, broker: str, start_worker: StartWorker
+) -> None:
+    drive = tmp_path / "drive"
+    drive.mkdir()
+    (drive / "minutes.txt").write_text("A line of the minutes.\n" * 20_000)
+    (drive / "small.txt").write_text("The canteen opens at 8.\n")
+    spread = _config(cfg, tmp_path / "spread", broker)
+    spread = replace(spread, limits=replace(cfg.limits, file_seconds=0.000_001))
+    start_worker()
+
+    report = _ingest(spread, drive)
+
+    assert {s.file for s in report.skipped} == {"minutes.txt", "small.txt"}
+    assert all(s.reason.startswith("took longer than the 0 s per-file budget") for s in report.skipped)
+    assert report.ingested == []
