@@ -11,11 +11,9 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-from mmrag.pipeline.bench.common import dir_size_mb, free_port
+from mmrag.pipeline.bench.common import answers, dir_size_mb, free_port, high_water_mb, stop_process
 
 TENANT = "default_tenant"
 DATABASE = "default_database"  # where the embedded client keeps its collections too
@@ -44,41 +42,22 @@ class ChromaServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=2):
-                    return self.url
-            except OSError as e:
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    text = self.log()[-2000:]
-                    self.stop()
-                    raise RuntimeError(f"chroma run did not start: {text}") from e
-                time.sleep(0.2)
+        if not answers(self._proc, f"{self.url}/api/v2/heartbeat", timeout_s):
+            text = self.log()[-2000:]
+            self.stop()
+            raise RuntimeError(f"chroma run did not start: {text}")
+        return self.url
 
     def peak_rss_mb(self) -> float:
         """The server's resident-memory high-water mark so far (Linux ``VmHWM``; 0.0 where unreadable)."""
-        if self._proc is None:
-            return 0.0
-        try:
-            for line in Path(f"/proc/{self._proc.pid}/status").read_text(encoding="ascii").splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1e3
-        except (OSError, ValueError, IndexError):
-            pass
-        return 0.0
+        return (high_water_mb(self._proc.pid) or 0.0) if self._proc is not None else 0.0
 
     def stop(self) -> float:
         """Stop the server; returns its peak RSS in MB (``VmHWM``, else the children's ``ru_maxrss``)."""
         if self._proc is None:
             return 0.0
         peak = self.peak_rss_mb()
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_process(self._proc, timeout_s=30)
         self._proc = None
         if not peak:  # not Linux: the largest child reaped so far (the bench's only long-lived child)
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / (1e6 if sys.platform == "darwin" else 1e3)

@@ -10,6 +10,7 @@ import os
 import platform
 import resource
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -140,18 +141,51 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def answers(proc: subprocess.Popen[bytes], url: str, timeout_s: float, poll_s: float = 0.2) -> bool:
+    """Wait until ``url`` answers a GET; False when the server process exits or ``timeout_s`` passes first."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(poll_s)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 10) -> None:
+    """Terminate a server the bench started; kill it when it does not stop within ``timeout_s``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def high_water_mb(pid: int | str) -> float | None:
+    """A process's peak RSS in MB from ``/proc/PID/status`` (``VmHWM``); None where there is no such file."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1e3
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size so far.
 
     Linux: ``VmHWM``, which starts afresh at ``exec`` (``ru_maxrss`` does not: a worker started by a
     big parent would report the parent's peak). Elsewhere ``ru_maxrss`` (kilobytes; bytes on macOS).
     """
-    try:
-        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1e3
-    except (OSError, ValueError, IndexError):
-        pass
+    linux = high_water_mb("self")
+    if linux is not None:
+        return linux
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1e6 if platform.system() == "Darwin" else peak / 1e3
 

@@ -10,11 +10,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-from mmrag.pipeline.bench.common import free_port
+from mmrag.pipeline.bench.common import answers, free_port, stop_process
 
 
 class MotoServer:
@@ -36,25 +34,14 @@ class MotoServer:
             env={"PATH": "/usr/bin:/bin", "HOME": str(self._dir), "MOTO_CALL_RESET_API": "false"},
         )
         log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=2):
-                    return self.url
-            except OSError as e:
-                if self._proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"moto server did not start: {self.log()[-2000:]}") from e
-                time.sleep(0.1)
+        if not answers(self._proc, f"{self.url}/moto-api/", 60, poll_s=0.1):
+            self.stop()
+            raise RuntimeError(f"moto server did not start: {self.log()[-2000:]}")
+        return self.url
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            stop_process(self._proc)
             self._proc = None
 
     def log(self) -> str:
