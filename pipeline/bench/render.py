@@ -9,8 +9,8 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.contended import BusySearch
     from mmrag.pipeline.bench.ingest import IngestFigures
     from mmrag.pipeline.bench.results import Results, Target
-    from mmrag.pipeline.bench.search import TierResult
     from mmrag.pipeline.bench.stages import ModalityRun
+    from mmrag.pipeline.bench.tier import TierResult
     from mmrag.pipeline.bench.workers import WorkersFigures
 
 STAGE_COLUMNS = ("parse", "ocr", "transcription", "labels", "embedding", "writing")

@@ -9,8 +9,8 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.cold import ColdStart
     from mmrag.pipeline.bench.contended import BusySearch
     from mmrag.pipeline.bench.ingest import IngestFigures, SmallFiles
-    from mmrag.pipeline.bench.search import TierResult
     from mmrag.pipeline.bench.sync import SyncFigures
+    from mmrag.pipeline.bench.tier import TierResult
     from mmrag.pipeline.bench.workers import WorkersFigures
 
 
