@@ -35,6 +35,11 @@ class WorkerRun:
         }
 
 
+def ratio(value: float) -> float:
+    """A ratio to three significant figures: 0.0042 stays 0.0042 (a tiny corpus under load) rather than 0.0."""
+    return float(f"{value:.3g}")
+
+
 @dataclass(frozen=True, slots=True)
 class WorkersFigures:
     """The whole corpus with one worker and with ``many.workers``; the text corpus with as many."""
@@ -52,10 +57,10 @@ class WorkersFigures:
         return {
             "one_worker": self.one.to_json(),
             "workers": self.many.to_json(),
-            "speedup": None if self.speedup is None else round(self.speedup, 2),
+            "speedup": None if self.speedup is None else ratio(self.speedup),
             "same_chunks": self.one.chunks == self.many.chunks,
             "text_corpus": None if text is None else text.to_json(),
-            "text_corpus_speedup_over_baseline": round(baseline_s / text.seconds, 2)
+            "text_corpus_speedup_over_baseline": ratio(baseline_s / text.seconds)
             if text is not None and baseline_s and text.seconds > 0
             else None,
         }
