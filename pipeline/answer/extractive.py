@@ -150,12 +150,13 @@ def _naming(asked: Question, hits: Sequence[Hit]) -> set[int]:
         for word in terms(re.sub(r"[_\W\d]+", " ", PurePosixPath(h.chunk.source).stem)):
             named_by.setdefault(word, set()).add((h.root, h.chunk.source))
     focus = focus_words(asked.text, asked)
+    said = [((h.root, h.chunk.source), terms(_said(h))) for h in top]  # each passage's words, once
     only = {
         file
         for word, found in named_by.items()
         if len(found) == 1 and word in focus
         for file in found
-        if not any((h.root, h.chunk.source) != file and word in terms(_said(h)) for h in top)
+        if not any(other != file and word in words for other, words in said)
     }
     if len(only) == 1 and (not files or only <= files):
         files = only
@@ -362,7 +363,7 @@ def unmentioned_attribute(question: str, hits: Sequence[Hit]) -> str | None:
     head = attribute.split()[-1]
     if stem(head) in _MEASURES or stem(head) in _GENERIC_HEADS or len(head) < 4:
         return None
-    about = [_said(h) for h in hits[:KEY_TERM_HITS] if mentions(_said(h), owner)]
+    about = [said for said in map(_said, hits[:KEY_TERM_HITS]) if mentions(said, owner)]
     if not about or any(mentions(said, head) for said in about):
         return None
     return attribute

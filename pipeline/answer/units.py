@@ -260,11 +260,13 @@ def score_units(
     ]
     total_asked = _TOTAL_ASKED.search(question) is not None
     summed = [totals(h.chunk.text) if total_asked else set() for h in hits]
+    sender = [_sender(question, h.chunk.text) for h in hits]  # what a From line of each passage counts
     labels = words | {"total"} if total_asked else words  # "what did it come to" asks for the line labelled total
     adjust = [
         _adjust(u, found, words, asked, hits)
         + _labelled(u.text, labels, document[u.hit_index])
         + (SUMMED if summed[u.hit_index] & set(_MONEY.findall(u.text)) else 0.0)
+        + (sender[u.hit_index] if _FROM.search(u.text) else 0.0)
         for u, found in zip(candidates, unit_terms, strict=True)
     ]
     priors = [1.0 / (1.0 + 0.1 * u.hit_index) for u in candidates]
@@ -376,7 +378,6 @@ def _adjust(unit: Unit, found: set[str], words: set[str], asked: Question, hits:
         extra -= DESCRIPTOR
     if _HEADER.match(unit.text) and not asked.asks & {Wants.PERSON, Wants.DATE, Wants.PLACE, Wants.FIND}:
         extra -= HEADER
-    extra += _sender(unit.text, asked.text, hits[unit.hit_index].chunk.text)
     if unit.text.rstrip().endswith(":"):  # a form's label with nothing filled in after it
         extra -= RESTATES
     if len(unit.text) > LONG_UNIT:  # an answer is a sentence or a line, not a page run together
@@ -392,11 +393,11 @@ _FORWARD = re.compile(r"^Subject:\s*\[?(?:fwd?|fw)\b", re.IGNORECASE | re.MULTIL
 _FROM = re.compile(r"(?:^|\s)From:\s+\S", re.IGNORECASE)
 
 
-def _sender(text: str, question: str, chunk: str) -> float:
-    """``SENDER`` for a message's From line when the question asks who sent or wrote it; who forwarded it
-    is the sender of the message whose subject says it is forwarded, not of the message it carries."""
+def _sender(question: str, chunk: str) -> float:
+    """``SENDER`` for a From line of ``chunk`` when the question asks who sent or wrote the message; who
+    forwarded it is the sender of the message whose subject says it is forwarded, not of the one it carries."""
     asked = _WHO_SENT.search(question)
-    if asked is None or not _FROM.search(text):
+    if asked is None:
         return 0.0
     if asked.group(1).lower() in ("forwarded", "fwd"):
         return SENDER if _FORWARD.search(chunk) else 0.0
