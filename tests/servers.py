@@ -4,7 +4,6 @@ talk to one; started once per test session, on a free port, with its data in a t
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,11 +14,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from mmrag.pipeline.bench.common import answers, free_port, stop_process
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +23,7 @@ def chroma_server() -> Iterator[str]:
     if not chroma.exists():
         pytest.fail(f"the chroma command is missing beside {sys.executable}: the chromadb package installs it")
     data = Path(tempfile.mkdtemp(prefix="mmrag-chroma-server-"))
-    port = _free_port()
+    port = free_port()
     log = (data / "server.log").open("wb")
     proc = subprocess.Popen(
         [str(chroma), "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
@@ -37,23 +32,11 @@ def chroma_server() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
-                    break
-            except OSError as e:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log_text = (data / "server.log").read_text()[-2000:]
-                    raise RuntimeError(f"chroma run did not start: {log_text}") from e
-                time.sleep(0.2)
+        if not answers(proc, f"{url}/api/v2/heartbeat", timeout_s=60):
+            raise RuntimeError(f"chroma run did not start: {(data / 'server.log').read_text()[-2000:]}")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         log.close()
         shutil.rmtree(data, ignore_errors=True)
 
@@ -70,7 +53,7 @@ def chroma_behind_proxy(chroma_server: str) -> Iterator[str]:
     if not Path(nginx).exists():
         pytest.skip("nginx is not installed (./bootstrap.sh test installs it): the token proxy cannot be started")
     work = Path(tempfile.mkdtemp(prefix="mmrag-nginx-"))
-    port = _free_port()
+    port = free_port()
     upstream = chroma_server.removeprefix("http://")
     temps = "\n".join(
         f"  {kind}_temp_path {work}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -114,9 +97,5 @@ http {{
                 time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         shutil.rmtree(work, ignore_errors=True)
