@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from mmrag.pipeline.bench.common import free_port
+
 SMBD = "/usr/sbin/smbd"
 PEOPLE = ("mmragsmb1", "mmragsmb2")
 CRAWLER = "mmragsmbsvc"
@@ -49,12 +51,6 @@ class SmbServer:
 
     def url(self, folder: str = "") -> str:
         return f"smb://{self.host}:{self.port}/{SHARE}/{folder}".rstrip("/")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(top: Path, port: int) -> str:
@@ -136,7 +132,7 @@ def smb_server() -> Iterator[SmbServer]:
     top = Path(tempfile.mkdtemp(prefix="mmrag-smb-", dir="/tmp"))
     top.chmod(0o755)  # the test accounts must pass through it to reach the share, as on a real server
     (top / "share").mkdir(mode=0o755)
-    port = _free_port()
+    port = free_port()
     conf = top / "smb.conf"
     conf.write_text(_config(top, port))
     passwords = {name: f"pw-{name}-{os.urandom(4).hex()}" for name in (*PEOPLE, CRAWLER)}

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servers import _free_port
+
+from mmrag.pipeline.bench.common import free_port
 
 USERNAME = "alice"
 PASSWORD = "s3cret-pass"
@@ -85,7 +86,7 @@ def running_webdav() -> Iterator[WebDav]:
     data = Path(tempfile.mkdtemp(prefix="mmrag-webdav-server-"))
     root = data / "root"
     root.mkdir()
-    port = _free_port()
+    port = free_port()
     config = {
         "host": "127.0.0.1",
         "port": port,

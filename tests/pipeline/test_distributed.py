@@ -23,6 +23,7 @@ from fakes import CountingEmbedder
 
 from mmrag.pipeline import api
 from mmrag.pipeline.app import open_app
+from mmrag.pipeline.bench.common import free_port
 from mmrag.pipeline.cli import main
 from mmrag.pipeline.config import Config, load_config
 from mmrag.retrieval.manifest import Manifest
@@ -31,19 +32,13 @@ State = tuple[set[str], dict[tuple[str, str], set[str]], list[tuple[object, ...]
 StartWorker = Callable[..., subprocess.Popen[bytes]]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[str]:
     """A private Redis on a free 127.0.0.1 port, keeping nothing on disk."""
     server = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else "")
     if not server:
         pytest.skip("redis-server is not installed (./bootstrap.sh test installs Debian's redis-server)")
-    port = _free_port()
+    port = free_port()
     options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
     process = subprocess.Popen(
         [server, *options],
@@ -198,7 +193,7 @@ def test_a_broker_that_cannot_be_reached_stops_the_run_before_anything_is_writte
     tmp_path: Path, cfg: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
     drive = _drive(tmp_path / "drive")
-    url = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     index = tmp_path / "index"
 
     code = main(["ingest", str(drive), "--index", str(index), "--broker", url])

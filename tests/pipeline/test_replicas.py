@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,14 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from mmrag.pipeline.bench.common import free_port
+
 POLL_SECONDS = 0.5
 PICKUP_BOUND = 10.0  # poll interval + copying a snapshot + opening it, with room for a loaded machine
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, timeout: float = 30) -> tuple[int, bytes, str]:
@@ -53,7 +48,7 @@ class Replica:
     """``mmrag serve`` as an API replica in its own process."""
 
     def __init__(self, config: Path, cache: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = cache.with_suffix(".log")
         cache.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from mmrag.pipeline.answer import local_llm
 from mmrag.pipeline.answer.generate import generative_answer
 from mmrag.pipeline.answer.llm import LlmError, LlmSettings, Message, Role, connect
 from mmrag.pipeline.answer.local_llm import LocalLlmError, ServeOptions, check_gguf, serve
+from mmrag.pipeline.bench.common import free_port
 from mmrag.pipeline.config import Config
 from mmrag.retrieval.store import Hit
 
@@ -88,7 +89,7 @@ def test_a_taken_port_is_refused_before_loading_anything(tmp_path: Path) -> None
 def test_without_xllamacpp_the_message_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "xllamacpp", None)  # makes `import xllamacpp` fail
     with pytest.raises(LocalLlmError, match=r"pip install xllamacpp==2026\.10\.11549"):
-        serve(_fake_gguf(tmp_path), port=_free_port())
+        serve(_fake_gguf(tmp_path), port=free_port())
 
 
 def test_bad_sizes_are_refused(tmp_path: Path) -> None:
@@ -125,12 +126,6 @@ def test_qwen_is_used_only_when_the_named_file_matches(tmp_path: Path) -> None:
 
 
 # --- slow: a real llama.cpp server ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -237,10 +232,8 @@ def test_a_stopped_server_is_gone_and_nothing_listens_on_its_port() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_serve_in_the_foreground_prints_the_settings_and_stops_on_ctrl_c() -> None:
-    port = _free_port()
-    code = (
-        f"from mmrag.pipeline.answer.local_llm import serve; raise SystemExit(serve({str(SMOLLM2)!r}, port={port}, threads=2))"
-    )
+    port = free_port()
+    code = f"from mmrag.pipeline.answer.local_llm import serve; raise SystemExit(serve({str(SMOLLM2)!r}, port={port}, threads=2))"
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,

@@ -29,11 +29,12 @@ import pytest
 import smbclient
 from fakes import CountingEmbedder
 from index_state import index_state
-from smb_server import SMBD, SmbServer, _add_account, _config, _free_port, _wait_for, smb_server  # noqa: F401
+from smb_server import SMBD, SmbServer, _add_account, _config, _wait_for, smb_server  # noqa: F401
 from smb_server import _stop as _stop_daemon
 
 from mmrag.ingest.permissions import PUBLIC, visible
 from mmrag.pipeline.api import ingest, search
+from mmrag.pipeline.bench.common import free_port
 from mmrag.pipeline.config import Config, SourceConfig, load_config
 from mmrag.pipeline.filters import Filters
 from mmrag.pipeline.permissions import principals_for_user
@@ -467,7 +468,7 @@ class OwnSmbd:
         top = Path(tempfile.mkdtemp(prefix="mmrag-smb-own-", dir="/tmp"))
         top.chmod(0o755)
         (top / "share").mkdir(mode=0o755)
-        port = _free_port()
+        port = free_port()
         conf = top / "smb.conf"
         conf.write_text(_config(top, port))
         password = session.passwords[session.crawler]
