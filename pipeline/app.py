@@ -116,6 +116,22 @@ def ingest_lock(index_dir: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def ingest_running(index_dir: Path) -> bool:
+    """Whether an ingest holds the index's lock now. Looked at with a shared lock held for an instant, so
+    an ingest starting at that very instant may be refused once (it says so, naming the lock)."""
+    try:
+        fd = os.open(index_dir / LOCK_FILE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the shared lock, when it was taken
+    return False
+
+
 def llm_settings(models: ModelsConfig) -> LlmSettings | None:
     """The configured LLM, or None when none is (then answers are extractive)."""
     if not models.llm_base_url:

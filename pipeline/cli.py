@@ -296,11 +296,16 @@ def cmd_watch(args: argparse.Namespace, cfg: Config) -> int:
 
 def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
     from mmrag.pipeline import render
-    from mmrag.pipeline.doctor import consistency, probe_store, repair
+    from mmrag.pipeline.doctor import consistency, probe_store, repair, snapshot_checks
 
+    replica = cfg.store.role == "replica"
+    if replica and (args.repair or args.rebuild):
+        raise UsageError(
+            "this is an API replica: --repair and --rebuild run on the ingest node, which publishes what they mend"
+        )
     checks = [probe_store(cfg, args.config)]
     done: list[str] = []
-    if checks[0].ok:
+    if checks[0].ok and not replica:  # a replica's parts are the ingest node's, checked there
         from mmrag.pipeline.app import open_app
 
         app = open_app(cfg, create=False)
@@ -310,6 +315,7 @@ def cmd_doctor(args: argparse.Namespace, cfg: Config) -> int:
             checks += consistency(app)
         finally:
             app.close()
+    checks += snapshot_checks(cfg)
     healthy = all(c.ok for c in checks)
     if args.json:
         _emit_json({"healthy": healthy, "checks": [c.to_json() for c in checks], "repairs": done})

@@ -9,6 +9,13 @@ vector store's and keyword index's chunks, pictures that no chunk points to, an 
 ``--repair`` does what the next ingest would do first (forget files whose chunks are missing so they
 are read again, delete chunks of files the manifest does not record, sweep orphan pictures);
 ``--rebuild`` rewrites the vector index into a fresh collection. Both take the ingest lock.
+
+Where the index is published to a shared location (``[store] shared``), the doctor also looks at the
+snapshots: on the ingest node, whether one is current and whether a run's changes wait unpublished
+(``--repair`` publishes them); on an API replica, whether one is current, how old, and whether this
+replica's cache holds it. A replica's probe opens the current snapshot (copied into a temporary
+folder) with the live vector store, as its server does; the index's parts are checked against each
+other on the ingest node, since a replica's snapshot lags the live vectors by design.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+import tempfile
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mmrag.pipeline.app import REINDEX_MARKER, App, ingest_lock, open_app
+from mmrag.pipeline.app import REINDEX_MARKER, App, ingest_lock, ingest_running, open_app
 from mmrag.pipeline.config import Config, load_config
 from mmrag.pipeline.ingest_run import CHURN, incomplete, reconcile, sweep_media
 from mmrag.retrieval.manifest import OK
@@ -56,7 +65,8 @@ def probe_store(cfg: Config, config_file: Path | None) -> Check:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         return Check("store opens", False, f"opening the vector store failed: {last}", _REINDEX)
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    return Check("store opens", True, f"{found['count']:,} chunks; a query answered in {found['ms']:.0f} ms")
+    where = f" (with snapshot {found['snapshot']})" if found.get("snapshot") else ""
+    return Check("store opens", True, f"{found['count']:,} chunks; a query answered in {found['ms']:.0f} ms{where}")
 
 
 _REINDEX = "rebuild it from the files: mmrag ingest PATH... --reindex (or restore the index folder from a backup)"
@@ -70,17 +80,83 @@ def _probe(index: str, config_file: str | None) -> int:
     from mmrag.retrieval.store import SearchFilter
 
     cfg = load_config(config_file=Path(config_file) if config_file else None, index_dir=Path(index))
-    app = open_app(cfg, create=False)
-    try:
-        started = time.perf_counter()
-        vector = np.zeros(app.store.layout.dim, dtype=np.float32)
-        vector[0] = 1.0
-        app.store.query(vector, 1, SearchFilter())
-        ms = (time.perf_counter() - started) * 1000
-        print(json.dumps({"count": app.store.count(), "ms": ms}))
-    finally:
-        app.close()
+    with tempfile.TemporaryDirectory(prefix="mmrag-doctor-") as tmp:
+        snapshot = ""
+        if cfg.store.role == "replica":  # its own cache may be swapped under it: a private copy
+            from mmrag.pipeline.shared import open_shared
+            from mmrag.pipeline.snapshots import fetch
+
+            location = open_shared(cfg)
+            assert location is not None  # a replica's config names one (checked when it loads)
+            fetched = fetch(location, Path(tmp), media=False)
+            cfg, snapshot = replace(cfg, index_dir=fetched.folder), fetched.id
+        app = open_app(cfg, create=False)
+        try:
+            started = time.perf_counter()
+            vector = np.zeros(app.store.layout.dim, dtype=np.float32)
+            vector[0] = 1.0
+            app.store.query(vector, 1, SearchFilter())
+            ms = (time.perf_counter() - started) * 1000
+            print(json.dumps({"count": app.store.count(), "ms": ms, "snapshot": snapshot}))
+        finally:
+            app.close()
     return 0
+
+
+def snapshot_checks(cfg: Config) -> list[Check]:
+    """Where the index is published (``[store] shared``): is a snapshot current and how old is it; on the
+    ingest node, do a run's changes wait unpublished; on a replica, does its cache hold the current one."""
+    if not cfg.store.shared:
+        return []
+    from mmrag.pipeline.shared import SharedUnavailable, open_shared
+    from mmrag.pipeline.snapshots import INFO, PENDING, created, current
+
+    replica = cfg.store.role == "replica"
+    unreachable = "make the shared location reachable from this machine"
+    try:
+        location = open_shared(cfg)
+    except SharedUnavailable as e:
+        return [Check("snapshot published", False, str(e), unreachable)]
+    assert location is not None  # [store] shared is set
+    try:
+        now = current(location)
+    except SharedUnavailable as e:
+        return [Check("snapshot published", False, str(e), unreachable)]
+    finally:
+        _close(location)
+    if now is None:
+        remedy = (
+            "run mmrag ingest on the ingest node (with the same [store] shared)" if replica
+            else "mmrag doctor --repair publishes this index (so does the next mmrag ingest)"
+        )  # fmt: skip
+        return [Check("snapshot published", False, f"nothing is published at {location.where} yet", remedy)]
+    detail = f"snapshot {now} at {location.where}, published {_ago(time.time() - created(now))} ago"
+    if replica:
+        held = (cfg.index_dir / "snapshots" / now / INFO).is_file()
+        detail += (
+            "; this replica's cache holds it" if held
+            else f"; this replica's cache does not hold it yet (its server copies it within {cfg.store.poll_seconds:g} s)"
+        )  # fmt: skip
+        return [Check("snapshot published", True, detail)]
+    if not (cfg.index_dir / PENDING).exists():
+        return [Check("snapshot published", True, detail + "; every change is published")]
+    if ingest_running(cfg.index_dir):
+        return [Check("snapshot published", True, detail + "; an ingest is running and publishes as it goes")]
+    return [
+        Check(
+            "snapshot published", False, detail + "; an ingest run was cut short before publishing its changes",
+            "mmrag doctor --repair publishes them (so does the next mmrag ingest)",
+        )
+    ]  # fmt: skip
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def consistency(app: App) -> list[Check]:
@@ -146,7 +222,36 @@ def repair(app: App, *, rebuild: bool) -> list[str]:
             held = app.store.rebuild()
             app.manifest.set_meta(CHURN, "0")
             done.append(f"rebuilt the vector index ({held:,} chunks) into a fresh collection")
+        published = _publish_if_due(app, changed=bool(done))
+        if published:
+            done.append(published)
     return done
+
+
+def _publish_if_due(app: App, *, changed: bool) -> str:
+    """On an ingest node that publishes: publish when the repair changed something, a run's changes
+    wait, or nothing is published yet (the caller holds the ingest lock); what was done, or ""."""
+    from mmrag.pipeline.shared import open_shared
+    from mmrag.pipeline.snapshots import PENDING, current, publish
+
+    location = open_shared(app.cfg)
+    if location is None:
+        return ""
+    try:
+        marker = app.path / PENDING
+        if not (changed or marker.exists() or current(location) is None):
+            return ""
+        published = publish(app, location)
+        marker.unlink(missing_ok=True)
+        return f"published snapshot {published.id} to {location.where}"
+    finally:
+        _close(location)
+
+
+def _close(location: object) -> None:
+    close = getattr(location, "close", None)  # an S3 location holds a client; a folder nothing
+    if close is not None:
+        close()
 
 
 if __name__ == "__main__":  # the store probe ``probe_store`` runs

@@ -72,7 +72,8 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:015d}-{secrets.token_hex(3)}"
 
 
-def _created(snapshot_id: str) -> float:
+def created(snapshot_id: str) -> float:
+    """When a snapshot was made (Unix time, from its id; 0.0 for an id of another form)."""
     try:
         return int(snapshot_id.split("-", 1)[0]) / 1000
     except ValueError:
@@ -176,7 +177,7 @@ def prune(location: SharedLocation, keep_seconds: float) -> list[str]:
     cutoff = time.time() - keep_seconds
     dropped = []
     for older, newer in itertools.pairwise(ids):
-        if older != now_id and _created(newer) < cutoff:
+        if older != now_id and created(newer) < cutoff:
             dropped.append(older)
     if dropped:
         location.delete([n for n in names if n[len(SNAPSHOTS) :].split("/", 1)[0] in dropped])
@@ -254,8 +255,9 @@ class Fetched:
     folder: Path
 
 
-def fetch(location: SharedLocation, cache: Path, *, want: str | None = None) -> Fetched:
-    """Copy the current snapshot (or ``want``) into ``cache/snapshots/<id>`` unless it is there already.
+def fetch(location: SharedLocation, cache: Path, *, want: str | None = None, media: bool = True) -> Fetched:
+    """Copy the current snapshot (or ``want``) into ``cache/snapshots/<id>`` unless it is there already,
+    and (unless ``media`` is off) the pictures an S3 location keeps beside it.
 
     ``NothingPublished`` when there is none; a snapshot pruned while it was being copied is given up for
     the then current one.
@@ -282,7 +284,7 @@ def fetch(location: SharedLocation, cache: Path, *, want: str | None = None) -> 
             want = None  # pruned meanwhile (or not complete): take the current one
             continue
         info = json.loads(info_raw)
-        if info.get("media") is not None:
+        if media and info.get("media") is not None:
             _fetch_media(location, cache, info["media"])
         (partial / INFO).write_bytes(info_raw)
         shutil.rmtree(folder, ignore_errors=True)

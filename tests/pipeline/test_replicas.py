@@ -247,3 +247,56 @@ def test_two_replicas_follow_an_ingest_node_through_a_chroma_server(cluster: Clu
     assert fresh.snapshot() == third
     assert [fresh.sources(q) for q in queries] == before
     assert [one.sources(q) for q in queries] == before
+
+
+def _doctor(cluster: Cluster, index: Path, *extra: str, replica: bool = False) -> tuple[int, dict[str, object], str]:
+    env = {**cluster.env, "MMRAG_ROLE": "replica"} if replica else cluster.env
+    command = ["doctor", "--index", str(index), "--config", str(cluster.config), "--json", *extra]
+    done = subprocess.run(
+        [sys.executable, "-m", "mmrag.pipeline.cli", *command], env=env, capture_output=True, text=True, timeout=300
+    )
+    report: dict[str, object] = json.loads(done.stdout) if done.stdout.strip() else {}
+    return done.returncode, report, done.stderr
+
+
+def _checks(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    checks = report["checks"]
+    assert isinstance(checks, list)
+    return {str(c["check"]): c for c in checks}
+
+
+def test_the_doctor_sees_unpublished_changes_on_the_ingest_node_and_what_a_replica_serves(cluster: Cluster) -> None:
+    node = cluster.tmp / "ingest-node"
+    assert cluster.ingest().returncode == 0
+    first = cluster.current()
+    code, report, _ = _doctor(cluster, node)
+    assert code == 0, report
+    assert first in str(_checks(report)["snapshot published"]["detail"])
+
+    # a replica's doctor opens the live store with the current snapshot (a private copy: its cache stays
+    # empty) and does not check the parts against each other (its snapshot lags the vectors by design)
+    cache = cluster.tmp / "cache-doctor"
+    code, report, _ = _doctor(cluster, cache, replica=True)
+    assert code == 0, report
+    checks = _checks(report)
+    assert set(checks) == {"store opens", "snapshot published"}
+    assert first in str(checks["store opens"]["detail"]) and "does not hold it yet" in str(
+        checks["snapshot published"]["detail"]
+    )
+    assert not cache.exists() or not any(cache.iterdir())
+    code, _, stderr = _doctor(cluster, cache, "--repair", replica=True)
+    assert code == 2 and "ingest node" in stderr
+
+    # an ingest killed before it could publish: the ingest node's doctor says so, --repair publishes
+    (cluster.drive / "harbour.txt").write_text("The harbour ferry timetable changes in April.\n")
+    assert cluster.ingest(fault="publish-before-current").returncode == 137
+    code, report, _ = _doctor(cluster, node)
+    assert code == 1
+    failed = _checks(report)["snapshot published"]
+    assert failed["ok"] is False and "cut short" in str(failed["detail"]) and "--repair" in str(failed["remedy"])
+    code, report, _ = _doctor(cluster, node, "--repair")
+    assert code == 0, report
+    assert cluster.current() != first and any("published snapshot" in str(r) for r in report["repairs"])  # type: ignore[union-attr]
+    replica = cluster.replica("cache-after-repair")
+    assert replica.snapshot() == cluster.current()
+    assert replica.sources("harbour ferry timetable")[0] == "harbour.txt"

@@ -276,3 +276,31 @@ def test_a_replica_started_before_the_first_publish_serves_it_once_it_comes(tmp_
     finally:
         replica.stop()
         worker.shutdown()
+
+
+def test_the_doctor_tells_a_running_ingest_from_one_cut_short_before_publishing(tmp_path: Path, cfg: Config) -> None:
+    from mmrag.pipeline.app import ingest_lock
+    from mmrag.pipeline.doctor import snapshot_checks
+    from mmrag.pipeline.snapshots import PENDING
+
+    assert snapshot_checks(cfg) == []  # one machine: nothing published, nothing to look at
+    cfg = _shared(cfg, str(tmp_path / "shared"))
+    [nothing] = snapshot_checks(cfg)
+    assert not nothing.ok and "nothing is published" in nothing.detail and "--repair" in nothing.remedy
+    _ingest(cfg, _drive(tmp_path / "drive"))
+    [published] = snapshot_checks(cfg)
+    assert published.ok and "every change is published" in published.detail
+
+    (cfg.index_dir / PENDING).write_text("a run's changes\n")  # as an ingest leaves it while it runs
+    with ingest_lock(cfg.index_dir):
+        [running] = snapshot_checks(cfg)
+    assert running.ok and "an ingest is running" in running.detail
+    [cut] = snapshot_checks(cfg)  # the same marker with no ingest holding the lock: a run cut short
+    assert not cut.ok and "cut short" in cut.detail
+
+    replica = replace(cfg, store=replace(cfg.store, role="replica"), index_dir=tmp_path / "cache")
+    [seen] = snapshot_checks(replica)
+    assert seen.ok and "does not hold it yet" in seen.detail
+    unreachable = replace(cfg, store=replace(cfg.store, shared="ftp://nowhere/x"))
+    [bad] = snapshot_checks(unreachable)
+    assert not bad.ok and "ftp://nowhere/x" in bad.detail
