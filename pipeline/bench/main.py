@@ -29,7 +29,18 @@ if TYPE_CHECKING:
     from mmrag.pipeline.bench.search import EmbedderSpec
 
 STORES = ("local", "server")  # search.STORES, without importing the measuring module
-SECTIONS = ("workers", "ingest", "baseline", "reingest", "small-files", "search", "busy-search", "cold", "sync")
+SECTIONS = (
+    "workers",
+    "distributed",
+    "ingest",
+    "baseline",
+    "reingest",
+    "small-files",
+    "search",
+    "busy-search",
+    "cold",
+    "sync",
+)
 DEFAULT_SIZES = "10000,100000"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -173,6 +184,7 @@ def measure(cfg: Config, opts: Options) -> Results:
             results.workers = measure_workers(
                 opts.corpus_folder(), cfg, work / "workers", workers=opts.ingest_workers,
                 embedder=HashEmbedder(384) if opts.hash_embedder else None, note=_note,
+                distributed="distributed" not in opts.skip, config_file=opts.config_file,
             )  # fmt: skip
         if "ingest" not in opts.skip:
             results.ingest = _ingest(cfg, opts, work)

@@ -126,6 +126,15 @@ def _workers(w: WorkersFigures, ingest: IngestFigures | None) -> list[str]:
                 f"same work {_num(same.get('speedup_same_work'), 2, 'x')})"
             )
         lines.append(line)
+    broker = w.broker
+    if broker is None:
+        lines.append(f"  distributed (--broker): {w.broker_skipped}")
+    else:
+        lines.append(
+            f"  distributed (--broker, one ingest-worker of {broker.workers} processes through a local Redis): "
+            f"{broker.seconds:.1f} s, speedup over 1 worker {_num(w.broker_speedup, 2, 'x')}"
+            + ("" if broker.chunks == one.chunks else f" (chunks {broker.chunks} vs {one.chunks}!)")
+        )
     return lines
 
 

@@ -1,5 +1,7 @@
 """Parallel ingest: the corpus ingested with one worker and with N (``[ingest] workers``), each into a fresh
-index, and the text corpus with N workers, set next to the baseline's seconds by the report.
+index, and the text corpus with N workers, set next to the baseline's seconds by the report. Then, where
+redis-server is installed, the corpus read by one ``mmrag ingest-worker`` with N processes through a
+private Redis (the distributed ingest, ``--broker``; ``distributed.py``).
 
 Both whole-corpus runs start with the models of reading unloaded (OCR, speech, labels), as a first
 ``mmrag ingest`` does: the one-worker run loads them in the ingest process, each of the N workers
@@ -8,6 +10,7 @@ loads its own. The text embedder is loaded once, before either run, and shared.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -47,10 +50,16 @@ class WorkersFigures:
     one: WorkerRun
     many: WorkerRun
     text_many: WorkerRun | None
+    broker: WorkerRun | None = None  # the corpus read by one ingest-worker with many.workers processes
+    broker_skipped: str = ""  # why there is no broker run
 
     @property
     def speedup(self) -> float | None:
         return self.one.seconds / self.many.seconds if self.many.seconds > 0 else None
+
+    @property
+    def broker_speedup(self) -> float | None:
+        return self.one.seconds / self.broker.seconds if self.broker is not None and self.broker.seconds > 0 else None
 
     def to_json(self, baseline_s: float | None = None) -> dict[str, object]:
         text = self.text_many
@@ -63,23 +72,40 @@ class WorkersFigures:
             "text_corpus_speedup_over_baseline": ratio(baseline_s / text.seconds)
             if text is not None and baseline_s and text.seconds > 0
             else None,
+            "distributed": {"skipped": self.broker_skipped}
+            if self.broker is None
+            else {
+                **self.broker.to_json(),
+                "speedup": None if self.broker_speedup is None else ratio(self.broker_speedup),
+                "same_chunks": self.broker.chunks == self.one.chunks,
+            },
         }
 
 
 def measure_workers(
-    corpus: Path, cfg: Config, work: Path, *, workers: int, embedder: TextEmbedder | None, note: Note
+    corpus: Path,
+    cfg: Config,
+    work: Path,
+    *,
+    workers: int,
+    embedder: TextEmbedder | None,
+    note: Note,
+    distributed: bool = True,
+    config_file: Path | None = None,
 ) -> WorkersFigures:
-    """Ingest ``corpus`` with 1 and with ``workers`` workers, then its text modalities with ``workers``."""
+    """Ingest ``corpus`` with 1 and with ``workers`` workers, then its text modalities with ``workers``; with
+    ``distributed``, the corpus through a private Redis and one ingest-worker of ``workers`` processes."""
     from mmrag.pipeline.app import Models
 
     models = Models(cfg, embedder=embedder)
     text, visual = models.text(), models.visual()  # loaded once, outside the timed runs
 
-    def run(folder: Path, count: int, name: str) -> WorkerRun:
+    def run(folder: Path, count: int, name: str, broker: str = "") -> WorkerRun:
         from mmrag.pipeline.app import open_app
         from mmrag.pipeline.ingest_run import run_ingest
 
-        ran = replace(cfg, index_dir=work / f"index-{name}", ingest=replace(cfg.ingest, workers=count))
+        ingest = replace(cfg.ingest, workers=1 if broker else count, broker=broker)
+        ran = replace(cfg, index_dir=work / f"index-{name}", ingest=ingest)
         app = open_app(ran, create=True, embedder=text, visual=visual, reindex=True)
         try:
             report = run_ingest([folder], app)
@@ -101,4 +127,35 @@ def measure_workers(
         copy_files(text_files, folder)
         note(f"ingesting the text corpus with {workers} workers")
         text_many = run(folder, workers, "text")
-    return WorkersFigures(one, many, text_many)
+    if not distributed:
+        return WorkersFigures(one, many, text_many, broker_skipped="skipped (--skip distributed)")
+    from mmrag.pipeline.bench.distributed import redis_server
+
+    if not redis_server():
+        return WorkersFigures(one, many, text_many, broker_skipped="redis-server is not installed")
+    note(f"ingesting the corpus through Redis with one ingest-worker of {workers} processes")
+    return WorkersFigures(one, many, text_many, _broker_run(run, everything, workers, work, config_file))
+
+
+def _broker_run(
+    run: Callable[[Path, int, str, str], WorkerRun], folder: Path, workers: int, work: Path, config_file: Path | None
+) -> WorkerRun:
+    """``run`` with a private Redis and one ``mmrag ingest-worker --concurrency workers``, answering before
+    the clock starts; its OCR cache is its own and cold, as the pool's is."""
+    import os
+
+    from mmrag.pipeline.bench.distributed import RedisServer, start_ingest_worker, stop_worker, wait_for_workers
+
+    redis = RedisServer(work / "redis")
+    url = redis.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "MMRAG_FAULT"}
+        env["MMRAG_WORKER_CACHE"] = str(work / "worker-cache")
+        worker = start_ingest_worker(url, workers, env=env, config=config_file, log=work / "ingest-worker.log")
+        try:
+            wait_for_workers(url, worker)
+            return run(folder, workers, "broker", url)
+        finally:
+            stop_worker(worker)
+    finally:
+        redis.stop()

@@ -6,9 +6,7 @@ a broker that cannot be reached, or one no worker serves, stops the run before a
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +22,7 @@ from fakes import CountingEmbedder
 from mmrag.pipeline import api
 from mmrag.pipeline.app import open_app
 from mmrag.pipeline.bench.common import free_port
+from mmrag.pipeline.bench.distributed import RedisServer, redis_server, start_ingest_worker, stop_worker
 from mmrag.pipeline.cli import main
 from mmrag.pipeline.config import Config, load_config
 from mmrag.retrieval.manifest import Manifest
@@ -35,28 +34,13 @@ StartWorker = Callable[..., subprocess.Popen[bytes]]
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[str]:
     """A private Redis on a free 127.0.0.1 port, keeping nothing on disk."""
-    server = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else "")
-    if not server:
+    if not redis_server():
         pytest.skip("redis-server is not installed (./bootstrap.sh test installs Debian's redis-server)")
-    port = free_port()
-    options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-    process = subprocess.Popen(
-        [server, *options],
-        stdout=subprocess.DEVNULL,
-    )
+    server = RedisServer(tmp_path / "redis")
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.start()
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()
 
 
 @pytest.fixture
@@ -67,28 +51,15 @@ def start_worker(tmp_path: Path, broker: str) -> Iterator[StartWorker]:
     def start(concurrency: int = 1, fault: str = "") -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if k != "MMRAG_FAULT"}
         env |= {"XDG_CONFIG_HOME": str(tmp_path / "worker-config"), "XDG_CACHE_HOME": str(tmp_path / "worker-cache")}
-        env["C_FORCE_ROOT"] = "1"  # CI runs as root; the broker is private to the test
         if fault:
             env["MMRAG_FAULT"] = fault  # the worker's reader dies on this file, as a segfault would kill it
-        command = ["ingest-worker", "--broker", broker, "--concurrency", str(concurrency)]
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "mmrag.pipeline.cli", *command], env=env, stdout=subprocess.DEVNULL
-        )
+        worker = start_ingest_worker(broker, concurrency, env=env)
         started.append(worker)
         return worker
 
     yield start
     for worker in started:
-        stop(worker)
-
-
-def stop(worker: subprocess.Popen[bytes]) -> None:
-    worker.terminate()  # a warm shutdown: the worker stops its children
-    try:
-        worker.wait(20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+        stop_worker(worker)
 
 
 def _drive(root: Path) -> Path:
@@ -180,7 +151,7 @@ def test_a_corrupt_file_and_a_file_that_kills_its_reader_are_skipped_and_items_o
     assert len(report.ingested) == 8 and report.failed == []
     assert list((spread.index_dir / "downloads").glob("*/*")) == [], "every downloaded copy is removed"
 
-    stop(worker)
+    stop_worker(worker)
     start_worker()
     again = _ingest(spread, "team")
     assert again.ingested == ["team:/notes/killer.txt"], "a file whose reader died is tried again"

@@ -15,6 +15,7 @@ import pytest
 
 from mmrag.pipeline.bench import main as bench
 from mmrag.pipeline.bench.common import Latency, StageTimer
+from mmrag.pipeline.bench.distributed import redis_server
 from mmrag.pipeline.config import Config
 
 
@@ -41,7 +42,7 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
     argv = ["--corpus", str(_tiny_corpus(tmp_path)), "--sizes", "200", "--embedder", "hash", "--json"]
     argv += ["--small-files", "20", "--queries", "5", "--rounds", "1", "--cache-dir", str(tmp_path / "cache")]
     argv += ["--sync-items", "30", "--sync-s3-items", "0"]  # the S3 figure starts a server: no network here
-    argv += ["--skip", "cold"]
+    argv += ["--skip", "cold,distributed"]
 
     assert bench.main(argv) == 0
 
@@ -69,6 +70,7 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
     assert (workers["one_worker"]["workers"], workers["workers"]["workers"]) == (1, 2)
     assert workers["one_worker"]["ingested"] == workers["workers"]["ingested"] == 3 and workers["same_chunks"]
     assert _positive(workers["speedup"]) and _positive(workers["text_corpus_speedup_over_baseline"])
+    assert workers["distributed"] == {"skipped": "skipped (--skip distributed)"}  # Redis is a network server
     assert data["reingest_unchanged_s"] >= 0 and _positive(data["reingest_one_changed_s"])
     assert data["small_files"]["files"] == 20 and data["small_files"]["reingest_unchanged_s"] >= 0
     assert data["cold_start_s"] is None  # skipped
@@ -82,7 +84,7 @@ def test_bench_on_a_tiny_input_prints_every_figure_as_json(
     assert list((tmp_path / "cache").iterdir()), "the synthetic index is cached for the next run"
 
 
-def test_the_table_names_each_part(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_table_names_each_part(tmp_path: Path, capsys: pytest.CaptureFixture[str], loopback_only: None) -> None:
     argv = ["--corpus", str(_tiny_corpus(tmp_path)), "--embedder", "hash", "--small-files", "5"]
     argv += ["--skip", "search,cold,baseline,busy-search,sync"]
 
@@ -92,6 +94,12 @@ def test_the_table_names_each_part(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "Search while an ingest runs" not in out
     assert "Ingest per modality" in out and "re-ingest, corpus unchanged" in out and "Targets" in out
     assert "Parallel ingest (--workers), the whole corpus (3 files" in out
+    [distributed] = [line for line in out.splitlines() if "distributed (--broker" in line]
+    if redis_server():  # the corpus read through a private Redis by one ingest-worker: the same chunks
+        assert "one ingest-worker of 2 processes through a local Redis" in distributed and "!)" not in distributed
+        assert "speedup over 1 worker" in distributed
+    else:
+        assert "redis-server is not installed" in distributed
 
 
 def test_unknown_part_to_skip_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
