@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -14,30 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from mmrag.pipeline.bench.common import answers, free_port, stop_process
+from mmrag.pipeline.bench.chroma_server import ChromaServer
+from mmrag.pipeline.bench.common import free_port, stop_process
 
 
 @pytest.fixture(scope="session")
 def chroma_server() -> Iterator[str]:
-    chroma = Path(sys.executable).with_name("chroma")
-    if not chroma.exists():
-        pytest.fail(f"the chroma command is missing beside {sys.executable}: the chromadb package installs it")
     data = Path(tempfile.mkdtemp(prefix="mmrag-chroma-server-"))
-    port = free_port()
-    log = (data / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(chroma), "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = ChromaServer(data / "db", data / "server.log")
     try:
-        if not answers(proc, f"{url}/api/v2/heartbeat", timeout_s=60):
-            raise RuntimeError(f"chroma run did not start: {(data / 'server.log').read_text()[-2000:]}")
-        yield url
+        yield server.start(timeout_s=60)
     finally:
-        stop_process(proc)
-        log.close()
+        server.stop()
         shutil.rmtree(data, ignore_errors=True)
 
 
