@@ -5,13 +5,18 @@ machine and, after each run that changed something (and at most every ``[store] 
 during a long one, right after a flush, so the manifest matches the vectors), copies them with
 SQLite's backup API into a new snapshot of the shared location::
 
-    snapshots/<id>/keyword.sqlite, tables.sqlite, manifest.sqlite, snapshot.json (written last)
+    blocks/<sha256>  256 KiB pieces of the three SQLite files (keyword index, table store, manifest)
+    snapshots/<id>/snapshot.json   the snapshot: each file's blocks in order (written after its blocks)
     CURRENT          the id of the newest complete snapshot (written after all of it)
     media/           the pictures (a shared folder: written there directly by ingest; S3: uploaded with each snapshot)
 
+A publish sends only the blocks the current snapshot lacks, and a replica fetches only the blocks the
+snapshot it holds lacks (``snapshot_blocks``): a small change costs a few blocks, not the whole index.
 A reader follows ``CURRENT``, so it never sees half a snapshot; a publish killed midway leaves the
 previous one current. A replaced snapshot is deleted ``keep_seconds`` after it was replaced, so a
-replica still copying it finishes. Vectors are not in a snapshot: they live in the Chroma server.
+replica still copying it finishes, and so are the blocks no kept snapshot lists. Vectors are not in a
+snapshot: they live in the Chroma server. (Snapshots of whole files, as earlier versions published
+them, are still read.)
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from typing import Protocol
 from mmrag.pipeline.app import KEYWORD_FILE, MANIFEST_FILE, TABLES_FILE, App, ReplicaRefused, replica_refusal
 from mmrag.pipeline.config import fault_point
 from mmrag.pipeline.shared import FolderLocation, SharedLocation, SharedUnavailable, open_shared
+from mmrag.pipeline.snapshot_blocks import BLOCK, BLOCKS, assemble, held_blocks, referenced
+from mmrag.pipeline.snapshot_blocks import upload as upload_blocks
 from mmrag.retrieval.store import IndexMismatch
 
 log = logging.getLogger(__name__)
@@ -59,12 +66,14 @@ class NothingPublished(IndexMismatch):
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """One publish: its id, bytes written and seconds taken (copy, upload)."""
+    """One publish: its id, its size, the bytes it sent (blocks the previous snapshot lacked) and seconds
+    taken (copy, upload)."""
 
     id: str
     bytes: int
     copy_seconds: float
     upload_seconds: float
+    sent: int = 0
 
 
 def new_id() -> str:
@@ -114,23 +123,40 @@ def publish_files(
     """
     started = time.monotonic()
     snapshot = new_id()
+    previous = current(location)
+    have = referenced(_info(location, previous) or {}) if previous is not None else set()
     with tempfile.TemporaryDirectory(prefix="mmrag-publish-", dir=index_dir) as tmp:
         folder = Path(tmp)
         copy_databases(index_dir, folder)
         copied = time.monotonic()
-        size = 0
-        for name in FILES:
-            location.put(folder / name, f"{SNAPSHOTS}{snapshot}/{name}")
-            size += (folder / name).stat().st_size
+        size = sum((folder / name).stat().st_size for name in FILES)
+        blocks, sent = upload_blocks(location, folder, FILES, have)
     media = upload_media() if upload_media is not None else None  # None: pictures are in the shared folder
     fault_point("publish-before-current")
-    info = {"id": snapshot, "created": time.time(), "files": list(FILES), "media": media}
+    info = {
+        "id": snapshot, "created": time.time(), "files": list(FILES), "blocks": blocks, "block_size": BLOCK,
+        "media": media,
+    }  # fmt: skip
     location.write(f"{SNAPSHOTS}{snapshot}/{INFO}", json.dumps(info).encode())
     location.write(CURRENT, snapshot.encode())
     done = time.monotonic()
     prune(location, keep_seconds)
-    log.info("published snapshot %s to %s (%.1f MB)", snapshot, location.where, size / 1e6)
-    return Published(snapshot, size, copied - started, done - copied)
+    log.info(
+        "published snapshot %s to %s (%.1f MB, %.1f MB of it new)", snapshot, location.where, size / 1e6, sent / 1e6
+    )
+    return Published(snapshot, size, copied - started, done - copied, sent)
+
+
+def _info(location: SharedLocation, snapshot: str) -> dict[str, object] | None:
+    """A snapshot's ``snapshot.json``, or None when it is gone (pruned) or unreadable."""
+    raw = location.read(f"{SNAPSHOTS}{snapshot}/{INFO}")
+    if raw is None:
+        return None
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def _is_folder(location: SharedLocation) -> bool:
@@ -181,6 +207,13 @@ def prune(location: SharedLocation, keep_seconds: float) -> list[str]:
             dropped.append(older)
     if dropped:
         location.delete([n for n in names if n[len(SNAPSHOTS) :].split("/", 1)[0] in dropped])
+        kept: set[str] = set()
+        for snapshot in ids:
+            info = None if snapshot in dropped else _info(location, snapshot)
+            if snapshot not in dropped and info is None:
+                return dropped  # a kept snapshot that cannot be read: keep every block this time
+            kept |= referenced(info or {})
+        location.delete([n for n in location.names(BLOCKS) if n[len(BLOCKS) :] not in kept])
     return dropped
 
 
@@ -249,10 +282,11 @@ def publisher_for(app: App) -> Publisher | None:
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A snapshot copied into a replica's cache: its id and folder."""
+    """A snapshot copied into a replica's cache: its id and folder, and the bytes downloaded for it."""
 
     id: str
     folder: Path
+    downloaded: int = 0
 
 
 def fetch(location: SharedLocation, cache: Path, *, want: str | None = None, media: bool = True) -> Fetched:
@@ -276,10 +310,8 @@ def fetch(location: SharedLocation, cache: Path, *, want: str | None = None, med
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         info_raw = location.read(f"{SNAPSHOTS}{snapshot}/{INFO}")
-        complete = info_raw is not None and all(
-            location.get(f"{SNAPSHOTS}{snapshot}/{name}", partial / name) for name in FILES
-        )
-        if not complete or info_raw is None:
+        downloaded = None if info_raw is None else _copy_files(location, snapshot, json.loads(info_raw), partial)
+        if downloaded is None or info_raw is None:
             shutil.rmtree(partial, ignore_errors=True)
             want = None  # pruned meanwhile (or not complete): take the current one
             continue
@@ -289,8 +321,25 @@ def fetch(location: SharedLocation, cache: Path, *, want: str | None = None, med
         (partial / INFO).write_bytes(info_raw)
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
-        return Fetched(snapshot, folder)
+        return Fetched(snapshot, folder, downloaded)
     raise SharedUnavailable(f"the snapshots at {location.where} kept changing while being copied; try again")
+
+
+def _copy_files(location: SharedLocation, snapshot: str, info: dict[str, object], out: Path) -> int | None:
+    """The snapshot's SQLite files into ``out``, from blocks (those the replica holds are not downloaded)
+    or, for a snapshot of whole files, whole; the bytes downloaded, or None when something is gone."""
+    blocks = info.get("blocks")
+    if not isinstance(blocks, dict):
+        ok = all(location.get(f"{SNAPSHOTS}{snapshot}/{name}", out / name) for name in FILES)
+        return sum((out / name).stat().st_size for name in FILES) if ok else None
+    held = held_blocks((out.parent).glob("[!.]*"), INFO)
+    downloaded = 0
+    for name in FILES:
+        got = assemble(location, BLOCKS, blocks.get(name, []), out / name, held)
+        if got is None:
+            return None
+        downloaded += got
+    return downloaded
 
 
 def _fetch_media(location: SharedLocation, cache: Path, media: dict[str, str]) -> None:

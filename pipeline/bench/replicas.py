@@ -7,6 +7,8 @@ that many chunks (``mmrag bench`` builds it; so does this, once), adds a table s
 - publish: the SQLite backup of keyword index, table store and manifest and its copy into a shared
   folder (``snapshots.publish_files``), with the bytes written;
 - refresh: a replica copying that snapshot into its cache (``snapshots.fetch``) and opening it;
+- then, after one file and then ten more are deleted from the keyword index, what a publish sends and a
+  replica downloads (only the blocks that changed, ``snapshot_blocks``) and the seconds each takes;
 - keyword search (BM25, k=50) and a table query (an aggregate over one table), p50/p95, on the
   single-machine index and on a replica: the snapshot's copy, with every keyword hit checked against
   the live vector store (``replica.LiveKeyword``: a ``chroma run`` server on a copy of the tier's vectors),
@@ -200,6 +202,23 @@ def measure(size: int, cache: Path, queries: int, work: Path) -> dict[str, objec
             },
             len(texts),
         )
+        changes: dict[str, object] = {}
+        sources = sorted({source for source, _principal in files})
+        for deleted in (1, 10):  # files spread over the drive, each deleted from the keyword index
+            _note(f"publishing again after {deleted} more file(s) are deleted")
+            changed = KeywordIndex(index / "keyword.sqlite")
+            for source in sources[len(sources) // 2 - deleted :: max(1, len(sources) // deleted)][:deleted]:
+                changed.delete_source(SYNTH_ROOT, source)
+            changed.close()
+            republished = publish_files(index, shared, keep_seconds=600)
+            started = time.perf_counter()
+            refetched = fetch(shared, work / "replica-cache", want=republished.id)
+            changes[f"files_deleted_{deleted}"] = {
+                "sent_mb": round(republished.sent / 1e6, 2),
+                "publish_s": round(republished.copy_seconds + republished.upload_seconds, 2),
+                "downloaded_mb": round(refetched.downloaded / 1e6, 2),
+                "refresh_s": round(time.perf_counter() - started, 2),
+            }
         figures: dict[str, object] = {
             "chunks": size,
             "snapshot_mb": round(published.bytes / 1e6, 1),
@@ -207,6 +226,7 @@ def measure(size: int, cache: Path, queries: int, work: Path) -> dict[str, objec
             "publish_upload_s": round(published.upload_seconds, 2),
             "refresh_copy_s": round(copied, 2),
             "refresh_open_s": round(opened, 3),
+            "after_change": changes,
             **{name: latency.to_json() for name, latency in latencies.items()},
         }
         for part in (live, copy, local, replica_tables, local_tables):
@@ -214,6 +234,11 @@ def measure(size: int, cache: Path, queries: int, work: Path) -> dict[str, objec
         return figures
     finally:
         server.stop()
+
+
+def _changes(figures: dict[str, object]) -> dict[str, dict[str, float]]:
+    changes = figures.get("after_change")
+    return changes if isinstance(changes, dict) else {}
 
 
 def render(figures: dict[str, object]) -> str:
@@ -229,6 +254,11 @@ def render(figures: dict[str, object]) -> str:
             f"  publish: SQLite backup {figures['publish_copy_s']} s + copy to the shared folder "
             f"{figures['publish_upload_s']} s",
             f"  replica refresh: copy {figures['refresh_copy_s']} s + open {figures['refresh_open_s']} s",
+            *(
+                f"  then {name.rsplit('_', 1)[1]} more file(s) deleted: publish sends {c['sent_mb']} MB "
+                f"({c['publish_s']} s), a replica downloads {c['downloaded_mb']} MB ({c['refresh_s']} s)"
+                for name, c in _changes(figures).items()
+            ),
             f"  keyword, k={K}: one machine {ms('keyword_local')}; replica (live-checked) {ms('keyword_replica')}",
             f"  keyword as a person reading half the drive: one machine {ms('keyword_local_half')}; "
             f"replica {ms('keyword_replica_half')}",

@@ -6,6 +6,7 @@ replica's configuration must name. The processes-on-127.0.0.1 test is ``test_rep
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from dataclasses import replace
@@ -70,8 +71,9 @@ def test_a_long_ingest_publishes_along_the_way_each_snapshot_matching_its_manife
     assert len(ids) >= 3, "a publish during the run, not only at its end"
     assert (shared / CURRENT).read_text() == ids[-1]
     grew = []
-    for snapshot in ids:
-        indexed, recorded = _snapshot_files(shared / "snapshots" / snapshot)
+    for snapshot in ids:  # each as a replica would copy it (from its blocks)
+        fetched = fetch(FolderLocation(shared), tmp_path / f"cache-{snapshot}", want=snapshot)
+        indexed, recorded = _snapshot_files(fetched.folder)
         assert indexed == recorded, f"snapshot {snapshot}: the keyword index and the manifest disagree"
         grew.append(len(recorded))
     assert grew == sorted(grew) and grew[-1] == 6 and grew[0] < 6
@@ -132,7 +134,10 @@ def test_s3_holds_the_snapshots_and_pictures_and_a_replica_follows_it(
     _ingest(writer, drive)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
     current = s3.get_object(Bucket=bucket, Key="mmrag/CURRENT")["Body"].read().decode()
-    assert {f"mmrag/snapshots/{current}/{n}" for n in ("keyword.sqlite", "manifest.sqlite", INFO)} <= keys
+    assert f"mmrag/snapshots/{current}/{INFO}" in keys
+    listed = json.loads(s3.get_object(Bucket=bucket, Key=f"mmrag/snapshots/{current}/{INFO}")["Body"].read())
+    assert set(listed["blocks"]) == {"keyword.sqlite", "tables.sqlite", "manifest.sqlite"}
+    assert {f"mmrag/blocks/{sha}" for order in listed["blocks"].values() for sha in order} <= keys
     pictures = [k for k in keys if k.startswith("mmrag/media/")]
     assert len(pictures) == 1 and pictures[0].endswith(".jpg")
 
@@ -304,3 +309,82 @@ def test_the_doctor_tells_a_running_ingest_from_one_cut_short_before_publishing(
     unreachable = replace(cfg, store=replace(cfg.store, shared="ftp://nowhere/x"))
     [bad] = snapshot_checks(unreachable)
     assert not bad.ok and "ftp://nowhere/x" in bad.detail
+
+
+def _databases(index: Path, rows: int) -> None:
+    """Three SQLite files under the snapshot's names, the keyword one holding ``rows`` rows of 2 KB."""
+    for name in ("keyword.sqlite", "tables.sqlite", "manifest.sqlite"):
+        db = sqlite3.connect(index / name)
+        db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body TEXT)")
+        if name == "keyword.sqlite":
+            db.executemany(
+                "INSERT INTO t (body) VALUES (?)", ((f"row {n} " + "lorem ipsum " * 170,) for n in range(rows))
+            )
+        db.commit()
+        db.close()
+
+
+def _rows(folder: Path) -> list[tuple[int, str]]:
+    db = sqlite3.connect(folder / "keyword.sqlite")
+    try:
+        return db.execute("SELECT id, body FROM t ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_a_small_change_publishes_and_fetches_a_few_blocks_not_the_whole_index(tmp_path: Path) -> None:
+    from mmrag.pipeline.snapshot_blocks import BLOCK, BLOCKS
+    from mmrag.pipeline.snapshots import publish_files
+
+    index, cache = tmp_path / "index", tmp_path / "replica"
+    index.mkdir()
+    _databases(index, rows=10_000)  # about 20 MB
+    location = FolderLocation(tmp_path / "shared")
+    first = publish_files(index, location, keep_seconds=0.0)
+    assert first.bytes > 15 * BLOCK and first.sent > 0.9 * first.bytes  # everything is new
+    one = fetch(location, cache)
+    assert one.downloaded >= first.sent and _rows(one.folder) == _rows(index)
+
+    db = sqlite3.connect(index / "keyword.sqlite")
+    db.execute("UPDATE t SET body = 'changed' WHERE id = 5000")
+    db.execute("INSERT INTO t (body) VALUES ('a new row')")
+    db.commit()
+    db.close()
+    second = publish_files(index, location, keep_seconds=0.0)
+    assert second.sent <= 4 * BLOCK < second.bytes / 4, "only the blocks that changed are sent"
+    two = fetch(location, cache, want=second.id)
+    assert two.downloaded <= 4 * BLOCK, "a replica downloads only what its snapshot lacks"
+    assert _rows(two.folder) == _rows(index)
+
+    # the first snapshot is pruned with the blocks only it listed; the current one keeps all of its own
+    assert not (tmp_path / "shared" / SNAPSHOTS / first.id).exists()
+    info = json.loads((tmp_path / "shared" / SNAPSHOTS / second.id / INFO).read_text())
+    listed = {sha for order in info["blocks"].values() for sha in order}
+    assert {n[len(BLOCKS) :] for n in location.names(BLOCKS)} == listed
+
+    # a held copy that changed since (its server opened it) is not trusted: the blocks are downloaded
+    shutil.rmtree(one.folder)  # as the replica drops the snapshot it no longer serves
+    with (two.folder / "keyword.sqlite").open("r+b") as f:
+        f.seek(3 * BLOCK)
+        f.write(b"\0" * 100)
+    db = sqlite3.connect(index / "keyword.sqlite")
+    db.execute("INSERT INTO t (body) VALUES ('another row')")
+    db.commit()
+    db.close()
+    third = publish_files(index, location, keep_seconds=0.0)
+    three = fetch(location, cache, want=third.id)
+    assert BLOCK <= three.downloaded <= 5 * BLOCK and _rows(three.folder) == _rows(index)
+
+
+def test_a_snapshot_of_whole_files_from_an_earlier_version_is_still_fetched(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    index.mkdir()
+    _databases(index, rows=10)
+    location = FolderLocation(tmp_path / "shared")
+    snapshot = "000000000000001-abcdef"
+    for name in ("keyword.sqlite", "tables.sqlite", "manifest.sqlite"):
+        location.put(index / name, f"{SNAPSHOTS}{snapshot}/{name}")
+    location.write(f"{SNAPSHOTS}{snapshot}/{INFO}", json.dumps({"id": snapshot, "media": None}).encode())
+    location.write(CURRENT, snapshot.encode())
+    fetched = fetch(location, tmp_path / "cache")
+    assert fetched.id == snapshot and _rows(fetched.folder) == _rows(index)

@@ -16,4 +16,6 @@ def test_the_replica_figures_come_out_for_a_small_index(tmp_path: Path, capsys: 
     assert figures["chunks"] == 2000 and figures["snapshot_mb"] > 0
     for name in ("keyword_local", "keyword_replica", "keyword_copy", "keyword_replica_half", "table_replica"):
         assert figures[name]["n"] == 10 and figures[name]["p50"] > 0
-    assert "replica refresh" in replicas.render(figures)
+    for change in ("files_deleted_1", "files_deleted_10"):  # at this size most blocks change
+        assert figures["after_change"][change]["sent_mb"] > 0 and figures["after_change"][change]["downloaded_mb"] > 0
+    assert "replica refresh" in replicas.render(figures) and "then 10 more file(s) deleted" in replicas.render(figures)
