@@ -413,11 +413,15 @@ class KeywordIndex:
             # against the whole list (8.5 s instead of 15 ms at 100,000 chunks, 95% visible)
             marks = ",".join("?" * len(flt.principals)) or "NULL"
             who = "SELECT 1 FROM chunk_principal c WHERE c.rowid = chunk_text.rowid AND c.principal IN"
+            # each name in the list is one seek per match in the (principal, rowid) index; past two names,
+            # one seek by row and a look at its few entries is cheaper ("+" keeps SQLite off the name
+            # index: at 1,000,000 chunks, 19 names, p50 903 -> 304 ms; with one name it would double)
+            among = who.replace("c.principal IN", "+c.principal IN") if len(flt.principals) > 2 else who
             users = sorted(p for p in flt.principals if p.startswith("user:"))
-            plain = f"EXISTS ({who} ({marks}))"
+            plain = f"EXISTS ({among} ({marks}))"
             args_plain: list[object] = list(sorted(flt.principals))
             if flt.principals:  # deny entries ("!group:eng") outrank what allows
-                plain += f" AND NOT EXISTS ({who} ({marks}))"
+                plain += f" AND NOT EXISTS ({among} ({marks}))"
                 args_plain += sorted(DENY + p for p in flt.principals)
             if users:  # the asker's own entry decides first: denied, or allowed whatever their groups say
                 own = ",".join("?" * len(users))

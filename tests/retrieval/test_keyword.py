@@ -177,3 +177,31 @@ def test_principals_limit_keyword_hits_and_leave_with_the_file(tmp_path: Path) -
     assert seen("user:ann") == []
     assert index._db.execute("SELECT COUNT(*) FROM chunk_principal").fetchone()[0] == 1  # no orphan rows
     index.close()
+
+
+def test_a_long_list_of_principals_sees_what_a_short_one_does(tmp_path: Path) -> None:
+    """Past two names the permission check takes another index (a plan choice): the same rules hold."""
+    index = KeywordIndex(tmp_path / "kw.sqlite")
+    files = {
+        "eng.txt": ("group:eng",),
+        "eng-not-contractors.txt": ("group:eng", "!group:contractors"),
+        "zed-despite-contractors.txt": ("user:zed", "!group:contractors"),
+        "zed-denied.txt": ("group:eng", "!user:zed"),
+        "sales.txt": ("group:sales",),
+    }
+    for source, principals in files.items():
+        info = FileInfo(root="/drive", kind="txt", modified=0.0, principals=principals)
+        index.upsert([Chunk(source, Modality.TEXT, Page(1), f"Heron budget notes in {source}")], info)
+    padding = tuple(f"group:unrelated{n}" for n in range(6))
+
+    def seen(*principals: str) -> set[str]:
+        hits = index.search("heron budget", 10, SearchFilter(principals=frozenset(principals)))
+        return {h.chunk.source for h in hits}
+
+    for extra in ((), padding):
+        assert seen("group:eng", *extra) == {"eng.txt", "eng-not-contractors.txt", "zed-denied.txt"}
+        assert seen("group:eng", "group:contractors", *extra) == {"eng.txt", "zed-denied.txt"}
+        assert seen("user:zed", "group:eng", "group:contractors", *extra) == {"eng.txt", "zed-despite-contractors.txt"}
+        assert seen("group:sales", *extra) == {"sales.txt"}
+    assert seen(*padding) == set()
+    index.close()
