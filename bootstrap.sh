@@ -84,7 +84,8 @@ test_packages() {
   # carries the driver, not a browser), LibreOffice Impress for rendered slide pictures, WordNet for
   # plain-word photo descriptions, Samba (smbd) for the SMB source's tests, espeak-ng for the spoken
   # canary of the permission leak test, nginx as the token proxy in front of a Chroma server and Redis
-  # (redis-server) as the broker of the distributed ingest's tests. Installed when missing, where apt-get
+  # (redis-server) as the broker of the distributed ingest's tests, and setfacl (acl) for the SMB share's
+  # permission tests. Installed when missing, where apt-get
   # and root (or sudo) are available; otherwise those tests say what is missing.
   local want=()
   [ -x /usr/bin/chromium ] || want+=(chromium fonts-dejavu-core)
@@ -94,8 +95,9 @@ test_packages() {
   command -v espeak-ng >/dev/null || want+=(espeak-ng)
   [ -x /usr/sbin/nginx ] || want+=(nginx)
   command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || want+=(redis-server)
+  command -v setfacl >/dev/null || want+=(acl)
   [ ${#want[@]} -eq 0 ] && return 0
-  apt_install "for the browser, slide-rendering, photo-description, SMB-share, speech, proxy and broker tests" "the tests that need them will say so" \
+  apt_install "for the browser, slide-rendering, photo-description, SMB-share, SMB-permission, speech, proxy and broker tests" "the tests that need them will say so" \
     "${want[@]}"
 }
 
