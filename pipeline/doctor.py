@@ -88,7 +88,7 @@ def _probe(index: str, config_file: str | None) -> int:
 
             location = open_shared(cfg)
             assert location is not None  # a replica's config names one (checked when it loads)
-            fetched = fetch(location, Path(tmp), media=False)
+            fetched = fetch(location, Path(tmp), media=False, also_held=cfg.index_dir)  # blocks it holds: copied
             cfg, snapshot = replace(cfg, index_dir=fetched.folder), fetched.id
         app = open_app(cfg, create=False)
         try:

@@ -289,9 +289,17 @@ class Fetched:
     downloaded: int = 0
 
 
-def fetch(location: SharedLocation, cache: Path, *, want: str | None = None, media: bool = True) -> Fetched:
+def fetch(
+    location: SharedLocation,
+    cache: Path,
+    *,
+    want: str | None = None,
+    media: bool = True,
+    also_held: Path | None = None,
+) -> Fetched:
     """Copy the current snapshot (or ``want``) into ``cache/snapshots/<id>`` unless it is there already,
-    and (unless ``media`` is off) the pictures an S3 location keeps beside it.
+    and (unless ``media`` is off) the pictures an S3 location keeps beside it. Blocks of the snapshots in
+    ``cache`` (and in ``also_held``, another replica cache) are not downloaded again.
 
     ``NothingPublished`` when there is none; a snapshot pruned while it was being copied is given up for
     the then current one.
@@ -310,7 +318,8 @@ def fetch(location: SharedLocation, cache: Path, *, want: str | None = None, med
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         info_raw = location.read(f"{SNAPSHOTS}{snapshot}/{INFO}")
-        downloaded = None if info_raw is None else _copy_files(location, snapshot, json.loads(info_raw), partial)
+        held = [*(cache / "snapshots").glob("[!.]*"), *((also_held / "snapshots").glob("[!.]*") if also_held else ())]
+        downloaded = None if info_raw is None else _copy_files(location, snapshot, json.loads(info_raw), partial, held)
         if downloaded is None or info_raw is None:
             shutil.rmtree(partial, ignore_errors=True)
             want = None  # pruned meanwhile (or not complete): take the current one
@@ -325,14 +334,16 @@ def fetch(location: SharedLocation, cache: Path, *, want: str | None = None, med
     raise SharedUnavailable(f"the snapshots at {location.where} kept changing while being copied; try again")
 
 
-def _copy_files(location: SharedLocation, snapshot: str, info: dict[str, object], out: Path) -> int | None:
+def _copy_files(
+    location: SharedLocation, snapshot: str, info: dict[str, object], out: Path, folders: list[Path]
+) -> int | None:
     """The snapshot's SQLite files into ``out``, from blocks (those the replica holds are not downloaded)
     or, for a snapshot of whole files, whole; the bytes downloaded, or None when something is gone."""
     blocks = info.get("blocks")
     if not isinstance(blocks, dict):
         ok = all(location.get(f"{SNAPSHOTS}{snapshot}/{name}", out / name) for name in FILES)
         return sum((out / name).stat().st_size for name in FILES) if ok else None
-    held = held_blocks((out.parent).glob("[!.]*"), INFO)
+    held = held_blocks(folders, INFO)
     downloaded = 0
     for name in FILES:
         got = assemble(location, BLOCKS, blocks.get(name, []), out / name, held)

@@ -355,6 +355,8 @@ def test_a_small_change_publishes_and_fetches_a_few_blocks_not_the_whole_index(t
     two = fetch(location, cache, want=second.id)
     assert two.downloaded <= 4 * BLOCK, "a replica downloads only what its snapshot lacks"
     assert _rows(two.folder) == _rows(index)
+    elsewhere = fetch(location, tmp_path / "doctor-copy", want=second.id, also_held=cache)  # as the doctor does
+    assert elsewhere.downloaded == 0 and _rows(elsewhere.folder) == _rows(index)
 
     # the first snapshot is pruned with the blocks only it listed; the current one keeps all of its own
     assert not (tmp_path / "shared" / SNAPSHOTS / first.id).exists()
