@@ -123,7 +123,7 @@ def snapshot_checks(cfg: Config) -> list[Check]:
     except SharedUnavailable as e:
         return [Check("snapshot published", False, str(e), unreachable)]
     finally:
-        _close(location)
+        location.close()
     if now is None:
         remedy = (
             "run mmrag ingest on the ingest node (with the same [store] shared)" if replica
@@ -245,13 +245,7 @@ def _publish_if_due(app: App, *, changed: bool) -> str:
         marker.unlink(missing_ok=True)
         return f"published snapshot {published.id} to {location.where}"
     finally:
-        _close(location)
-
-
-def _close(location: object) -> None:
-    close = getattr(location, "close", None)  # an S3 location holds a client; a folder nothing
-    if close is not None:
-        close()
+        location.close()
 
 
 if __name__ == "__main__":  # the store probe ``probe_store`` runs

@@ -540,9 +540,13 @@ def run_ingest(paths: Sequence[Ingestable], app: App, progress: ProgressSink | N
             from mmrag.pipeline.snapshots import publisher_for  # [store] shared: publish for API replicas
 
             publisher = publisher_for(app)
-            report = _run_ingest(resolved, app, publisher.watching(progress) if publisher else progress)
-            if publisher is not None:
-                publisher.finish(report.changed or bool(report.skipped))
+            try:
+                report = _run_ingest(resolved, app, publisher.watching(progress) if publisher else progress)
+                if publisher is not None:
+                    publisher.finish(report.changed or bool(report.skipped))
+            finally:
+                if publisher is not None:
+                    publisher.location.close()
             return report
     finally:
         for source in opened:

@@ -123,3 +123,4 @@ class Replica:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.location.close()

@@ -47,6 +47,10 @@ class SharedLocation(Protocol):
 
     def delete(self, names: list[str]) -> None: ...
 
+    def close(self) -> None:
+        """Let go of what the location holds (an S3 client; nothing for a folder)."""
+        ...
+
 
 class FolderLocation:
     """A folder (a mount shared by every machine)."""
@@ -120,6 +124,9 @@ class FolderLocation:
         for name in {n.rsplit("/", 1)[0] for n in names if "/" in n}:
             with contextlib.suppress(OSError):
                 self._path(name).rmdir()  # an emptied snapshot folder
+
+    def close(self) -> None:
+        pass
 
 
 class S3Location:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,15 +92,12 @@ def assemble(location: SharedLocation, prefix: str, order: list[str], out: Path,
     have that hash, else from ``location``. Returns the bytes downloaded, or None when a block is gone
     (its snapshot was pruned meanwhile) or does not match its hash."""
     fetched = 0
-    with out.open("wb") as dst, tempfile.TemporaryDirectory(prefix="mmrag-block-", dir=out.parent) as tmp:
+    with out.open("wb") as dst:
         for sha in order:
             piece = _read_held(held.get(sha))
             if piece is None or _sha(piece) != sha:
-                block = Path(tmp) / "block"
-                if not location.get(prefix + sha, block):
-                    return None
-                piece = block.read_bytes()
-                if _sha(piece) != sha:
+                piece = location.read(prefix + sha)
+                if piece is None or _sha(piece) != sha:
                     return None
                 fetched += len(piece)
             dst.write(piece)

@@ -171,7 +171,7 @@ def test_s3_holds_the_snapshots_and_pictures_and_a_replica_follows_it(
         replica.stop()
         worker.shutdown()
         location = open_shared(writer)
-        if location is not None and hasattr(location, "close"):
+        if location is not None:
             location.close()
 
 
